@@ -1,0 +1,3 @@
+"""ddflow: reproducible squeeze-recover-relabel dataset distillation."""
+
+__version__ = "0.1.0"

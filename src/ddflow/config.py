@@ -1,0 +1,135 @@
+"""Config validation and stage ids.
+
+A stage id is a short hash of a canonical JSON of exactly the config that affects that stage's
+result plus the upstream stage's id, so output paths change when (and only when) results would.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from importlib import resources
+from typing import Any
+
+import jsonschema
+import yaml
+
+# Bumped when a stage's algorithm changes in a way that changes its results.
+ALGO_VERSION = {"data": 1, "teacher": 1, "recover": 1, "random": 1, "student": 1}
+# Keys of a method that only change how work is split into jobs, never the images.
+LAYOUT_KEYS = {"ipc_per_shard"}
+# Kinds whose images are produced independently per (class block, IPC index).
+SHARDED_KINDS = {"sre2l"}
+DEFAULT_BASELINE = "random"
+
+
+class ConfigError(ValueError):
+    """A config problem, with the offending key in the message."""
+
+
+def load_schema() -> dict:
+    text = resources.files("ddflow").joinpath("schemas/config.schema.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def short_hash(obj: Any, n: int = 10) -> str:
+    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:n]
+
+
+def _fill_defaults(schema: dict, instance: dict) -> None:
+    for key, sub in schema.get("properties", {}).items():
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if isinstance(instance.get(key), dict) and sub.get("type") == "object":
+            _fill_defaults(sub, instance[key])
+
+
+def _key_path(prefix: list, error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in [*prefix, *error.absolute_path]) or "<top level>"
+
+
+def _raise_first(validator: jsonschema.Validator, instance: Any, prefix: list) -> None:
+    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+    if not errors:
+        return
+    e = errors[0]
+    where = _key_path(prefix, e)
+    if e.validator == "additionalProperties":
+        allowed = sorted(e.schema.get("properties", {}))
+        raise ConfigError(f"config key '{where}': {e.message}; allowed keys: {allowed}")
+    if e.validator == "required":
+        raise ConfigError(f"config key '{where}': {e.message}")
+    raise ConfigError(f"config key '{where}': {e.message}")
+
+
+def validate_config(config: dict) -> dict:
+    """Return a validated copy of `config` with every default filled in.
+
+    Raises ConfigError naming the offending key (unknown key, wrong type, out of range).
+    """
+    schema = load_schema()
+    cfg = copy.deepcopy(config)
+    cls = jsonschema.validators.validator_for(schema)
+    _raise_first(cls(schema), cfg, [])
+    cfg.setdefault("runtime", {})
+    _fill_defaults(schema, cfg)
+    for name, method in cfg["methods"].items():
+        sub = schema["$defs"][f"{method['kind']}_method"]
+        _raise_first(cls(sub), method, ["methods", name])
+        _fill_defaults(sub, method)
+    if DEFAULT_BASELINE not in cfg["methods"]:
+        cfg["methods"][DEFAULT_BASELINE] = {"kind": "random"}
+        _fill_defaults(schema["$defs"]["random_method"], cfg["methods"][DEFAULT_BASELINE])
+    if cfg["dataset"]["source"] != "mnist-embedded" and not cfg["dataset"]["root"]:
+        raise ConfigError(
+            f"config key 'dataset.root': source '{cfg['dataset']['source']}' needs a data root; "
+            "set dataset.root to the folder holding your dataset (see config/README.md)"
+        )
+    for name, method in cfg["methods"].items():
+        if method.get("min_scale", 0) > method.get("max_scale", 1):
+            raise ConfigError(f"config key 'methods.{name}.min_scale': larger than max_scale")
+    st = cfg["student"]
+    if st["min_scale"] > st["max_scale"]:
+        raise ConfigError("config key 'student.min_scale': larger than student.max_scale")
+    return cfg
+
+
+def load_config(path: str) -> dict:
+    with open(path) as f:
+        return validate_config(yaml.safe_load(f) or {})
+
+
+class StageIds:
+    """Stage ids and the exact config slice behind each, for one validated config."""
+
+    def __init__(self, cfg: dict):
+        self.cfg = cfg
+        self.data_slice = {"dataset": cfg["dataset"], "v": ALGO_VERSION["data"]}
+        self.data = short_hash(self.data_slice)
+        self.teacher_slice = {
+            "data": self.data,
+            "teacher": cfg["teacher"],
+            "v": ALGO_VERSION["teacher"],
+        }
+        self.teacher = short_hash(self.teacher_slice)
+        self.student_slice = {
+            "teacher": self.teacher,
+            "student": {k: v for k, v in cfg["student"].items() if k != "seeds"},
+            "v": ALGO_VERSION["student"],
+        }
+        self.student = short_hash(self.student_slice)
+
+    def method_slice(self, name: str) -> dict:
+        m = self.cfg["methods"][name]
+        result_keys = {k: v for k, v in m.items() if k not in LAYOUT_KEYS}
+        if m["kind"] == "random":
+            return {"data": self.data, "method": result_keys, "v": ALGO_VERSION["random"]}
+        return {"teacher": self.teacher, "method": result_keys, "v": ALGO_VERSION["recover"]}
+
+    def method(self, name: str) -> str:
+        return short_hash(self.method_slice(name))

@@ -1,0 +1,36 @@
+"""Soft labels from a teacher ("relabel"), computed online on the exact image the student sees.
+
+KD loss: KL(log_softmax(student / T) || softmax(teacher / T)), batch-mean; RDED/DELT/SRe2L use no
+T^2 factor, the Tiny-ImageNet script does (reference-algorithms.md §0.9), hence the switch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def kd_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    temperature: float,
+    t2_factor: bool = False,
+) -> torch.Tensor:
+    loss = F.kl_div(
+        F.log_softmax(student_logits / temperature, dim=1),
+        F.softmax(teacher_logits / temperature, dim=1),
+        reduction="batchmean",
+    )
+    return loss * temperature**2 if t2_factor else loss
+
+
+class OnlineTeacher:
+    """Frozen teacher in eval mode (fixes SRe2L-CIFAR's train-mode teacher quirk)."""
+
+    def __init__(self, teacher: nn.Module):
+        self.teacher = teacher.eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.teacher(x)

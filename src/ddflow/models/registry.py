@@ -1,0 +1,52 @@
+"""Models by name: ddflow's own, plus `torchvision:<name>` and `timm:<name>` from scratch."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ddflow.models.convnet import ConvNet
+from ddflow.models.resnet import resnet18_lowres
+
+
+def _convnet(depth: int):
+    return lambda nc, c, size: ConvNet(depth, nc, c, size)
+
+
+_OWN = {
+    **{f"convnet_d{d}": _convnet(d) for d in (3, 4, 5, 6)},
+    "resnet18_lowres": lambda nc, c, size: resnet18_lowres(nc, c),
+}
+_ALIASES = {
+    "conv3": "convnet_d3",
+    "conv4": "convnet_d4",
+    "conv5": "convnet_d5",
+    "conv6": "convnet_d6",
+    "resnet18_modified": "resnet18_lowres",
+}
+
+
+def list_models() -> list[str]:
+    return sorted(_OWN) + ["torchvision:<name>", "timm:<name>"]
+
+
+def build_model(
+    name: str, num_classes: int, in_channels: int, image_size: tuple[int, int]
+) -> nn.Module:
+    name = _ALIASES.get(name, name)
+    if name in _OWN:
+        return _OWN[name](num_classes, in_channels, tuple(image_size))
+    if name.startswith("torchvision:"):
+        import torchvision
+
+        if in_channels != 3:
+            raise ValueError(f"model '{name}' expects 3-channel images, data has {in_channels}")
+        return torchvision.models.get_model(
+            name.split(":", 1)[1], weights=None, num_classes=num_classes
+        )
+    if name.startswith("timm:"):
+        import timm
+
+        return timm.create_model(
+            name.split(":", 1)[1], pretrained=False, num_classes=num_classes, in_chans=in_channels
+        )
+    raise ValueError(f"unknown model '{name}'; known: {list_models()}")

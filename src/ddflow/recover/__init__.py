@@ -1,0 +1,1 @@
+"""Recovery ("recover"): optimise synthetic pixels against a frozen teacher."""

@@ -1,0 +1,77 @@
+"""The shared recovery loop (SRe2L §1.2): Adam on pixels, cosine lr, CE + r_bn * BN loss.
+
+No parameter gradients are ever computed (the teacher is frozen) and there is no per-step host
+sync: the loss is read only every `log_every` steps, which also catches non-finite values early.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ddflow.recover.augment import RecoverAugment
+from ddflow.recover.bn_loss import BNStatLoss
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+def freeze(teacher: nn.Module) -> nn.Module:
+    teacher.eval()
+    teacher.requires_grad_(False)
+    return teacher
+
+
+def cosine_lr(step: int, total: int, base: float) -> float:
+    return 0.5 * (1 + math.cos(math.pi * step / total)) * base
+
+
+def recover_batch(
+    teacher: nn.Module,
+    bn_loss: BNStatLoss,
+    x_init: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    iterations: int,
+    lr: float,
+    r_bn: float,
+    augment: RecoverAugment,
+    bounds: tuple[torch.Tensor, torch.Tensor],
+    rng: random.Random,
+    log_every: int = 100,
+    tag: str = "",
+) -> torch.Tensor:
+    """Optimise one batch and return its last iterate (the authors' "best" logic is dead code)."""
+    x = x_init.clone().requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=lr, betas=(0.5, 0.9), eps=1e-8)
+    lo, hi = bounds
+    for step in range(iterations):
+        for group in opt.param_groups:
+            group["lr"] = cosine_lr(step, iterations, lr)
+        logits = teacher(augment(x, step, iterations, rng))
+        ce = F.cross_entropy(logits, labels)
+        loss = ce + r_bn * bn_loss.value()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            x.clamp_(lo, hi)
+        if (step + 1) % log_every == 0 or step + 1 == iterations:
+            value = loss.item()
+            if not math.isfinite(value):
+                raise NonFiniteLoss(
+                    f"recovery {tag} step {step + 1}: loss is {value}; lower the lr or r_bn. "
+                    "No image was written."
+                )
+            log.info("%s step %d/%d loss %.4f ce %.4f", tag, step + 1, iterations, value, ce.item())
+    if not torch.isfinite(x).all():
+        raise NonFiniteLoss(f"recovery {tag}: non-finite pixels; no image was written")
+    return x.detach()

@@ -1,0 +1,228 @@
+"""Pipeline stages over files: what the workflow scripts and the CLI call.
+
+Each function reads its inputs, checks class maps where artifacts meet, runs the library code,
+and writes its outputs atomically with provenance and cost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ddflow import io
+from ddflow.baselines import random_subset
+from ddflow.data.datasets import DatasetBundle, check_class_map, load_bundle, prepare
+from ddflow.data.pixels import Normalizer
+from ddflow.distilled import read_distilled, write_distilled
+from ddflow.metrics.cost import CostMeter
+from ddflow.models import build_model
+from ddflow.recover.shards import Shard
+from ddflow.recover.sre2l import recover_shard
+from ddflow.train.common import resolve_device
+from ddflow.train.student import train_student
+from ddflow.train.teacher import train_teacher
+
+log = logging.getLogger(__name__)
+
+
+def setup(runtime: dict, threads: int | None = None) -> torch.device:
+    torch.set_num_threads(threads or runtime["threads"])
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True
+    )
+    return resolve_device(runtime["device"])
+
+
+def run_data(ds_cfg: dict, out_npz: str, out_meta: str) -> None:
+    b = prepare(ds_cfg, out_npz, out_meta)
+    log.info(
+        "data: %d train / %d test images, %d classes, shape %s",
+        len(b.train_y),
+        len(b.test_y),
+        b.num_classes,
+        b.image_shape,
+    )
+
+
+def load_teacher(path: str, classes: list[str]) -> tuple[torch.nn.Module, dict]:
+    state, meta = io.load_checkpoint(path)
+    check_class_map(classes, meta["classes"], f"teacher '{path}'")
+    c, h, w = meta["image_shape_chw"]
+    model = build_model(meta["arch"], len(meta["classes"]), c, (h, w))
+    model.load_state_dict(state)
+    return model.eval(), meta
+
+
+def run_teacher(
+    data_npz: str,
+    data_meta: str,
+    cfg: dict,
+    stage_id: str,
+    runtime: dict,
+    out_ckpt: str,
+    out_metrics: str,
+    threads: int | None = None,
+) -> None:
+    device = setup(runtime, threads)
+    bundle = load_bundle(data_npz, data_meta)
+    with CostMeter(device) as cost:
+        model, metrics = train_teacher(bundle, cfg, device)
+    meta = {
+        "arch": cfg["arch"],
+        "classes": bundle.classes,
+        "mean": bundle.mean,
+        "std": bundle.std,
+        "image_shape_chw": list(bundle.image_shape),
+        "test_top1": metrics["test_top1"],
+        "stage_id": stage_id,
+        "config": cfg,
+    }
+    io.save_checkpoint(out_ckpt, {k: v.cpu() for k, v in model.state_dict().items()}, meta)
+    io.write_json(
+        out_metrics,
+        {
+            **metrics,
+            "stage_id": stage_id,
+            "cost": cost.as_dict(),
+            "provenance": io.provenance(device, {"teacher": cfg["seed"]}),
+        },
+    )
+
+
+def run_recover_shard(
+    data_meta: str,
+    teacher_ckpt: str,
+    method: dict,
+    stage_id: str,
+    shard_name: str,
+    runtime: dict,
+    out_npz: str,
+    threads: int | None = None,
+) -> None:
+    device = setup(runtime, threads)
+    meta = io.read_json(data_meta)
+    teacher, _ = load_teacher(teacher_ckpt, meta["classes"])
+    shard = Shard.parse(shard_name)
+    with CostMeter(device) as cost:
+        out = recover_shard(
+            teacher,
+            Normalizer(meta["mean"], meta["std"], device),
+            tuple(meta["image_shape_chw"]),
+            method,
+            stage_id,
+            shard,
+            device,
+            runtime["log_every"],
+        )
+    image_iters = method["iterations"] * len(out["labels"])
+    cost_info = {**cost.as_dict(), "image_iterations": image_iters}
+    io.save_npz(out_npz, **out, cost_json=np.array(json.dumps(cost_info)))
+    log.info("shard %s: %d images in %.1fs", shard_name, len(out["labels"]), cost.wall_s)
+
+
+def run_assemble(
+    shard_npzs: list[str],
+    data_meta: str,
+    ipc: int,
+    manifest: dict,
+    out_images: str,
+    out_manifest: str,
+) -> None:
+    """Collect the first `ipc` images per class from the shards into the distilled set."""
+    classes = io.read_json(data_meta)["classes"]
+    parts, costs = [], []
+    for path in shard_npzs:
+        with np.load(path) as z:
+            keep = z["ipc_index"] < ipc
+            parts.append({k: z[k][keep] for k in ("images", "labels", "ipc_index")})
+            costs.append(json.loads(str(z["cost_json"])))
+    merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    order = np.lexsort((merged["ipc_index"], merged["labels"]))
+    merged = {k: v[order] for k, v in merged.items()}
+    counts = np.bincount(merged["labels"], minlength=len(classes))
+    if not (counts == ipc).all():
+        raise RuntimeError(
+            f"assembled set has {counts.tolist()} images per class, expected {ipc}"
+            " each: the shard plan does not cover every (class, IPC index)"
+        )
+    cost = {
+        "recover_wall_s": round(sum(c["wall_s"] for c in costs), 3),
+        "recover_image_iterations": sum(c["image_iterations"] for c in costs),
+        "recover_peak_rss_mb": max(c["peak_rss_mb"] for c in costs),
+        "shards": len(costs),
+    }
+    write_distilled(
+        out_images,
+        out_manifest,
+        merged["images"],
+        merged["labels"],
+        merged["ipc_index"],
+        classes,
+        {**manifest, "ipc": ipc, "cost": cost},
+    )
+
+
+def run_random(
+    data_npz: str,
+    data_meta: str,
+    ipc: int,
+    method: dict,
+    manifest: dict,
+    out_images: str,
+    out_manifest: str,
+) -> None:
+    b = load_bundle(data_npz, data_meta)
+    idx = random_subset(b.train_y, ipc, method["seed"], b.num_classes)
+    write_distilled(
+        out_images,
+        out_manifest,
+        b.train_x[idx],
+        b.train_y[idx],
+        np.tile(np.arange(ipc), b.num_classes),
+        b.classes,
+        {
+            **manifest,
+            "ipc": ipc,
+            "source_index": idx.tolist(),
+            "cost": {"recover_wall_s": 0.0, "recover_image_iterations": 0},
+        },
+    )
+
+
+def run_student(
+    images_dir: str,
+    manifest_path: str,
+    data_npz: str,
+    data_meta: str,
+    teacher_ckpt: str,
+    cfg: dict,
+    seed: int,
+    info: dict,
+    runtime: dict,
+    out_json: str,
+    threads: int | None = None,
+) -> None:
+    device = setup(runtime, threads)
+    bundle: DatasetBundle = load_bundle(data_npz, data_meta)
+    teacher, tmeta = load_teacher(teacher_ckpt, bundle.classes)
+    images, _, manifest = read_distilled(images_dir, manifest_path, bundle.classes)
+    with CostMeter(device) as cost:
+        result = train_student(images, teacher, bundle, cfg, seed, device)
+    image_bytes = sum((Path(images_dir) / f["file"]).stat().st_size for f in manifest["files"])
+    io.write_json(
+        out_json,
+        {
+            **info,
+            **result,
+            "seed": seed,
+            "ipc": manifest["ipc"],
+            "teacher_top1": tmeta["test_top1"],
+            "distilled_image_bytes": image_bytes,
+            "cost": cost.as_dict(),
+            "provenance": io.provenance(device, {"student": seed}),
+        },
+    )

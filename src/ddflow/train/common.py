@@ -1,0 +1,105 @@
+"""Pieces shared by teacher and student training: device, seeding, augmentation, evaluation."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+from torch import nn
+
+from ddflow.data.pixels import Normalizer
+from ddflow.recover.augment import crop_resize, sample_rrc_box
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            "runtime.device is 'cuda' but no CUDA device is available; "
+            "set runtime.device to 'auto' or 'cpu'"
+        )
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def random_crop_pad(x: torch.Tensor, padding: int, gen: torch.Generator) -> torch.Tensor:
+    """Per-sample RandomCrop(size, padding) with zero padding (in normalized space: value 0)."""
+    if padding == 0:
+        return x
+    n, _, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (padding,) * 4)
+    offs = torch.randint(0, 2 * padding + 1, (n, 2), generator=gen).tolist()
+    return torch.stack([padded[i, :, dy : dy + h, dx : dx + w] for i, (dy, dx) in enumerate(offs)])
+
+
+def random_hflip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    mask = torch.rand(x.shape[0], generator=gen) < 0.5
+    return torch.where(mask.to(x.device).view(-1, 1, 1, 1), x.flip(-1), x)
+
+
+def per_sample_rrc(x: torch.Tensor, scale: tuple[float, float], rng: random.Random) -> torch.Tensor:
+    """RandomResizedCrop drawn per image (as a DataLoader does), antialiased (torchvision>=0.17)."""
+    if scale == (1.0, 1.0):
+        return x
+    h, w = x.shape[-2:]
+    return torch.cat(
+        [
+            crop_resize(x[i : i + 1], sample_rrc_box(h, w, scale, rng), (h, w), True)
+            for i in range(x.shape[0])
+        ]
+    )
+
+
+def cutmix(x: torch.Tensor, beta: float, gen: torch.Generator) -> torch.Tensor:
+    """One CutMix box for the batch with a random permutation (RDED/DELT validation)."""
+    lam = float(torch.distributions.Beta(beta, beta).sample())
+    n, _, h, w = x.shape
+    cut = (1 - lam) ** 0.5
+    ch, cw = int(h * cut), int(w * cut)
+    cy, cx = (
+        torch.randint(0, h, (1,), generator=gen).item(),
+        torch.randint(0, w, (1,), generator=gen).item(),
+    )
+    y0, y1 = max(cy - ch // 2, 0), min(cy + ch // 2, h)
+    x0, x1 = max(cx - cw // 2, 0), min(cx + cw // 2, w)
+    perm = torch.randperm(n, generator=gen).to(x.device)
+    x = x.clone()
+    x[:, :, y0:y1, x0:x1] = x[perm, :, y0:y1, x0:x1]
+    return x
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    images: np.ndarray,
+    labels: np.ndarray,
+    norm: Normalizer,
+    batch_size: int = 500,
+) -> float:
+    """Top-1 accuracy (%) on real images; restores the model's train/eval mode."""
+    was_training = model.training
+    model.eval()
+    correct = 0
+    y = torch.as_tensor(labels)
+    for s in range(0, len(labels), batch_size):
+        logits = model(norm.to_tensor(images[s : s + batch_size]))
+        correct += (logits.argmax(1).cpu() == y[s : s + batch_size]).sum().item()
+    model.train(was_training)
+    return 100.0 * correct / len(labels)
+
+
+def param_groups(model: nn.Module, weight_decay: float, no_decay_bn_bias: bool) -> list[dict]:
+    """Weight decay on >=2-D weights only when asked (RDED/DELT/SRe2L-ImageNet practice)."""
+    if not no_decay_bn_bias:
+        return [{"params": list(model.parameters()), "weight_decay": weight_decay}]
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    rest = [p for p in model.parameters() if p.ndim < 2]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]

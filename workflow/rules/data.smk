@@ -1,0 +1,12 @@
+rule data:
+    output:
+        npz=DATA_NPZ,
+        meta=DATA_META,
+    log:
+        f"{DATA_DIR}/data.log",
+    conda:
+        "../../envs/ddflow.yaml"
+    params:
+        dataset=canonical_json(CFG["dataset"]),
+    script:
+        "../scripts/data.py"

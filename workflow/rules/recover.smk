@@ -1,0 +1,56 @@
+rule recover_shard:
+    input:
+        meta=DATA_META,
+        teacher=TEACHER_CKPT,
+    output:
+        "results/{ds}/recover/{method}-{mid}/shards/{shard}.npz",
+    log:
+        "results/{ds}/recover/{method}-{mid}/logs/{shard}.log",
+    wildcard_constraints:
+        method="|".join(SHARDED) or "^$",
+    conda:
+        "../../envs/ddflow.yaml"
+    threads: threads_for_job()
+    params:
+        method=method_json,
+    script:
+        "../scripts/recover_shard.py"
+
+
+rule assemble:
+    input:
+        shards=shard_inputs,
+        meta=DATA_META,
+    output:
+        images=directory("results/{ds}/distilled/{method}-{mid}/ipc{ipc}/images"),
+        manifest="results/{ds}/distilled/{method}-{mid}/ipc{ipc}/manifest.json",
+    log:
+        "results/{ds}/distilled/{method}-{mid}/ipc{ipc}/assemble.log",
+    wildcard_constraints:
+        method="|".join(SHARDED) or "^$",
+    conda:
+        "../../envs/ddflow.yaml"
+    params:
+        info=manifest_info,
+    script:
+        "../scripts/assemble.py"
+
+
+rule random_subset:
+    input:
+        npz=DATA_NPZ,
+        meta=DATA_META,
+    output:
+        images=directory("results/{ds}/distilled/{method}-{mid}/ipc{ipc}/images"),
+        manifest="results/{ds}/distilled/{method}-{mid}/ipc{ipc}/manifest.json",
+    log:
+        "results/{ds}/distilled/{method}-{mid}/ipc{ipc}/random.log",
+    wildcard_constraints:
+        method="|".join(RANDOM),
+    conda:
+        "../../envs/ddflow.yaml"
+    params:
+        method=method_json,
+        info=manifest_info,
+    script:
+        "../scripts/random_subset.py"

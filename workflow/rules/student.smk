@@ -1,0 +1,19 @@
+rule student:
+    input:
+        images="results/{ds}/distilled/{method}-{mid}/ipc{ipc}/images",
+        manifest="results/{ds}/distilled/{method}-{mid}/ipc{ipc}/manifest.json",
+        npz=DATA_NPZ,
+        meta=DATA_META,
+        teacher=TEACHER_CKPT,
+    output:
+        "results/{ds}/students/{method}-{mid}/ipc{ipc}/student-{sid}/seed{seed}.json",
+    log:
+        "results/{ds}/students/{method}-{mid}/ipc{ipc}/student-{sid}/seed{seed}.log",
+    conda:
+        "../../envs/ddflow.yaml"
+    threads: threads_for_job()
+    params:
+        student=student_json,
+        info=student_info,
+    script:
+        "../scripts/student.py"

@@ -1,0 +1,17 @@
+rule teacher:
+    input:
+        npz=DATA_NPZ,
+        meta=DATA_META,
+    output:
+        ckpt=TEACHER_CKPT,
+        metrics=f"{TEACHER_DIR}/metrics.json",
+    log:
+        f"{TEACHER_DIR}/teacher.log",
+    conda:
+        "../../envs/ddflow.yaml"
+    threads: threads_for_job()
+    params:
+        teacher=canonical_json(CFG["teacher"]),
+        stage_id=canonical_json(IDS.teacher),
+    script:
+        "../scripts/teacher.py"

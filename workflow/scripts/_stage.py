@@ -1,0 +1,33 @@
+"""Shared set-up for the thin adapters: import path, log file, validated runtime knobs."""
+
+import contextlib
+import json
+import logging
+import sys
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def stage(snakemake):
+    """Send the job's output to its log and hand back (runtime config, JSON params)."""
+    sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
+    from ddflow.config import validate_config
+
+    runtime = validate_config(snakemake.config)["runtime"]
+    params = {k: json.loads(v) for k, v in snakemake.params.items()}  # all canonical JSON
+    with (
+        open(snakemake.log[0], "w") as log,
+        contextlib.redirect_stdout(log),
+        contextlib.redirect_stderr(log),
+    ):
+        logging.basicConfig(
+            stream=log,
+            level=logging.INFO,
+            force=True,
+            format="%(asctime)s %(levelname)s %(message)s",
+        )
+        try:
+            yield runtime, params
+        except Exception:
+            logging.exception("stage failed")
+            raise

@@ -1,0 +1,16 @@
+from _stage import stage
+
+sm = snakemake  # noqa: F821
+with stage(sm) as (runtime, params):
+    from ddflow.stages import run_recover_shard
+
+    run_recover_shard(
+        sm.input.meta,
+        sm.input.teacher,
+        params["method"],
+        sm.wildcards.mid,
+        sm.wildcards.shard,
+        runtime,
+        sm.output[0],
+        threads=sm.threads,
+    )

@@ -1,0 +1,19 @@
+from _stage import stage
+
+sm = snakemake  # noqa: F821
+with stage(sm) as (runtime, params):
+    from ddflow.stages import run_student
+
+    run_student(
+        sm.input.images,
+        sm.input.manifest,
+        sm.input.npz,
+        sm.input.meta,
+        sm.input.teacher,
+        params["student"],
+        int(sm.wildcards.seed),
+        params["info"],
+        runtime,
+        sm.output[0],
+        threads=sm.threads,
+    )
