@@ -15,6 +15,7 @@ import torch
 
 from ddflow import io
 from ddflow.baselines import random_subset
+from ddflow.compute import configure
 from ddflow.data.datasets import DatasetBundle, check_class_map, load_bundle, prepare
 from ddflow.data.pixels import Normalizer
 from ddflow.distilled import read_distilled, write_distilled
@@ -22,19 +23,10 @@ from ddflow.metrics.cost import CostMeter
 from ddflow.models import build_model
 from ddflow.recover.shards import Shard
 from ddflow.recover.sre2l import recover_shard
-from ddflow.train.common import resolve_device
 from ddflow.train.student import train_student
 from ddflow.train.teacher import train_teacher
 
 log = logging.getLogger(__name__)
-
-
-def setup(runtime: dict, threads: int | None = None) -> torch.device:
-    torch.set_num_threads(threads or runtime["threads"])
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True
-    )
-    return resolve_device(runtime["device"])
 
 
 def run_data(ds_cfg: dict, out_npz: str, out_meta: str) -> None:
@@ -67,7 +59,7 @@ def run_teacher(
     out_metrics: str,
     threads: int | None = None,
 ) -> None:
-    device = setup(runtime, threads)
+    device = configure(runtime, threads)
     bundle = load_bundle(data_npz, data_meta)
     with CostMeter(device) as cost:
         model, metrics = train_teacher(bundle, cfg, device)
@@ -103,7 +95,7 @@ def run_recover_shard(
     out_npz: str,
     threads: int | None = None,
 ) -> None:
-    device = setup(runtime, threads)
+    device = configure(runtime, threads)
     meta = io.read_json(data_meta)
     teacher, _ = load_teacher(teacher_ckpt, meta["classes"])
     shard = Shard.parse(shard_name)
@@ -206,7 +198,7 @@ def run_student(
     out_json: str,
     threads: int | None = None,
 ) -> None:
-    device = setup(runtime, threads)
+    device = configure(runtime, threads)
     bundle: DatasetBundle = load_bundle(data_npz, data_meta)
     teacher, tmeta = load_teacher(teacher_ckpt, bundle.classes)
     images, _, manifest = read_distilled(images_dir, manifest_path, bundle.classes)

@@ -150,7 +150,18 @@ def _unpickle(path: Path) -> dict:
             "the extracted python archive?"
         )
     with open(path, "rb") as f:
-        return pickle.load(f, encoding="latin1")
+        raw = pickle.load(f, encoding="bytes")
+
+    def text(v):
+        return v.decode("latin1") if isinstance(v, bytes) else v
+
+    # Python-2 pickles (the official files) and re-exports differ in bytes vs str keys.
+    return {
+        text(k): [text(x) for x in v]
+        if k in (b"label_names", b"fine_label_names", "label_names", "fine_label_names")
+        else v
+        for k, v in raw.items()
+    }
 
 
 def _cifar(root: Path, n_classes: int):

@@ -1,4 +1,4 @@
-"""Pieces shared by teacher and student training: device, seeding, augmentation, evaluation."""
+"""Pieces shared by teacher and student training: seeding, augmentation, evaluation."""
 
 from __future__ import annotations
 
@@ -10,17 +10,6 @@ from torch import nn
 
 from ddflow.data.pixels import Normalizer
 from ddflow.recover.augment import crop_resize, sample_rrc_box
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            "runtime.device is 'cuda' but no CUDA device is available; "
-            "set runtime.device to 'auto' or 'cpu'"
-        )
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -1,0 +1,114 @@
+"""Time one recovery step against its floor, measured in the same run.
+
+Floor = the frozen teacher's forward plus the input-gradient backward on the same batch (what
+any pixel optimiser must pay). A step adds augmentation, BN-statistics hooks, Adam and clamp.
+Runs alternate (floor, step, floor, step, ...) and the medians are compared, so machine noise
+hits both. Last line: `recover/floor ratio: <number>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from ddflow.compute import configure  # noqa: E402
+from ddflow.models import build_model  # noqa: E402
+from ddflow.recover.augment import RecoverAugment  # noqa: E402
+from ddflow.recover.bn_loss import BNStatLoss  # noqa: E402
+from ddflow.recover.loop import freeze, recover_batch  # noqa: E402
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--arch", default="convnet_d3")
+    ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--channels", type=int, default=3)
+    ap.add_argument("--classes", type=int, default=100)
+    ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--steps", type=int, default=10, help="steps per timed run")
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-heap-alloc", action="store_true", help="leave glibc's mmap default")
+    args = ap.parse_args()
+    device = configure(
+        {"device": args.device, "threads": args.threads, "cpu_heap_alloc": not args.no_heap_alloc}
+    )
+    torch.manual_seed(0)
+    teacher = build_model(args.arch, args.classes, args.channels, (args.size, args.size))
+    teacher.to(device).train()
+    with torch.no_grad():  # non-trivial running statistics
+        for _ in range(2):
+            teacher(torch.randn(args.batch, args.channels, args.size, args.size, device=device))
+    freeze(teacher)
+    labels = torch.arange(args.batch, device=device) % args.classes
+    x0 = torch.randn(args.batch, args.channels, args.size, args.size, device=device)
+    lo = torch.full((1, args.channels, 1, 1), -3.0, device=device)
+    bounds = (lo, -lo)
+    augment = RecoverAugment(crop=True, flip=True, jitter=4)
+
+    def floor_run():
+        x = x0.clone().requires_grad_(True)
+        for _ in range(args.steps):
+            loss = F.cross_entropy(teacher(x), labels)
+            (grad,) = torch.autograd.grad(loss, x)
+        return grad
+
+    def step_run():
+        bn = BNStatLoss(teacher, 10.0)
+        try:
+            return recover_batch(
+                teacher,
+                bn,
+                x0,
+                labels,
+                iterations=args.steps,
+                lr=0.25,
+                r_bn=0.01,
+                augment=augment,
+                bounds=bounds,
+                rng=random.Random(0),
+                log_every=10**9,
+            )
+        finally:
+            bn.remove()
+
+    def timed(fn):
+        sync(device)
+        t = time.perf_counter()
+        fn()
+        sync(device)
+        return (time.perf_counter() - t) / args.steps
+
+    floor_run(), step_run()  # warm-up
+    floors, steps = [], []
+    for _ in range(args.repeats):
+        floors.append(timed(floor_run))
+        steps.append(timed(step_run))
+    f, s = statistics.median(floors), statistics.median(steps)
+    print(
+        f"setup: {args.arch} {args.size}px batch {args.batch} on {device}, "
+        f"{torch.get_num_threads()} threads, heap alloc {not args.no_heap_alloc}, "
+        f"torch {torch.__version__}"
+    )
+    print(f"floor (forward + input-grad backward): {f * 1e3:.1f} ms/step")
+    print(f"recover step (augment + BN hooks + Adam + clamp): {s * 1e3:.1f} ms/step")
+    print(f"recover/floor ratio: {s / f:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT / "src"))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Fixed thread count: CPU float results (and so bytes) are compared across runs."""
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def cifar_export(tmp_path_factory):
+    """Both on-disk CIFAR-10 layouts, 3 images a class, from the shared CIFAR-10 copy."""
+    import subprocess
+
+    script = SHARED_DATA / "export_cifar10.py"
+    if not script.exists():
+        pytest.skip(f"shared CIFAR-10 exporter not found at {script}")
+    out = tmp_path_factory.mktemp("cifar")
+    for fmt in ("imagefolder", "cifar-python"):
+        subprocess.run(
+            [sys.executable, str(script), str(out / fmt), "--format", fmt, "--per-class", "3"],
+            check=True,
+            capture_output=True,
+        )
+    return out

@@ -1,0 +1,112 @@
+import copy
+
+import pytest
+import yaml
+
+from ddflow.config import ConfigError, StageIds, validate_config
+
+from conftest import ROOT
+
+BASE = {
+    "dataset": {"name": "m", "source": "mnist-embedded"},
+    "teacher": {"arch": "convnet_d3"},
+    "ipc": [2],
+    "methods": {"sre2l": {"kind": "sre2l"}},
+    "student": {"epochs": 3},
+}
+
+
+def with_change(path: str, value):
+    cfg = copy.deepcopy(BASE)
+    *parents, last = path.split(".")
+    node = cfg
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[last] = value
+    return cfg
+
+
+def test_defaults_filled_and_random_baseline_added():
+    cfg = validate_config(BASE)
+    assert cfg["methods"]["sre2l"]["lr"] == 0.25
+    assert cfg["methods"]["sre2l"]["first_bn_multiplier"] == 10.0
+    assert cfg["methods"]["random"] == {"kind": "random", "seed": 0}
+    assert cfg["student"]["temperature"] == 20
+    assert cfg["runtime"]["threads"] == 2
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        ("teacher.epochz", 3, "config key 'teacher': Additional properties"),
+        ("teacher.epochs", "ten", "config key 'teacher.epochs': 'ten' is not of type"),
+        ("teacher.epochs", 0, "config key 'teacher.epochs': 0 is less than the minimum"),
+        ("methods.sre2l.lr", -1, "config key 'methods.sre2l.lr'"),
+        ("methods.sre2l.itterations", 5, "config key 'methods.sre2l': Additional properties"),
+        ("methods.sre2l.kind", "magic", "config key 'methods.sre2l.kind'"),
+        ("student.schedule", "linear", "config key 'student.schedule'"),
+        ("dataset.source", "cifar10", "config key 'dataset.root'"),
+    ],
+)
+def test_bad_config_names_the_key(path, value, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        validate_config(with_change(path, value))
+
+
+def test_unknown_key_lists_allowed_keys():
+    with pytest.raises(ConfigError, match="allowed keys: .*'epochs'"):
+        validate_config(with_change("teacher.epochz", 3))
+
+
+def test_reordered_keys_give_same_ids():
+    a = StageIds(validate_config(BASE))
+    reordered = {k: BASE[k] for k in reversed(list(BASE))}
+    reordered["methods"] = {"sre2l": {"kind": "sre2l"}}
+    b = StageIds(validate_config(reordered))
+    assert (a.data, a.teacher, a.student, a.method("sre2l")) == (
+        b.data,
+        b.teacher,
+        b.student,
+        b.method("sre2l"),
+    )
+
+
+def test_ids_change_only_downstream_of_the_change():
+    base = StageIds(validate_config(BASE))
+    student = StageIds(validate_config(with_change("student.lr", 0.002)))
+    assert (student.data, student.teacher, student.method("sre2l")) == (
+        base.data,
+        base.teacher,
+        base.method("sre2l"),
+    )
+    assert student.student != base.student
+    method = StageIds(validate_config(with_change("methods.sre2l.r_bn", 0.1)))
+    assert (method.teacher, method.student) == (base.teacher, base.student)
+    assert method.method("sre2l") != base.method("sre2l")
+    assert method.method("random") == base.method("random")  # random does not use the teacher
+    teacher = StageIds(validate_config(with_change("teacher.epochs", 9)))
+    assert teacher.data == base.data
+    assert teacher.teacher != base.teacher and teacher.student != base.student
+    assert teacher.method("sre2l") != base.method("sre2l")
+
+
+def test_layout_and_runtime_knobs_do_not_change_ids():
+    base = StageIds(validate_config(BASE))
+    for path, value in [
+        ("methods.sre2l.ipc_per_shard", 3),
+        ("runtime.threads", 8),
+        ("runtime.device", "cpu"),
+        ("student.seeds", [0, 1, 2]),
+        ("ipc", [2, 4]),
+    ]:
+        other = StageIds(validate_config(with_change(path, value)))
+        assert (other.teacher, other.student, other.method("sre2l")) == (
+            base.teacher,
+            base.student,
+            base.method("sre2l"),
+        ), path
+
+
+def test_shipped_configs_validate():
+    for path in [ROOT / "config" / "config.yaml", ROOT / "tests" / "data" / "tiny.yaml"]:
+        validate_config(yaml.safe_load(path.read_text()))

@@ -1,0 +1,82 @@
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from ddflow.data.datasets import DatasetBundle
+from ddflow.labels.soft import kd_loss
+from ddflow.models import build_model
+from ddflow.train.common import cutmix, param_groups, per_sample_rrc
+from ddflow.train.student import epoch_lr_factor, train_student
+
+
+def test_kd_loss_matches_formula():
+    s, t = torch.randn(4, 5), torch.randn(4, 5)
+    T = 3.0
+    p = torch.softmax(t / T, 1)
+    by_hand = (p * (p.log() - torch.log_softmax(s / T, 1))).sum() / 4
+    assert kd_loss(s, t, T).item() == pytest.approx(by_hand.item(), rel=1e-5)
+    assert kd_loss(s, t, T, t2_factor=True).item() == pytest.approx(9 * by_hand.item(), rel=1e-5)
+    assert kd_loss(t, t, T).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_lr_schedules():
+    assert epoch_lr_factor(0, 300, "half_cosine") == 1.0
+    assert epoch_lr_factor(300, 300, "half_cosine") == pytest.approx(0.5)
+    assert epoch_lr_factor(300, 300, "cosine") == pytest.approx(0.0)
+    assert epoch_lr_factor(150, 300, "cosine") == pytest.approx(0.5)
+    assert epoch_lr_factor(100, 300, "half_cosine") == pytest.approx(
+        0.5 * (1 + math.cos(math.pi / 6))
+    )
+
+
+def test_cutmix_pastes_one_box_from_a_permutation():
+    torch.manual_seed(0)
+    x = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1).expand(4, 1, 8, 8).clone()
+    out = cutmix(x, 1.0, torch.Generator().manual_seed(3))
+    changed = (out != x).any(0).any(0)  # the same box for every image
+    for i in range(4):
+        vals = out[i, 0][changed].unique()
+        assert len(vals) <= 1
+    assert (out[:, :, ~changed] == x[:, :, ~changed]).all()
+
+
+def test_per_sample_crop_draws_differ_and_no_decay_groups():
+    x = torch.randn(1, 1, 16, 16).repeat(6, 1, 1, 1)
+    out = per_sample_rrc(x, (0.1, 0.5), random.Random(0))
+    assert out.shape == x.shape and not all(torch.equal(out[0], out[i]) for i in range(1, 6))
+    model = build_model("convnet_d3", 3, 1, (16, 16))
+    groups = param_groups(model, 0.01, True)
+    assert all(p.ndim >= 2 for p in groups[0]["params"]) and groups[1]["weight_decay"] == 0.0
+
+
+def test_student_reports_last_and_best_on_real_test_set():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (40, 12, 12, 1), dtype=np.uint8)
+    y = np.repeat(np.arange(4), 10)
+    bundle = DatasetBundle(x, y, x[:20], y[:20], ["a", "b", "c", "d"], [0.5], [0.25])
+    teacher = build_model("convnet_d3", 4, 1, (12, 12)).eval()
+    cfg = {
+        "arch": "convnet_d3",
+        "epochs": 3,
+        "batch_size": 8,
+        "lr": 1e-3,
+        "weight_decay": 0.01,
+        "no_decay_bn_bias": True,
+        "schedule": "half_cosine",
+        "temperature": 20,
+        "t2_factor": False,
+        "min_scale": 0.5,
+        "max_scale": 1.0,
+        "hflip": True,
+        "cutmix": 1.0,
+        "eval_every": 2,
+    }
+    r1 = train_student(x[:8], teacher, bundle, cfg, 0, torch.device("cpu"))
+    r2 = train_student(x[:8], teacher, bundle, cfg, 0, torch.device("cpu"))
+    assert [p["epoch"] for p in r1["curve"] if "test_top1" in p] == [2, 3]
+    assert r1["top1_last"] == r1["curve"][-1]["test_top1"]
+    assert r1["top1_best"] >= r1["top1_last"]
+    assert r1["curve"] == r2["curve"]  # seeded: same run, same numbers

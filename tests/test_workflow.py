@@ -1,0 +1,149 @@
+"""End to end on the tiny config, then rerun precision through Snakemake's dry-run API."""
+
+import hashlib
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.workflow
+TINY = yaml.safe_load((ROOT / "tests" / "data" / "tiny.yaml").read_text())
+
+
+def write_config(path, cfg):
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def planned(workdir, cfg) -> list[str]:
+    configfile = write_config(workdir / "plan.yaml", cfg)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tests" / "_plan.py"),
+            str(ROOT / "Snakefile"),
+            str(workdir),
+            str(configfile),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("wf")
+    configfile = write_config(workdir / "config.yaml", TINY)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--configfile",
+            str(configfile),
+            "--cores",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return workdir
+
+
+def files(workdir, pattern):
+    return sorted(str(p.relative_to(workdir)) for p in workdir.glob(pattern))
+
+
+def test_full_run_outputs(run):
+    table = (run / "results/tiny/tables/summary.csv").read_text().splitlines()
+    assert table[0].startswith("dataset,method,kind,ipc,student,seeds,top1_last_mean")
+    assert {row.split(",")[1] for row in table[1:]} == {"sre2l", "random"}
+    for fig in ["student_curves.png", "grid-sre2l-ipc2.png", "grid-random-ipc2.png"]:
+        assert (run / "results/tiny/figures" / fig).stat().st_size > 1000
+    [manifest_path] = run.glob("results/tiny/distilled/sre2l-*/ipc2/manifest.json")
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["n_images"] == 20 and manifest["classes"] == [str(i) for i in range(10)]
+    assert manifest["stage"]["method"]["kind"] == "sre2l" and manifest["cost"]["shards"] == 2
+    for entry in manifest["files"]:
+        data = (manifest_path.parent / "images" / entry["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+    [student] = run.glob("results/tiny/students/sre2l-*/ipc2/student-*/seed0.json")
+    result = json.loads(student.read_text())
+    assert result["provenance"]["threads"] == TINY["runtime"]["threads"]
+    assert 0 <= result["top1_last"] <= 100 and len(result["curve"]) == 2
+    assert not list(run.glob("results/**/.*.tmp*")), "temp files left behind"
+
+
+def test_second_run_plans_nothing(run):
+    assert planned(run, TINY) == []
+
+
+def test_reordered_yaml_keys_plan_nothing(run):
+    def reverse(x):
+        return {k: reverse(x[k]) for k in reversed(list(x))} if isinstance(x, dict) else x
+
+    assert planned(run, reverse(TINY)) == []
+
+
+def test_raising_ipc_plans_only_new_shards_and_downstream(run):
+    plan = planned(run, {**TINY, "ipc": [4]})
+    shards = [p for p in plan if "/shards/" in p]
+    assert [re.search(r"_i(\d{4})", p).group(1) for p in shards] == ["0002", "0003"]
+    assert not [p for p in plan if "/teacher/" in p or "/data-" in p]
+    rest = [p for p in plan if "/shards/" not in p]
+    assert all(
+        "ipc4" in p or p.endswith(("summary.csv", "summary.md", "student_curves.png")) for p in rest
+    ), rest
+    assert len([p for p in rest if "/students/" in p]) == 2  # sre2l + random, one seed
+
+
+def test_student_recipe_change_plans_only_students_and_report(run):
+    plan = planned(run, {**TINY, "student": {**TINY["student"], "epochs": 3}})
+    assert len([p for p in plan if "/students/" in p]) == 2
+    others = [p for p in plan if "/students/" not in p]
+    assert sorted(others) == [
+        "results/tiny/figures/student_curves.png",
+        "results/tiny/tables/summary.csv",
+        "results/tiny/tables/summary.md",
+    ]
+
+
+def test_method_change_reruns_that_method_not_teacher_or_baseline(run):
+    cfg = {**TINY, "methods": {"sre2l": {**TINY["methods"]["sre2l"], "r_bn": 0.05}}}
+    plan = planned(run, cfg)
+    assert len([p for p in plan if "/shards/" in p]) == 2
+    assert not [p for p in plan if "/teacher/" in p or "/data-" in p or "random" in p]
+
+
+def test_stale_id_path_is_refused(run):
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(run),
+            "--configfile",
+            str(run / "config.yaml"),
+            "-n",
+            "results/tiny/recover/sre2l-0000000000/shards/c00000-00010_i0000-0001.npz",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode != 0
+    assert "is not the current config's id" in out.stdout + out.stderr
