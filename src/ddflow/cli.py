@@ -1,0 +1,63 @@
+"""`ddflow`: check a config and show what the workflow will build, without Snakemake.
+
+ddflow check CONFIG      validate; print stage ids and the output folders
+ddflow plan CONFIG       also list every recovery shard and student run
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ddflow.config import SHARDED_KINDS, ConfigError, StageIds, load_config
+from ddflow.data.catalog import num_classes
+from ddflow.data.datasets import DataError
+from ddflow.recover.shards import plan_shards
+
+
+def _describe(path: str, list_jobs: bool) -> None:
+    cfg = load_config(path)
+    ids = StageIds(cfg)
+    ds = cfg["dataset"]["name"]
+    n_classes = num_classes(cfg["dataset"])
+    print(f"dataset {ds}: {cfg['dataset']['source']}, {n_classes} classes, data id {ids.data}")
+    print(
+        f"teacher {cfg['teacher']['arch']}: results/{ds}/teacher/"
+        f"{cfg['teacher']['arch']}-{ids.teacher}"
+    )
+    n_students = 0
+    for name, m in cfg["methods"].items():
+        line = f"method {name} ({m['kind']}): results/{ds}/distilled/{name}-{ids.method(name)}"
+        if m["kind"] in SHARDED_KINDS:
+            shards = plan_shards(n_classes, max(cfg["ipc"]), m["batch_classes"], m["ipc_per_shard"])
+            line += f", {len(shards)} shards"
+            if list_jobs:
+                line += "".join(f"\n  shard {s.name}" for s in shards)
+        print(line)
+        n_students += len(cfg["ipc"]) * len(cfg["student"]["seeds"])
+    print(
+        f"students {cfg['student']['arch']} (id {ids.student}): {n_students} runs "
+        f"(IPC {cfg['ipc']} x seeds {cfg['student']['seeds']} x {len(cfg['methods'])} methods)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="ddflow", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    for name, help_text in [
+        ("check", "validate a config and print stage ids"),
+        ("plan", "also list every recovery shard"),
+    ]:
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("config")
+    args = ap.parse_args(argv)
+    try:
+        _describe(args.config, args.command == "plan")
+    except (ConfigError, DataError, FileNotFoundError) as e:
+        print(f"ddflow: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
