@@ -147,3 +147,39 @@ def test_stale_id_path_is_refused(run):
     )
     assert out.returncode != 0
     assert "is not the current config's id" in out.stdout + out.stderr
+
+
+def test_rgb_imagefolder_end_to_end(cifar_export, tmp_path):
+    cfg = {
+        **TINY,
+        "dataset": {
+            "name": "cifar",
+            "source": "imagefolder",
+            "root": str(cifar_export / "imagefolder"),
+        },
+        "methods": {"sre2l": {**TINY["methods"]["sre2l"], "iterations": 2, "flip": True}},
+        "student": {**TINY["student"], "epochs": 1},
+    }
+    configfile = write_config(tmp_path / "config.yaml", cfg)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(configfile),
+            "--cores",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    [manifest] = tmp_path.glob("results/cifar/distilled/sre2l-*/ipc2/manifest.json")
+    m = json.loads(manifest.read_text())
+    assert m["classes"][0] == "airplane" and m["files"][0]["file"].startswith("00000-airplane/")
+    assert (tmp_path / "results/cifar/tables/summary.md").exists()
