@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from ddflow.config import validate_config
 from ddflow.data.pixels import Normalizer
 from ddflow.models import build_model
 from ddflow.recover.augment import RecoverAugment, crop_resize, sample_rrc_box
@@ -13,23 +14,23 @@ from ddflow.recover.loop import NonFiniteLoss, cosine_lr, freeze, recover_batch
 from ddflow.recover.shards import Shard, batch_seed, plan_shards, shards_for_ipc
 from ddflow.recover.sre2l import recover_shard
 
-SRE2L = {
-    "kind": "sre2l",
-    "iterations": 4,
-    "lr": 0.25,
-    "r_bn": 0.01,
-    "first_bn_multiplier": 10.0,
-    "batch_classes": 10,
-    "ipc_per_shard": 1,
-    "crop": True,
-    "min_scale": 0.08,
-    "max_scale": 1.0,
-    "antialias": False,
-    "flip": True,
-    "jitter": 2,
-    "jitter_mode": "positive",
-    "seed": 0,
-}
+SRE2L = validate_config(
+    {
+        "dataset": {"name": "t", "source": "mnist-embedded"},
+        "teacher": {},
+        "ipc": [2],
+        "methods": {
+            "m": {
+                "kind": "sre2l",
+                "iterations": 4,
+                "batch_classes": 10,
+                "ipc_per_shard": 1,
+                "jitter": 2,
+            }
+        },
+        "student": {},
+    }
+)["methods"]["m"]
 
 
 def trained_bn_teacher(seed=0, channels=1, size=12, classes=4):

@@ -183,3 +183,75 @@ def test_rgb_imagefolder_end_to_end(cifar_export, tmp_path):
     m = json.loads(manifest.read_text())
     assert m["classes"][0] == "airplane" and m["files"][0]["file"].startswith("00000-airplane/")
     assert (tmp_path / "results/cifar/tables/summary.md").exists()
+
+
+SWEEP = yaml.safe_load((ROOT / "tests" / "data" / "tiny_sweep.yaml").read_text())
+
+
+def run_workflow(workdir, cfg):
+    configfile = write_config(workdir / "config.yaml", cfg)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--configfile",
+            str(configfile),
+            "--cores",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def sweep_run(tmp_path_factory):
+    return run_workflow(tmp_path_factory.mktemp("sweep"), SWEEP)
+
+
+def with_grid(values):
+    cfg = yaml.safe_load(yaml.safe_dump(SWEEP))
+    cfg["sweeps"]["milestone"]["grid"]["milestone"] = values
+    return cfg
+
+
+def test_sweep_outputs(sweep_run):
+    table = (sweep_run / "results/tinysweep/tables/sweep-milestone.csv").read_text().splitlines()
+    assert table[0].startswith("dataset,method,milestone,kind,ipc")
+    assert [row.split(",")[2] for row in table[1:]] == ["0.5", "1.0"]
+    assert (sweep_run / "results/tinysweep/figures/sweep-milestone.png").stat().st_size > 1000
+    assert planned(sweep_run, SWEEP) == []
+
+
+def test_adding_a_variant_never_reruns_its_siblings(sweep_run):
+    plan = planned(sweep_run, with_grid([0.5, 0.75, 1.0]))
+    work = [p for p in plan if "/shards/" in p or "/students/" in p or "/distilled/" in p]
+    assert work and all("milestone__milestone_0p75" in p for p in work), work
+
+
+def test_changing_a_variant_reruns_only_that_variant(sweep_run):
+    plan = planned(sweep_run, with_grid([0.4, 1.0]))
+    work = [p for p in plan if "/shards/" in p or "/students/" in p or "/snapshots/" in p]
+    assert work and all("milestone__milestone_0p4" in p for p in work), work
+
+
+def test_snapshot_last_step_equals_the_recovered_image(sweep_run):
+    import numpy as np
+    from PIL import Image
+
+    [snap] = sweep_run.glob("results/tinysweep/snapshots/milestone__milestone_1p0-*.npz")
+    with np.load(snap) as z:
+        images, steps, classes = z["images"], z["steps"].tolist(), z["classes"].tolist()
+    assert steps == [0, 2, 4] and classes == [0, 7]
+    [images_dir] = sweep_run.glob("results/tinysweep/distilled/milestone__milestone_1p0-*/ipc1")
+    for ci, c in enumerate(classes):
+        [png] = (images_dir / "images").glob(f"{c:05d}-*/*.png")
+        assert np.array_equal(np.asarray(Image.open(png))[..., None], images[-1, ci])
+    assert not np.array_equal(images[0], images[-1])

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import json
+import re
 from importlib import resources
 from typing import Any
 
@@ -20,7 +22,10 @@ ALGO_VERSION = {"data": 1, "teacher": 1, "recover": 1, "random": 1, "student": 1
 # Keys of a method that only change how work is split into jobs, never the images.
 LAYOUT_KEYS = {"ipc_per_shard"}
 # Kinds whose images are produced independently per (class block, IPC index).
-SHARDED_KINDS = {"sre2l"}
+SHARDED_KINDS = {"sre2l", "cda"}
+# Which schema block validates a kind, and the defaults a kind changes (CDA's published setting).
+KIND_SCHEMA = {"sre2l": "recover_method", "cda": "recover_method", "random": "random_method"}
+KIND_DEFAULTS = {"cda": {"crop_schedule": "cosine", "milestone": 1.0}}
 DEFAULT_BASELINE = "random"
 
 
@@ -67,6 +72,40 @@ def _raise_first(validator: jsonschema.Validator, instance: Any, prefix: list) -
     raise ConfigError(f"config key '{where}': {e.message}")
 
 
+def _value_name(v: Any) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", str(v).replace(".", "p").replace("-", "m"))
+
+
+def variant_name(sweep: str, variant: dict) -> str:
+    """Readable method name of a sweep variant, independent of YAML key order."""
+    return f"{sweep}__" + "__".join(f"{k}_{_value_name(variant[k])}" for k in sorted(variant))
+
+
+def expand_sweeps(cfg: dict) -> dict[str, list[tuple[str, dict]]]:
+    """Add every sweep variant to cfg['methods']; return {sweep: [(method name, variant)]}."""
+    members = {}
+    for sweep, spec in cfg.get("sweeps", {}).items():
+        variants = list(spec.get("variants", []))
+        grid = spec.get("grid", {})
+        if grid:
+            keys = sorted(grid)
+            variants += [
+                dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))
+            ]
+        if not variants:
+            raise ConfigError(f"config key 'sweeps.{sweep}': give a 'grid' or 'variants'")
+        members[sweep] = []
+        for variant in variants:
+            name = variant_name(sweep, variant)
+            if name in cfg["methods"]:
+                raise ConfigError(
+                    f"config key 'sweeps.{sweep}': variant {variant} repeats method '{name}'"
+                )
+            cfg["methods"][name] = {**copy.deepcopy(spec["base"]), **variant}
+            members[sweep].append((name, variant))
+    return members
+
+
 def validate_config(config: dict) -> dict:
     """Return a validated copy of `config` with every default filled in.
 
@@ -78,9 +117,18 @@ def validate_config(config: dict) -> dict:
     _raise_first(cls(schema), cfg, [])
     cfg.setdefault("runtime", {})
     _fill_defaults(schema, cfg)
+    sweep_members = expand_sweeps(cfg)
+    if not cfg["methods"]:
+        raise ConfigError("config key 'methods': configure at least one method or sweep")
     for name, method in cfg["methods"].items():
-        sub = schema["$defs"][f"{method['kind']}_method"]
-        _raise_first(cls(sub), method, ["methods", name])
+        sub = schema["$defs"][KIND_SCHEMA[method["kind"]]]
+        where = ["methods", name]
+        for sweep, members in sweep_members.items():
+            if name in dict(members):
+                where = ["sweeps", sweep, f"variant {dict(members)[name]}"]
+        _raise_first(cls(sub), method, where)
+        for key, value in KIND_DEFAULTS.get(method["kind"], {}).items():
+            method.setdefault(key, value)
         _fill_defaults(sub, method)
     if DEFAULT_BASELINE not in cfg["methods"]:
         cfg["methods"][DEFAULT_BASELINE] = {"kind": "random"}
@@ -96,6 +144,14 @@ def validate_config(config: dict) -> dict:
     st = cfg["student"]
     if st["min_scale"] > st["max_scale"]:
         raise ConfigError("config key 'student.min_scale': larger than student.max_scale")
+    snaps = cfg["report"]["snapshots"]
+    for name in snaps["methods"] if snaps else []:
+        if cfg["methods"].get(name, {}).get("kind") not in SHARDED_KINDS:
+            raise ConfigError(
+                f"config key 'report.snapshots.methods': '{name}' is not a "
+                f"recovery method; choose from {sorted(cfg['methods'])}"
+            )
+    cfg["sweep_members"] = sweep_members  # derived; never part of a stage id
     return cfg
 
 

@@ -22,7 +22,7 @@ from ddflow.distilled import read_distilled, write_distilled
 from ddflow.metrics.cost import CostMeter
 from ddflow.models import build_model
 from ddflow.recover.shards import Shard
-from ddflow.recover.sre2l import recover_shard
+from ddflow.recover.sre2l import recover_shard, recover_snapshots
 from ddflow.train.student import train_student
 from ddflow.train.teacher import train_teacher
 
@@ -114,6 +114,34 @@ def run_recover_shard(
     cost_info = {**cost.as_dict(), "image_iterations": image_iters}
     io.save_npz(out_npz, **out, cost_json=np.array(json.dumps(cost_info)))
     log.info("shard %s: %d images in %.1fs", shard_name, len(out["labels"]), cost.wall_s)
+
+
+def run_snapshots(
+    data_meta: str,
+    teacher_ckpt: str,
+    method: dict,
+    stage_id: str,
+    classes: list[int],
+    steps: list[int],
+    runtime: dict,
+    out_npz: str,
+    threads: int | None = None,
+) -> None:
+    device = configure(runtime, threads)
+    meta = io.read_json(data_meta)
+    teacher, _ = load_teacher(teacher_ckpt, meta["classes"])
+    images = recover_snapshots(
+        teacher,
+        Normalizer(meta["mean"], meta["std"], device),
+        tuple(meta["image_shape_chw"]),
+        method,
+        stage_id,
+        len(meta["classes"]),
+        classes,
+        steps,
+        device,
+    )
+    io.save_npz(out_npz, images=images, steps=np.asarray(steps), classes=np.asarray(classes))
 
 
 def run_assemble(

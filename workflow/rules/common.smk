@@ -18,6 +18,9 @@ METHODS = CFG["methods"]
 SHARDED = [m for m in METHODS if METHODS[m]["kind"] in SHARDED_KINDS]
 RANDOM = [m for m in METHODS if METHODS[m]["kind"] == "random"]
 STUDENT_SEEDS = CFG["student"]["seeds"]
+SWEEPS = CFG["sweep_members"]
+SNAPSHOTS = CFG["report"]["snapshots"]
+VARIANT_OF = {m: (sweep, v) for sweep, members in SWEEPS.items() for m, v in members}
 
 DATA_DIR = f"results/{DS}/data-{IDS.data}"
 TEACHER_DIR = f"results/{DS}/teacher/{CFG['teacher']['arch']}-{IDS.teacher}"
@@ -107,6 +110,8 @@ def student_info(wildcards):
             "method_id": wildcards.mid,
             "student": CFG["student"]["arch"],
             "student_id": wildcards.sid,
+            "sweep": VARIANT_OF.get(wildcards.method, (None, None))[0],
+            "variant": VARIANT_OF.get(wildcards.method, (None, {}))[1],
         }
     )
 
@@ -115,12 +120,37 @@ def distilled_sets():
     return [(m, ipc) for m in METHODS for ipc in IPCS]
 
 
-def student_results():
+def student_results(methods=None):
     return [
         f"results/{DS}/students/{m}-{IDS.method(m)}/ipc{ipc}/student-{IDS.student}/seed{s}.json"
-        for m, ipc in distilled_sets()
+        for m in (METHODS if methods is None else methods)
+        for ipc in IPCS
         for s in STUDENT_SEEDS
     ]
+
+
+def sweep_results(wildcards):
+    return student_results([m for m, _ in SWEEPS[wildcards.sweep]])
+
+
+def baseline_results(wildcards):
+    return student_results(RANDOM)
+
+
+def snapshot_npzs():
+    methods = SNAPSHOTS["methods"] if SNAPSHOTS else []
+    return [f"results/{DS}/snapshots/{m}-{IDS.method(m)}.npz" for m in methods]
+
+
+def snapshot_params(wildcards):
+    check_method_id(wildcards)
+    return canonical_json(
+        {
+            "method": METHODS[wildcards.method],
+            "classes": SNAPSHOTS["classes"],
+            "steps": SNAPSHOTS["steps"],
+        }
+    )
 
 
 def grid_images(wildcards):
@@ -142,5 +172,9 @@ def final_targets():
         f"results/{DS}/tables/summary.csv",
         f"results/{DS}/tables/summary.md",
         f"results/{DS}/figures/student_curves.png",
+        f"results/{DS}/figures/crop_schedules.png",
         *grid_figures(),
+        *[f"results/{DS}/tables/sweep-{s}.md" for s in SWEEPS],
+        *[f"results/{DS}/figures/sweep-{s}.png" for s in SWEEPS],
+        *([f"results/{DS}/figures/snapshots.png"] if SNAPSHOTS else []),
     ]

@@ -54,3 +54,22 @@ rule random_subset:
         info=manifest_info,
     script:
         "../scripts/random_subset.py"
+
+
+rule snapshots:
+    input:
+        meta=DATA_META,
+        teacher=TEACHER_CKPT,
+    output:
+        "results/{ds}/snapshots/{method}-{mid}.npz",
+    log:
+        "results/{ds}/snapshots/{method}-{mid}.log",
+    wildcard_constraints:
+        method="|".join(SHARDED) or "^$",
+    conda:
+        "../../envs/ddflow.yaml"
+    threads: threads_for_job()
+    params:
+        spec=snapshot_params,
+    script:
+        "../scripts/snapshots.py"

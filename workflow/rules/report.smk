@@ -40,3 +40,60 @@ rule image_grid:
         "../../envs/ddflow.yaml"
     script:
         "../scripts/image_grid.py"
+
+
+rule sweep_table:
+    input:
+        sweep=sweep_results,
+        baseline=baseline_results,
+    output:
+        csv="results/{ds}/tables/sweep-{sweep}.csv",
+        md="results/{ds}/tables/sweep-{sweep}.md",
+    log:
+        "results/{ds}/logs/sweep-{sweep}.log",
+    localrule: True
+    conda:
+        "../../envs/ddflow.yaml"
+    script:
+        "../scripts/sweep_table.py"
+
+
+rule sweep_figure:
+    input:
+        "results/{ds}/tables/sweep-{sweep}.csv",
+    output:
+        "results/{ds}/figures/sweep-{sweep}.png",
+    log:
+        "results/{ds}/logs/sweep-figure-{sweep}.log",
+    localrule: True
+    conda:
+        "../../envs/ddflow.yaml"
+    script:
+        "../scripts/sweep_figure.py"
+
+
+rule crop_figures:
+    output:
+        schedules="results/{ds}/figures/crop_schedules.png",
+        boxes="results/{ds}/figures/crop_boxes.png",
+    log:
+        "results/{ds}/logs/crop_figures.log",
+    localrule: True
+    conda:
+        "../../envs/ddflow.yaml"
+    script:
+        "../scripts/crop_figures.py"
+
+
+rule snapshot_figure:
+    input:
+        snapshot_npzs(),
+    output:
+        "results/{ds}/figures/snapshots.png",
+    log:
+        "results/{ds}/logs/snapshots.log",
+    localrule: True
+    conda:
+        "../../envs/ddflow.yaml"
+    script:
+        "../scripts/snapshot_figure.py"

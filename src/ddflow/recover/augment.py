@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ddflow.recover.schedules import crop_scale_bounds
+
 RATIO = (3 / 4, 4 / 3)
 
 
@@ -60,8 +62,11 @@ class RecoverAugment:
     """Per-step augmentation of the recovery loop (SRe2L §1.2 order: crop, flip, roll)."""
 
     crop: bool = True
-    min_scale: float = 0.08
-    max_scale: float = 1.0
+    min_scale: float = 0.08  # beta_l
+    max_scale: float = 1.0  # beta_u
+    schedule: str = "constant"
+    milestone: float = 0.0
+    per_image_crop: bool = False
     antialias: bool = False
     flip: bool = True
     jitter: int = 0
@@ -73,6 +78,9 @@ class RecoverAugment:
             crop=m["crop"],
             min_scale=m["min_scale"],
             max_scale=m["max_scale"],
+            schedule=m["crop_schedule"],
+            milestone=m["milestone"],
+            per_image_crop=m["crop_per_image"],
             antialias=m["antialias"],
             flip=m["flip"],
             jitter=m["jitter"],
@@ -80,13 +88,25 @@ class RecoverAugment:
         )
 
     def scale_bounds(self, step: int, total: int) -> tuple[float, float]:
-        return self.min_scale, self.max_scale
+        return crop_scale_bounds(
+            step, total, self.schedule, self.milestone, self.min_scale, self.max_scale
+        )
 
     def __call__(self, x: torch.Tensor, step: int, total: int, rng: random.Random) -> torch.Tensor:
         h, w = x.shape[-2:]
         if self.crop:
-            box = sample_rrc_box(h, w, self.scale_bounds(step, total), rng)
-            x = crop_resize(x, box, (h, w), self.antialias)
+            scale = self.scale_bounds(step, total)
+            if self.per_image_crop:
+                x = torch.cat(
+                    [
+                        crop_resize(
+                            x[i : i + 1], sample_rrc_box(h, w, scale, rng), (h, w), self.antialias
+                        )
+                        for i in range(len(x))
+                    ]
+                )
+            else:
+                x = crop_resize(x, sample_rrc_box(h, w, scale, rng), (h, w), self.antialias)
         if self.flip and rng.random() < 0.5:
             x = x.flip(-1)
         if self.jitter:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -48,11 +49,17 @@ def recover_batch(
     rng: random.Random,
     log_every: int = 100,
     tag: str = "",
+    on_step: Callable[[int, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
-    """Optimise one batch and return its last iterate (the authors' "best" logic is dead code)."""
+    """Optimise one batch and return its last iterate (the authors' "best" logic is dead code).
+
+    `on_step(k, x)` sees the images after k steps (k = 0 is the initialization), for snapshots.
+    """
     x = x_init.clone().requires_grad_(True)
     opt = torch.optim.Adam([x], lr=lr, betas=(0.5, 0.9), eps=1e-8)
     lo, hi = bounds
+    if on_step:
+        on_step(0, x.detach())
     for step in range(iterations):
         for group in opt.param_groups:
             group["lr"] = cosine_lr(step, iterations, lr)
@@ -64,6 +71,8 @@ def recover_batch(
         opt.step()
         with torch.no_grad():
             x.clamp_(lo, hi)
+        if on_step:
+            on_step(step + 1, x.detach())
         if (step + 1) % log_every == 0 or step + 1 == iterations:
             value = loss.item()
             if not math.isfinite(value):

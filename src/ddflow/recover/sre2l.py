@@ -16,6 +16,57 @@ from ddflow.recover.loop import freeze, recover_batch
 from ddflow.recover.shards import Shard, batch_seed
 
 
+class BatchRecoverer:
+    """Recovers class-balanced batches (one image per class for one IPC index) of one method.
+
+    A batch's seed depends only on (stage id, first class, IPC index, method seed), so shards,
+    snapshots and reruns all reproduce the same images.
+    """
+
+    def __init__(
+        self,
+        teacher: nn.Module,
+        norm: Normalizer,
+        chw: tuple[int, int, int],
+        method: dict,
+        stage_id: str,
+        device: torch.device,
+        log_every: int = 100,
+    ):
+        self.teacher = freeze(teacher.to(device))
+        self.norm, self.chw, self.method = norm, chw, method
+        self.stage_id, self.device, self.log_every = stage_id, device, log_every
+        self.augment = RecoverAugment.from_method(method)
+
+    def __enter__(self):
+        self.bn = BNStatLoss(self.teacher, self.method["first_bn_multiplier"])
+        return self
+
+    def __exit__(self, *exc):
+        self.bn.remove()
+
+    def batch(self, c0: int, c1: int, ipc_index: int, on_step=None) -> torch.Tensor:
+        m = self.method
+        seed = batch_seed(self.stage_id, c0, ipc_index) ^ m["seed"]
+        labels = torch.arange(c0, c1, device=self.device)
+        x0 = gaussian_init(len(labels), self.chw, seed).to(self.device)
+        return recover_batch(
+            self.teacher,
+            self.bn,
+            x0,
+            labels,
+            iterations=m["iterations"],
+            lr=m["lr"],
+            r_bn=m["r_bn"],
+            augment=self.augment,
+            bounds=self.norm.bounds(),
+            rng=random.Random(seed),
+            log_every=self.log_every,
+            tag=f"c{c0}-{c1} ipc {ipc_index}",
+            on_step=on_step,
+        )
+
+
 def recover_shard(
     teacher: nn.Module,
     norm: Normalizer,
@@ -27,32 +78,43 @@ def recover_shard(
     log_every: int = 100,
 ) -> dict[str, np.ndarray]:
     """Images (uint8 NHWC), labels and IPC indices of every (class, IPC index) in the shard."""
-    teacher = freeze(teacher.to(device))
-    bn = BNStatLoss(teacher, method["first_bn_multiplier"])
-    augment = RecoverAugment.from_method(method)
-    labels = torch.arange(shard.c0, shard.c1, device=device)
     out = {"images": [], "labels": [], "ipc_index": []}
-    try:
+    with BatchRecoverer(teacher, norm, chw, method, stage_id, device, log_every) as rec:
         for ipc_index in range(shard.i0, shard.i1):
-            seed = batch_seed(stage_id, shard.c0, ipc_index) ^ method["seed"]
-            x0 = gaussian_init(len(labels), chw, seed).to(device)
-            x = recover_batch(
-                teacher,
-                bn,
-                x0,
-                labels,
-                iterations=method["iterations"],
-                lr=method["lr"],
-                r_bn=method["r_bn"],
-                augment=augment,
-                bounds=norm.bounds(),
-                rng=random.Random(seed),
-                log_every=log_every,
-                tag=f"{shard.name} ipc {ipc_index}",
-            )
+            x = rec.batch(shard.c0, shard.c1, ipc_index)
             out["images"].append(norm.to_uint8(x))
-            out["labels"].append(labels.cpu().numpy())
-            out["ipc_index"].append(np.full(len(labels), ipc_index))
-    finally:
-        bn.remove()
+            out["labels"].append(np.arange(shard.c0, shard.c1))
+            out["ipc_index"].append(np.full(shard.c1 - shard.c0, ipc_index))
     return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def recover_snapshots(
+    teacher: nn.Module,
+    norm: Normalizer,
+    chw: tuple[int, int, int],
+    method: dict,
+    stage_id: str,
+    num_classes: int,
+    classes: list[int],
+    steps: list[int],
+    device: torch.device,
+) -> np.ndarray:
+    """uint8 images (len(steps), len(classes), H, W, C) of IPC index 0 at the chosen steps."""
+    bc = method["batch_classes"]
+    wanted = sorted(set(min(s, method["iterations"]) for s in steps))
+    out = np.zeros((len(steps), len(classes), chw[1], chw[2], chw[0]), dtype=np.uint8)
+    with BatchRecoverer(teacher, norm, chw, method, stage_id, device, 10**9) as rec:
+        for c0 in sorted({c // bc * bc for c in classes}):
+            c1 = min(c0 + bc, num_classes)
+            seen = {}
+
+            def keep(k, x, seen=seen):
+                if k in wanted:
+                    seen[k] = norm.to_uint8(x)
+
+            rec.batch(c0, c1, 0, keep)
+            for ci, c in enumerate(classes):
+                if c0 <= c < c1:
+                    for si, s in enumerate(steps):
+                        out[si, ci] = seen[min(s, method["iterations"])][c - c0]
+    return out

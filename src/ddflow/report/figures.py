@@ -73,3 +73,129 @@ def student_curves(student_jsons: list[str], out_png: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     _save(fig, out_png)
+
+
+def crop_schedules(
+    out_png: str,
+    milestones=(0.25, 0.5, 0.75, 1.0),
+    total: int = 1000,
+    beta_l: float = 0.08,
+    beta_u: float = 1.0,
+) -> None:
+    """CDA Figure 4 analog: the minimum crop scale against the step for each scheduler."""
+    from ddflow.recover.schedules import crop_scale_bounds
+
+    modes = ("step", "linear", "cosine")
+    fig, axes = plt.subplots(1, len(modes), figsize=(4 * len(modes), 3), sharey=True)
+    steps = np.arange(total)
+    for ax, mode in zip(axes, modes):
+        for m in milestones:
+            lows = [crop_scale_bounds(t, total, mode, m, beta_l, beta_u)[0] for t in steps]
+            ax.plot(steps, lows, label=f"milestone {m}")
+        ax.set_title(mode)
+        ax.set_xlabel("recovery step")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("minimum crop scale")
+    axes[-1].legend(fontsize=7)
+    _save(fig, out_png)
+
+
+def crop_boxes(
+    out_png: str,
+    bounds=((0.08, 1.0), (0.4, 1.0), (0.8, 1.0), (0.08, 0.4)),
+    n: int = 30,
+    size: int = 224,
+    seed: int = 0,
+) -> None:
+    """CDA Figure 2 analog: RandomResizedCrop boxes and centres under several scale bounds."""
+    import random
+
+    from matplotlib.patches import Rectangle
+
+    from ddflow.recover.augment import sample_rrc_box
+
+    rng = random.Random(seed)
+    fig, axes = plt.subplots(1, len(bounds), figsize=(3 * len(bounds), 3.2))
+    for ax, (lo, hi) in zip(axes, bounds):
+        for _ in range(n):
+            top, left, h, w = sample_rrc_box(size, size, (lo, hi), rng)
+            ax.add_patch(Rectangle((left, top), w, h, fill=False, lw=0.6, alpha=0.5))
+            ax.plot(left + w / 2, top + h / 2, "r.", ms=3)
+        ax.set_xlim(0, size)
+        ax.set_ylim(size, 0)
+        ax.set_aspect("equal")
+        ax.set_title(f"scale [{lo}, {hi}]", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    _save(fig, out_png)
+
+
+def sweep_plot(table_csv: str, out_png: str, title: str) -> None:
+    """CDA Figure 5 analog: top-1 (last epoch, mean ± std) against a swept value.
+
+    x = the numeric key with most values; one line per combination of the other keys;
+    the random real subset under the same recipe as a dashed line.
+    """
+    import pandas as pd
+
+    table = pd.read_csv(table_csv)
+    fixed = {"dataset", "method", "kind", "ipc", "student", "seeds", "teacher_top1"}
+    keys = [c for c in table.columns if c not in fixed and not c.startswith(("top1_", "random_"))]
+    numeric = [k for k in keys if pd.api.types.is_numeric_dtype(table[k])]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if numeric:
+        x = max(numeric, key=lambda k: table[k].nunique())
+        hue = [k for k in keys if k != x]
+        groups = table.groupby(hue + ["ipc"]) if hue else table.groupby(["ipc"])
+        for name, g in groups:
+            g = g.sort_values(x)
+            label = ", ".join(f"{k}={v}" for k, v in zip(hue + ["ipc"], np.atleast_1d(name)))
+            ax.errorbar(
+                g[x],
+                g["top1_last_mean"],
+                yerr=g["top1_last_std"],
+                marker="o",
+                capsize=3,
+                label=label,
+            )
+        ax.set_xlabel(x)
+    else:
+        labels = [", ".join(f"{k}={r[k]}" for k in keys) for _, r in table.iterrows()]
+        ax.bar(labels, table["top1_last_mean"], yerr=table["top1_last_std"], capsize=3)
+        ax.tick_params(axis="x", rotation=30)
+    for ipc, value in table.groupby("ipc")["random_top1_last_mean"].first().items():
+        ax.axhline(value, ls="--", c="gray", lw=1, label=f"random real, IPC {ipc}")
+    ax.set_ylabel("test top-1, last epoch (%)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    _save(fig, out_png)
+
+
+def snapshots(npz_paths: list[str], methods: list[str], out_png: str) -> None:
+    """CDA Figures 6/8 analog: one row per (method, class), one column per recovery step."""
+    rows = []
+    for path, method in zip(npz_paths, methods):
+        with np.load(path) as z:
+            steps, images, classes = z["steps"], z["images"], z["classes"]
+        for ci, c in enumerate(classes):
+            rows.append((f"{method}\nclass {c}", images[:, ci]))
+    fig, axes = plt.subplots(
+        len(rows), len(steps), squeeze=False, figsize=(len(steps) * 1.1, len(rows) * 1.2)
+    )
+    for r, (label, imgs) in enumerate(rows):
+        for k, step in enumerate(steps):
+            img = imgs[k]
+            ax = axes[r][k]
+            ax.imshow(
+                img.squeeze(-1) if img.shape[-1] == 1 else img,
+                cmap="gray" if img.shape[-1] == 1 else None,
+                vmin=0,
+                vmax=255,
+            )
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"step {step}", fontsize=7)
+        axes[r][0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
+    _save(fig, out_png)

@@ -32,15 +32,12 @@ def summarize(student_jsons: list[str]) -> pd.DataFrame:
     return table.round(2)
 
 
-def write_tables(student_jsons: list[str], out_csv: str, out_md: str) -> pd.DataFrame:
-    table = summarize(student_jsons)
+def _write(table: pd.DataFrame, lead_cols: list[str], out_csv: str, out_md: str) -> None:
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)
     md = table.copy()
     md["top1_last"] = [f"{m:.2f} ± {s:.2f}" for m, s in zip(md.top1_last_mean, md.top1_last_std)]
-    cols = [
-        "dataset",
-        "method",
+    cols = lead_cols + [
         "ipc",
         "student",
         "seeds",
@@ -54,4 +51,27 @@ def write_tables(student_jsons: list[str], out_csv: str, out_md: str) -> pd.Data
             "Top-1 (%) on the real test split; last epoch is the headline, mean ± std "
             "over seeds.\n\n" + md[cols].to_markdown(index=False) + "\n"
         )
+
+
+def write_tables(student_jsons: list[str], out_csv: str, out_md: str) -> pd.DataFrame:
+    table = summarize(student_jsons)
+    _write(table, ["dataset", "method"], out_csv, out_md)
+    return table
+
+
+def write_sweep_table(
+    student_jsons: list[str], baseline_jsons: list[str], out_csv: str, out_md: str
+) -> pd.DataFrame:
+    """One row per sweep variant and IPC, with the varied keys as columns."""
+    table = summarize(student_jsons + baseline_jsons)
+    variants = {}
+    for p in student_jsons:
+        r = read_json(p)
+        variants[r["method"]] = r["variant"]
+    keys = sorted({k for v in variants.values() for k in v})
+    table = table[table["method"].isin(variants)].copy()
+    for k in keys:
+        table.insert(2, k, [variants[m].get(k) for m in table["method"]])
+    table = table.sort_values(keys + ["ipc"]).reset_index(drop=True)
+    _write(table, keys, out_csv, out_md)
     return table
