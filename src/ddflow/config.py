@@ -17,6 +17,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from ddflow.presets import RECOVER_PRESETS
+
 # Bumped when a stage's algorithm changes in a way that changes its results.
 ALGO_VERSION = {"data": 1, "teacher": 1, "recover": 1, "random": 1, "student": 1}
 # Keys of a method that only change how work is split into jobs, never the images.
@@ -127,6 +129,12 @@ def validate_config(config: dict) -> dict:
             if name in dict(members):
                 where = ["sweeps", sweep, f"variant {dict(members)[name]}"]
         _raise_first(cls(sub), method, where)
+        preset = RECOVER_PRESETS.get(method.get("preset"), {})
+        if preset.get("kind", method["kind"]) != method["kind"]:
+            raise ConfigError(f"config key '{'.'.join(map(str, where))}.preset': preset "
+                              f"'{method['preset']}' is for kind '{preset['kind']}'")
+        for key, value in preset.items():
+            method.setdefault(key, value)
         for key, value in KIND_DEFAULTS.get(method["kind"], {}).items():
             method.setdefault(key, value)
         _fill_defaults(sub, method)

@@ -1,0 +1,50 @@
+"""Every shipped config validates, and each ablation expands to the paper's grid."""
+
+import pytest
+import yaml
+
+from ddflow.config import validate_config
+
+from conftest import ROOT
+
+CONFIGS = sorted((ROOT / "config").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[str(p.relative_to(ROOT)) for p in CONFIGS])
+def test_config_validates(path):
+    validate_config(yaml.safe_load(path.read_text()))
+
+
+@pytest.mark.parametrize(
+    ("name", "variants"),
+    [
+        ("table5_scheduler_milestone.mini", 12),
+        ("table5_scheduler_milestone.full", 30),
+        ("table2_constant.mini", 12),
+        ("table3_reverse.mini", 4),
+        ("table11_beta_l.full", 6),
+    ],
+)
+def test_ablation_grid_sizes(name, variants):
+    cfg = validate_config(yaml.safe_load((ROOT / "config" / "cda" / f"{name}.yaml").read_text()))
+    assert sum(len(m) for m in cfg["sweep_members"].values()) == variants
+
+
+def test_mini_configs_share_one_teacher():
+    from ddflow.config import StageIds
+
+    ids = {
+        StageIds(validate_config(yaml.safe_load(p.read_text()))).teacher
+        for p in (ROOT / "config" / "cda").glob("*.mini.yaml")
+    }
+    assert len(ids) == 1
+
+
+def test_cda_tiny_preset_matches_the_published_command():
+    cfg = validate_config(
+        yaml.safe_load((ROOT / "config" / "cda" / "table4_sre2l_vs_cda.full.yaml").read_text())
+    )
+    cda = cfg["methods"]["cda"]
+    assert (cda["lr"], cda["r_bn"], cda["iterations"], cda["jitter"]) == (0.4, 0.05, 4000, 4)
+    assert (cda["crop_schedule"], cda["milestone"], cda["min_scale"]) == ("cosine", 1.0, 0.08)
+    assert cfg["methods"]["sre2l"]["r_bn"] == 1.0  # SRe2L's Tiny script
