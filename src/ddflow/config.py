@@ -20,14 +20,26 @@ import yaml
 from ddflow.presets import RECOVER_PRESETS
 
 # Bumped when a stage's algorithm changes in a way that changes its results.
-ALGO_VERSION = {"data": 1, "teacher": 1, "recover": 1, "random": 1, "student": 1}
+ALGO_VERSION = {"data": 1, "teacher": 1, "recover": 1, "random": 1, "rded": 1, "student": 1}
 # Keys of a method that only change how work is split into jobs, never the images.
 LAYOUT_KEYS = {"ipc_per_shard"}
 # Kinds whose images are produced independently per (class block, IPC index).
-SHARDED_KINDS = {"sre2l", "cda"}
+SHARDED_KINDS = {"sre2l", "cda", "delt"}
+# Kinds whose batches hold all IPC images of a class: IPC changes the images, not just their count.
+IPC_JOINT_KINDS = {"delt"}
 # Which schema block validates a kind, and the defaults a kind changes (CDA's published setting).
-KIND_SCHEMA = {"sre2l": "recover_method", "cda": "recover_method", "random": "random_method"}
-KIND_DEFAULTS = {"cda": {"crop_schedule": "cosine", "milestone": 1.0}}
+KIND_SCHEMA = {
+    "sre2l": "recover_method",
+    "cda": "recover_method",
+    "delt": "recover_method",
+    "rded": "rded_method",
+    "random": "random_method",
+}
+KIND_DEFAULTS = {
+    "cda": {"crop_schedule": "cosine", "milestone": 1.0},
+    # DELT's released ImageNet-1K scripts: CDA schedule, medium-ranked real init, no jitter.
+    "delt": {"crop_schedule": "cosine", "milestone": 1.0, "init": "real", "jitter": 0},
+}
 DEFAULT_BASELINE = "random"
 
 
@@ -131,8 +143,10 @@ def validate_config(config: dict) -> dict:
         _raise_first(cls(sub), method, where)
         preset = RECOVER_PRESETS.get(method.get("preset"), {})
         if preset.get("kind", method["kind"]) != method["kind"]:
-            raise ConfigError(f"config key '{'.'.join(map(str, where))}.preset': preset "
-                              f"'{method['preset']}' is for kind '{preset['kind']}'")
+            raise ConfigError(
+                f"config key '{'.'.join(map(str, where))}.preset': preset "
+                f"'{method['preset']}' is for kind '{preset['kind']}'"
+            )
         for key, value in preset.items():
             method.setdefault(key, value)
         for key, value in KIND_DEFAULTS.get(method["kind"], {}).items():
@@ -147,6 +161,11 @@ def validate_config(config: dict) -> dict:
             "set dataset.root to the folder holding your dataset (see config/README.md)"
         )
     for name, method in cfg["methods"].items():
+        if method["kind"] in ("sre2l", "cda") and method["init"] == "mosaic":
+            raise ConfigError(
+                f"config key 'methods.{name}.init': mosaic needs class-major "
+                "batches; use kind delt (or init real/gaussian)"
+            )
         if method.get("min_scale", 0) > method.get("max_scale", 1):
             raise ConfigError(f"config key 'methods.{name}.min_scale': larger than max_scale")
     st = cfg["student"]
@@ -193,6 +212,8 @@ class StageIds:
         result_keys = {k: v for k, v in m.items() if k not in LAYOUT_KEYS}
         if m["kind"] == "random":
             return {"data": self.data, "method": result_keys, "v": ALGO_VERSION["random"]}
+        if m["kind"] == "rded":
+            return {"teacher": self.teacher, "method": result_keys, "v": ALGO_VERSION["rded"]}
         return {"teacher": self.teacher, "method": result_keys, "v": ALGO_VERSION["recover"]}
 
     def method(self, name: str) -> str:

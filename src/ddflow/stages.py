@@ -21,8 +21,11 @@ from ddflow.data.pixels import Normalizer
 from ddflow.distilled import read_distilled, write_distilled
 from ddflow.metrics.cost import CostMeter
 from ddflow.models import build_model
-from ddflow.recover.shards import Shard
+from ddflow.recover.delt import recover_delt_shard
+from ddflow.recover.init import gaussian_init, mosaic_init, real_init
+from ddflow.recover.shards import Shard, batch_seed
 from ddflow.recover.sre2l import recover_shard, recover_snapshots
+from ddflow.select.ranking import true_class_probs
 from ddflow.train.student import train_student
 from ddflow.train.teacher import train_teacher
 
@@ -85,9 +88,67 @@ def run_teacher(
     )
 
 
-def run_recover_shard(
+def run_rank(
+    data_npz: str,
     data_meta: str,
     teacher_ckpt: str,
+    runtime: dict,
+    out_npz: str,
+    threads: int | None = None,
+) -> None:
+    """Teacher probability of the true class for every training image (DELT's ranking)."""
+    device = configure(runtime, threads)
+    b = load_bundle(data_npz, data_meta)
+    teacher, _ = load_teacher(teacher_ckpt, b.classes)
+    scores = true_class_probs(
+        teacher.to(device), b.train_x, b.train_y, Normalizer(b.mean, b.std, device)
+    )
+    io.save_npz(out_npz, scores=scores, labels=b.train_y)
+
+
+def _initializer(
+    method: dict, stage_id: str, bundle: DatasetBundle | None, scores, teacher, norm: Normalizer
+):
+    """(c0, c1, ipc_index) -> normalized images of a class-balanced batch, or None = Gaussian."""
+    if method["init"] == "gaussian":
+        return None
+    if method["init"] != "real":
+        raise ValueError(
+            f"init '{method['init']}' works with kind delt only (class-major "
+            "batches); use init: real or gaussian for kind sre2l/cda"
+        )
+
+    def init(c0: int, c1: int, ipc_index: int) -> torch.Tensor:
+        x = real_init(
+            bundle.train_x,
+            bundle.train_y,
+            scores,
+            range(c0, c1),
+            ipc_index + 1,
+            method["selection"],
+            norm,
+        )
+        return x.view(c1 - c0, ipc_index + 1, *x.shape[1:])[:, ipc_index]
+
+    return init
+
+
+def load_recovery_inputs(
+    data_npz: str, data_meta: str, teacher_ckpt: str, ranking: str | None, method: dict, device
+):
+    needs_data = method.get("init", "gaussian") != "gaussian"
+    bundle = load_bundle(data_npz, data_meta) if needs_data else None
+    meta = io.read_json(data_meta)
+    teacher, _ = load_teacher(teacher_ckpt, meta["classes"])
+    scores = np.load(ranking)["scores"] if ranking else None
+    return meta, bundle, teacher.to(device), scores, Normalizer(meta["mean"], meta["std"], device)
+
+
+def run_recover_shard(
+    data_npz: str,
+    data_meta: str,
+    teacher_ckpt: str,
+    ranking: str | None,
     method: dict,
     stage_id: str,
     shard_name: str,
@@ -96,29 +157,92 @@ def run_recover_shard(
     threads: int | None = None,
 ) -> None:
     device = configure(runtime, threads)
-    meta = io.read_json(data_meta)
-    teacher, _ = load_teacher(teacher_ckpt, meta["classes"])
+    meta, bundle, teacher, scores, norm = load_recovery_inputs(
+        data_npz, data_meta, teacher_ckpt, ranking, method, device
+    )
     shard = Shard.parse(shard_name)
+    chw = tuple(meta["image_shape_chw"])
     with CostMeter(device) as cost:
-        out = recover_shard(
-            teacher,
-            Normalizer(meta["mean"], meta["std"], device),
-            tuple(meta["image_shape_chw"]),
-            method,
-            stage_id,
-            shard,
-            device,
-            runtime["log_every"],
-        )
-    image_iters = method["iterations"] * len(out["labels"])
-    cost_info = {**cost.as_dict(), "image_iterations": image_iters}
+        if method["kind"] == "delt":
+            classes, ipc = range(shard.c0, shard.c1), shard.i1 - shard.i0
+            seed = batch_seed(stage_id, shard.c0, 0) ^ method["seed"]
+            if method["init"] == "real":
+                init = real_init(
+                    bundle.train_x, bundle.train_y, scores, classes, ipc, method["selection"], norm
+                )
+            elif method["init"] == "mosaic":
+                init = mosaic_init(
+                    teacher, bundle.train_x, bundle.train_y, classes, ipc, method, norm, seed
+                )
+            else:
+                init = gaussian_init(len(classes) * ipc, chw, seed)
+            out = recover_delt_shard(
+                teacher, norm, init, method, stage_id, shard, device, runtime["log_every"]
+            )
+        else:
+            init_fn = _initializer(method, stage_id, bundle, scores, teacher, norm)
+            out = recover_shard(
+                teacher, norm, chw, method, stage_id, shard, device, runtime["log_every"], init_fn
+            )
+    cost_info = {**cost.as_dict(), "image_iterations": int(out["iterations"].sum())}
     io.save_npz(out_npz, **out, cost_json=np.array(json.dumps(cost_info)))
     log.info("shard %s: %d images in %.1fs", shard_name, len(out["labels"]), cost.wall_s)
 
 
-def run_snapshots(
+def run_rded(
+    data_npz: str,
     data_meta: str,
     teacher_ckpt: str,
+    ipc: int,
+    method: dict,
+    stage_id: str,
+    manifest: dict,
+    runtime: dict,
+    out_images: str,
+    out_manifest: str,
+    threads: int | None = None,
+) -> None:
+    """RDED: mosaics of teacher-selected real crops, no optimisation (a baseline method)."""
+    device = configure(runtime, threads)
+    b = load_bundle(data_npz, data_meta)
+    teacher, _ = load_teacher(teacher_ckpt, b.classes)
+    norm = Normalizer(b.mean, b.std, device)
+    spec = {
+        "mosaic_factor": method["factor"],
+        "mosaic_crops": method["num_crops"],
+        "mosaic_candidates": method["candidates"],
+    }
+    with CostMeter(device) as cost:
+        x = mosaic_init(
+            teacher.to(device),
+            b.train_x,
+            b.train_y,
+            range(b.num_classes),
+            ipc,
+            spec,
+            norm,
+            batch_seed(stage_id, 0, ipc) ^ method["seed"],
+        )
+    write_distilled(
+        out_images,
+        out_manifest,
+        norm.to_uint8(x),
+        np.repeat(np.arange(b.num_classes), ipc),
+        np.tile(np.arange(ipc), b.num_classes),
+        b.classes,
+        {
+            **manifest,
+            "ipc": ipc,
+            "cost": {"recover_wall_s": cost.wall_s, "recover_image_iterations": 0},
+        },
+    )
+
+
+def run_snapshots(
+    data_npz: str,
+    data_meta: str,
+    teacher_ckpt: str,
+    ranking: str | None,
     method: dict,
     stage_id: str,
     classes: list[int],
@@ -128,11 +252,12 @@ def run_snapshots(
     threads: int | None = None,
 ) -> None:
     device = configure(runtime, threads)
-    meta = io.read_json(data_meta)
-    teacher, _ = load_teacher(teacher_ckpt, meta["classes"])
+    meta, bundle, teacher, scores, norm = load_recovery_inputs(
+        data_npz, data_meta, teacher_ckpt, ranking, method, device
+    )
     images = recover_snapshots(
         teacher,
-        Normalizer(meta["mean"], meta["std"], device),
+        norm,
         tuple(meta["image_shape_chw"]),
         method,
         stage_id,
@@ -140,6 +265,7 @@ def run_snapshots(
         classes,
         steps,
         device,
+        _initializer(method, stage_id, bundle, scores, teacher, norm),
     )
     io.save_npz(out_npz, images=images, steps=np.asarray(steps), classes=np.asarray(classes))
 

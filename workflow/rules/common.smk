@@ -5,7 +5,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from ddflow.config import SHARDED_KINDS, StageIds, canonical_json, validate_config
+from ddflow.config import (
+    IPC_JOINT_KINDS,
+    SHARDED_KINDS,
+    StageIds,
+    canonical_json,
+    validate_config,
+)
+from ddflow.recover.delt import classes_per_batch
 from ddflow.data.catalog import num_classes
 from ddflow.recover.shards import plan_shards, shards_for_ipc
 
@@ -17,6 +24,8 @@ IPCS = sorted(CFG["ipc"])
 METHODS = CFG["methods"]
 SHARDED = [m for m in METHODS if METHODS[m]["kind"] in SHARDED_KINDS]
 RANDOM = [m for m in METHODS if METHODS[m]["kind"] == "random"]
+RDED = [m for m in METHODS if METHODS[m]["kind"] == "rded"]
+RANKING = f"results/{DS}/ranking/teacher-{IDS.teacher}.npz"
 STUDENT_SEEDS = CFG["student"]["seeds"]
 SWEEPS = CFG["sweep_members"]
 SNAPSHOTS = CFG["report"]["snapshots"]
@@ -50,9 +59,33 @@ def distilled_dir(method, ipc):
     return f"results/{DS}/distilled/{method}-{IDS.method(method)}/ipc{ipc}"
 
 
-def shard_plan(method):
+def shard_plan(method, ipc=None):
+    """Shards of a method; for IPC-joint kinds (DELT) those of one IPC value, all IPC in one."""
     m = METHODS[method]
+    if m["kind"] in IPC_JOINT_KINDS:
+        ipcs = IPCS if ipc is None else [ipc]
+        return sorted(
+            {
+                s
+                for n in ipcs
+                for s in plan_shards(
+                    NUM_CLASSES, n, classes_per_batch(m["batch_images"], n), n
+                )
+            }
+        )
     return plan_shards(NUM_CLASSES, max(IPCS), m["batch_classes"], m["ipc_per_shard"])
+
+
+def needs_ranking(method):
+    return METHODS[method].get("init", "gaussian") != "gaussian"
+
+
+def recovery_inputs(wildcards):
+    check_method_id(wildcards)
+    inputs = {"npz": DATA_NPZ, "meta": DATA_META, "teacher": TEACHER_CKPT}
+    if needs_ranking(wildcards.method):
+        inputs["ranking"] = RANKING
+    return inputs
 
 
 def check_method_id(wildcards):
@@ -70,7 +103,11 @@ def check_method_id(wildcards):
 
 def shard_inputs(wildcards):
     check_method_id(wildcards)
-    shards = shards_for_ipc(shard_plan(wildcards.method), int(wildcards.ipc))
+    ipc = int(wildcards.ipc)
+    if METHODS[wildcards.method]["kind"] in IPC_JOINT_KINDS:
+        shards = shard_plan(wildcards.method, ipc)
+    else:
+        shards = shards_for_ipc(shard_plan(wildcards.method), ipc)
     return [f"{method_dir(wildcards.method)}/shards/{s.name}.npz" for s in shards]
 
 

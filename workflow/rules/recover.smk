@@ -1,7 +1,22 @@
-rule recover_shard:
+rule rank:
     input:
+        npz=DATA_NPZ,
         meta=DATA_META,
         teacher=TEACHER_CKPT,
+    output:
+        RANKING,
+    log:
+        f"results/{DS}/ranking/teacher-{IDS.teacher}.log",
+    conda:
+        "../../envs/ddflow.yaml"
+    threads: threads_for_job()
+    script:
+        "../scripts/rank.py"
+
+
+rule recover_shard:
+    input:
+        unpack(recovery_inputs),
     output:
         "results/{ds}/recover/{method}-{mid}/shards/{shard}.npz",
     log:
@@ -58,8 +73,7 @@ rule random_subset:
 
 rule snapshots:
     input:
-        meta=DATA_META,
-        teacher=TEACHER_CKPT,
+        unpack(recovery_inputs),
     output:
         "results/{ds}/snapshots/{method}-{mid}.npz",
     log:
@@ -73,3 +87,25 @@ rule snapshots:
         spec=snapshot_params,
     script:
         "../scripts/snapshots.py"
+
+
+rule rded:
+    input:
+        npz=DATA_NPZ,
+        meta=DATA_META,
+        teacher=TEACHER_CKPT,
+    output:
+        images=directory("results/{ds}/distilled/{method}-{mid}/ipc{ipc}/images"),
+        manifest="results/{ds}/distilled/{method}-{mid}/ipc{ipc}/manifest.json",
+    log:
+        "results/{ds}/distilled/{method}-{mid}/ipc{ipc}/rded.log",
+    wildcard_constraints:
+        method="|".join(RDED) or "^$",
+    conda:
+        "../../envs/ddflow.yaml"
+    threads: threads_for_job()
+    params:
+        method=method_json,
+        info=manifest_info,
+    script:
+        "../scripts/rded.py"

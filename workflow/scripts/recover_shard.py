@@ -5,8 +5,10 @@ with stage(sm) as (runtime, params):
     from ddflow.stages import run_recover_shard
 
     run_recover_shard(
+        sm.input.npz,
         sm.input.meta,
         sm.input.teacher,
+        sm.input.get("ranking"),
         params["method"],
         sm.wildcards.mid,
         sm.wildcards.shard,

@@ -6,8 +6,10 @@ with stage(sm) as (runtime, params):
 
     spec = params["spec"]
     run_snapshots(
+        sm.input.npz,
         sm.input.meta,
         sm.input.teacher,
+        sm.input.get("ranking"),
         spec["method"],
         sm.wildcards.mid,
         spec["classes"],

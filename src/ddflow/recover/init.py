@@ -1,10 +1,67 @@
-"""Initializers of the synthetic tensor (in normalized space)."""
+"""Initializers of the synthetic tensor (in normalized space), an independent switch per method.
+
+gaussian: SRe2L/CDA noise. real: teacher-selected real training images (DELT). mosaic: k x k
+mosaics of teacher-scored real crops (RDED's selection; DELT Table 3a).
+"""
 
 from __future__ import annotations
 
+import random
+
+import numpy as np
 import torch
+from torch import nn
+
+from ddflow.data.pixels import Normalizer
+from ddflow.select.mosaic import mosaic_class
+from ddflow.select.ranking import select
+
+INITS = ("gaussian", "real", "mosaic")
 
 
 def gaussian_init(n: int, chw: tuple[int, int, int], seed: int) -> torch.Tensor:
-    """SRe2L/CDA: x ~ N(0, 1) in normalized space, drawn on CPU so bytes match across devices."""
+    """x ~ N(0, 1) in normalized space, drawn on CPU so bytes match across devices."""
     return torch.randn((n, *chw), generator=torch.Generator().manual_seed(seed))
+
+
+def real_init(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    scores: np.ndarray,
+    classes: range,
+    ipc: int,
+    criterion: str,
+    norm: Normalizer,
+) -> torch.Tensor:
+    """Class-major (len(classes) * ipc) selected images, each class in selection order."""
+    rows = select(scores, train_y, max(classes) + 1, ipc, criterion)[list(classes)]
+    return norm.to_tensor(train_x[rows.reshape(-1)])
+
+
+def mosaic_init(
+    teacher: nn.Module,
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    classes: range,
+    ipc: int,
+    method: dict,
+    norm: Normalizer,
+    seed: int,
+) -> torch.Tensor:
+    """Class-major mosaics, quantized to uint8 as the saved RDED images DELT starts from are."""
+    rng = random.Random(seed)
+    out = [
+        mosaic_class(
+            teacher,
+            norm,
+            train_x[train_y == c],
+            c,
+            ipc,
+            method["mosaic_factor"],
+            method["mosaic_crops"],
+            method["mosaic_candidates"],
+            rng,
+        )
+        for c in classes
+    ]
+    return norm.to_tensor(norm.to_uint8(torch.cat(out)))

@@ -50,10 +50,13 @@ def recover_batch(
     log_every: int = 100,
     tag: str = "",
     on_step: Callable[[int, torch.Tensor], None] | None = None,
+    active_at: Callable[[int], torch.Tensor | None] | None = None,
 ) -> torch.Tensor:
     """Optimise one batch and return its last iterate (the authors' "best" logic is dead code).
 
     `on_step(k, x)` sees the images after k steps (k = 0 is the initialization), for snapshots.
+    `active_at(step)` gives the rows optimised at that step (None = all): only those are forwarded,
+    so BN statistics cover the active images only, while one Adam spans the whole tensor (DELT).
     """
     x = x_init.clone().requires_grad_(True)
     opt = torch.optim.Adam([x], lr=lr, betas=(0.5, 0.9), eps=1e-8)
@@ -63,8 +66,10 @@ def recover_batch(
     for step in range(iterations):
         for group in opt.param_groups:
             group["lr"] = cosine_lr(step, iterations, lr)
-        logits = teacher(augment(x, step, iterations, rng))
-        ce = F.cross_entropy(logits, labels)
+        rows = active_at(step) if active_at else None
+        xb, yb = (x, labels) if rows is None else (x[rows], labels[rows])
+        logits = teacher(augment(xb, step, iterations, rng))
+        ce = F.cross_entropy(logits, yb)
         loss = ce + r_bn * bn_loss.value()
         opt.zero_grad(set_to_none=True)
         loss.backward()

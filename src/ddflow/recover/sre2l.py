@@ -32,11 +32,14 @@ class BatchRecoverer:
         stage_id: str,
         device: torch.device,
         log_every: int = 100,
+        init_fn=None,
     ):
         self.teacher = freeze(teacher.to(device))
         self.norm, self.chw, self.method = norm, chw, method
         self.stage_id, self.device, self.log_every = stage_id, device, log_every
         self.augment = RecoverAugment.from_method(method)
+        # (c0, c1, ipc_index) -> normalized images; default: Gaussian noise from the batch seed.
+        self.init_fn = init_fn
 
     def __enter__(self):
         self.bn = BNStatLoss(self.teacher, self.method["first_bn_multiplier"])
@@ -49,7 +52,10 @@ class BatchRecoverer:
         m = self.method
         seed = batch_seed(self.stage_id, c0, ipc_index) ^ m["seed"]
         labels = torch.arange(c0, c1, device=self.device)
-        x0 = gaussian_init(len(labels), self.chw, seed).to(self.device)
+        if self.init_fn is None:
+            x0 = gaussian_init(len(labels), self.chw, seed).to(self.device)
+        else:
+            x0 = self.init_fn(c0, c1, ipc_index).to(self.device)
         return recover_batch(
             self.teacher,
             self.bn,
@@ -76,16 +82,19 @@ def recover_shard(
     shard: Shard,
     device: torch.device,
     log_every: int = 100,
+    init_fn=None,
 ) -> dict[str, np.ndarray]:
     """Images (uint8 NHWC), labels and IPC indices of every (class, IPC index) in the shard."""
     out = {"images": [], "labels": [], "ipc_index": []}
-    with BatchRecoverer(teacher, norm, chw, method, stage_id, device, log_every) as rec:
+    with BatchRecoverer(teacher, norm, chw, method, stage_id, device, log_every, init_fn) as rec:
         for ipc_index in range(shard.i0, shard.i1):
             x = rec.batch(shard.c0, shard.c1, ipc_index)
             out["images"].append(norm.to_uint8(x))
             out["labels"].append(np.arange(shard.c0, shard.c1))
             out["ipc_index"].append(np.full(shard.c1 - shard.c0, ipc_index))
-    return {k: np.concatenate(v) for k, v in out.items()}
+    out = {k: np.concatenate(v) for k, v in out.items()}
+    out["iterations"] = np.full(len(out["labels"]), method["iterations"])
+    return out
 
 
 def recover_snapshots(
@@ -98,12 +107,13 @@ def recover_snapshots(
     classes: list[int],
     steps: list[int],
     device: torch.device,
+    init_fn=None,
 ) -> np.ndarray:
     """uint8 images (len(steps), len(classes), H, W, C) of IPC index 0 at the chosen steps."""
     bc = method["batch_classes"]
     wanted = sorted(set(min(s, method["iterations"]) for s in steps))
     out = np.zeros((len(steps), len(classes), chw[1], chw[2], chw[0]), dtype=np.uint8)
-    with BatchRecoverer(teacher, norm, chw, method, stage_id, device, 10**9) as rec:
+    with BatchRecoverer(teacher, norm, chw, method, stage_id, device, 10**9, init_fn) as rec:
         for c0 in sorted({c // bc * bc for c in classes}):
             c1 = min(c0 + bc, num_classes)
             seen = {}

@@ -1,0 +1,1 @@
+"""Selecting real training images with the teacher (DELT's ranking, RDED's crop scoring)."""
