@@ -20,6 +20,7 @@ from ddflow.data.datasets import DatasetBundle, check_class_map, load_bundle, pr
 from ddflow.data.pixels import Normalizer
 from ddflow.distilled import read_distilled, write_distilled
 from ddflow.metrics.cost import CostMeter
+from ddflow.metrics.diversity import centroid_cosine, penultimate_features
 from ddflow.models import build_model
 from ddflow.recover.delt import recover_delt_shard
 from ddflow.recover.init import gaussian_init, mosaic_init, real_init
@@ -358,6 +359,9 @@ def run_student(
     images, _, manifest = read_distilled(images_dir, manifest_path, bundle.classes)
     with CostMeter(device) as cost:
         result = train_student(images, teacher, bundle, cfg, seed, device)
+    teacher_bytes = sum(
+        t.numel() * t.element_size() for t in [*teacher.parameters(), *teacher.buffers()]
+    )
     image_bytes = sum((Path(images_dir) / f["file"]).stat().st_size for f in manifest["files"])
     io.write_json(
         out_json,
@@ -368,7 +372,33 @@ def run_student(
             "ipc": manifest["ipc"],
             "teacher_top1": tmeta["test_top1"],
             "distilled_image_bytes": image_bytes,
+            "distill_cost": manifest["cost"],
+            # Labels come from an online teacher; FKD-style stored labels (SRe2L relabel) would
+            # instead need fp16 logits for every image and every epoch.
+            "label_storage": {
+                "online_teacher_bytes": teacher_bytes,
+                "stored_fp16_logits_bytes": cfg["epochs"] * len(images) * bundle.num_classes * 2,
+            },
             "cost": cost.as_dict(),
             "provenance": io.provenance(device, {"student": seed}),
         },
     )
+
+
+def run_diversity(
+    images_dir: str,
+    manifest_path: str,
+    data_meta: str,
+    teacher_ckpt: str,
+    info: dict,
+    runtime: dict,
+    out_json: str,
+    threads: int | None = None,
+) -> None:
+    device = configure(runtime, threads)
+    meta = io.read_json(data_meta)
+    teacher, _ = load_teacher(teacher_ckpt, meta["classes"])
+    images, labels, manifest = read_distilled(images_dir, manifest_path, meta["classes"])
+    norm = Normalizer(meta["mean"], meta["std"], device)
+    feats = penultimate_features(teacher.to(device), norm.to_tensor(images))
+    io.write_json(out_json, {**info, "ipc": manifest["ipc"], **centroid_cosine(feats, labels)})

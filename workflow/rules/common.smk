@@ -190,6 +190,13 @@ def snapshot_params(wildcards):
     )
 
 
+def diversity_results():
+    return [
+        f"results/{DS}/diversity/{m}-{IDS.method(m)}-ipc{ipc}.json"
+        for m, ipc in distilled_sets()
+    ]
+
+
 def grid_images(wildcards):
     return f"{distilled_dir(wildcards.method, wildcards.ipc)}/images"
 
@@ -210,6 +217,9 @@ def final_targets():
         f"results/{DS}/tables/summary.md",
         f"results/{DS}/figures/student_curves.png",
         f"results/{DS}/figures/crop_schedules.png",
+        f"results/{DS}/tables/diversity.md",
+        f"results/{DS}/figures/diversity.png",
+        f"results/{DS}/tables/cost.md",
         *grid_figures(),
         *[f"results/{DS}/tables/sweep-{s}.md" for s in SWEEPS],
         *[f"results/{DS}/figures/sweep-{s}.png" for s in SWEEPS],

@@ -97,3 +97,54 @@ rule snapshot_figure:
         "../../envs/ddflow.yaml"
     script:
         "../scripts/snapshot_figure.py"
+
+
+rule diversity:
+    input:
+        images="results/{ds}/distilled/{method}-{mid}/ipc{ipc}/images",
+        manifest="results/{ds}/distilled/{method}-{mid}/ipc{ipc}/manifest.json",
+        meta=DATA_META,
+        teacher=TEACHER_CKPT,
+    output:
+        "results/{ds}/diversity/{method}-{mid}-ipc{ipc}.json",
+    log:
+        "results/{ds}/diversity/{method}-{mid}-ipc{ipc}.log",
+    conda:
+        "../../envs/ddflow.yaml"
+    threads: threads_for_job()
+    params:
+        info=manifest_info,
+    script:
+        "../scripts/diversity.py"
+
+
+rule diversity_report:
+    input:
+        diversity_results(),
+    output:
+        csv=f"results/{DS}/tables/diversity.csv",
+        md=f"results/{DS}/tables/diversity.md",
+        png=f"results/{DS}/figures/diversity.png",
+    log:
+        f"results/{DS}/logs/diversity.log",
+    localrule: True
+    conda:
+        "../../envs/ddflow.yaml"
+    script:
+        "../scripts/diversity_report.py"
+
+
+rule cost_table:
+    input:
+        students=student_results(),
+        teacher=f"{TEACHER_DIR}/metrics.json",
+    output:
+        csv=f"results/{DS}/tables/cost.csv",
+        md=f"results/{DS}/tables/cost.md",
+    log:
+        f"results/{DS}/logs/cost.log",
+    localrule: True
+    conda:
+        "../../envs/ddflow.yaml"
+    script:
+        "../scripts/cost_table.py"

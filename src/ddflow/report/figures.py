@@ -199,3 +199,25 @@ def snapshots(npz_paths: list[str], methods: list[str], out_png: str) -> None:
                 ax.set_title(f"step {step}", fontsize=7)
         axes[r][0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
     _save(fig, out_png)
+
+
+def diversity_bars(diversity_jsons: list[str], out_png: str) -> None:
+    """DELT Figure 2 (left) analog: per-class cosine to the class centroid, one bar group each."""
+    runs = sorted((read_json(p) for p in diversity_jsons), key=lambda r: (r["ipc"], r["method"]))
+    classes = sorted({int(c) for r in runs for c in r["per_class"]})
+    width = 0.8 / max(len(runs), 1)
+    fig, ax = plt.subplots(figsize=(max(6, len(classes) * 0.6), 4))
+    for k, r in enumerate(runs):
+        values = [r["per_class"].get(str(c), np.nan) for c in classes]
+        ax.bar(
+            np.arange(len(classes)) + k * width,
+            values,
+            width,
+            label=f"{r['method']} IPC {r['ipc']} ({r['mean_cosine_to_centroid']:.3f})",
+        )
+    ax.set_xticks(np.arange(len(classes)) + 0.4 - width / 2, [str(c) for c in classes])
+    ax.set_xlabel("class")
+    ax.set_ylabel("cosine to class centroid (lower = more diverse)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, axis="y")
+    _save(fig, out_png)

@@ -75,3 +75,91 @@ def write_sweep_table(
     table = table.sort_values(keys + ["ipc"]).reset_index(drop=True)
     _write(table, keys, out_csv, out_md)
     return table
+
+
+def _write_plain(table: pd.DataFrame, title: str, out_csv: str, out_md: str) -> None:
+    with atomic_path(out_csv) as tmp:
+        table.to_csv(tmp, index=False)
+    with atomic_path(out_md) as tmp:
+        tmp.write_text(f"{title}\n\n{table.to_markdown(index=False)}\n")
+
+
+def write_diversity_table(diversity_jsons: list[str], out_csv: str, out_md: str) -> pd.DataFrame:
+    rows = []
+    for p in diversity_jsons:
+        r = read_json(p)
+        per_class = list(r["per_class"].values())
+        rows.append(
+            {
+                "dataset": r["dataset"],
+                "method": r["method"],
+                "ipc": r["ipc"],
+                "mean_cosine_to_centroid": r["mean_cosine_to_centroid"],
+                "min_class": min(per_class),
+                "max_class": max(per_class),
+            }
+        )
+    table = pd.DataFrame(rows).sort_values(["ipc", "mean_cosine_to_centroid"]).round(4)
+    _write_plain(
+        table,
+        "Mean cosine similarity of teacher penultimate features to their class "
+        "centroid (lower = more diverse).",
+        out_csv,
+        out_md,
+    )
+    return table
+
+
+def write_cost_table(
+    student_jsons: list[str], teacher_metrics: str, out_csv: str, out_md: str
+) -> pd.DataFrame:
+    rows = []
+    for p in student_jsons:
+        r = read_json(p)
+        rows.append(
+            {
+                "method": r["method"],
+                "ipc": r["ipc"],
+                "recover_wall_s": r["distill_cost"].get("recover_wall_s", 0.0),
+                "image_iterations": r["distill_cost"].get("recover_image_iterations", 0),
+                "image_bytes": r["distilled_image_bytes"],
+                "online_teacher_bytes": r["label_storage"]["online_teacher_bytes"],
+                "stored_fp16_label_bytes": r["label_storage"]["stored_fp16_logits_bytes"],
+                "student_wall_s": r["cost"]["wall_s"],
+                "student_peak_rss_mb": r["cost"]["peak_rss_mb"],
+                "device": r["cost"]["device"],
+            }
+        )
+    table = (
+        pd.DataFrame(rows)
+        .groupby(["method", "ipc"], sort=True)
+        .agg(
+            {
+                **{
+                    c: "first"
+                    for c in [
+                        "recover_wall_s",
+                        "image_iterations",
+                        "image_bytes",
+                        "online_teacher_bytes",
+                        "stored_fp16_label_bytes",
+                        "device",
+                    ]
+                },
+                "student_wall_s": "mean",
+                "student_peak_rss_mb": "max",
+            }
+        )
+        .reset_index()
+        .round(2)
+    )
+    teacher = read_json(teacher_metrics)["cost"]
+    _write_plain(
+        table,
+        f"Cost per method (teacher, shared by all: {teacher['wall_s']:.0f} s on "
+        f"{teacher['device']}, peak RSS {teacher['peak_rss_mb']:.0f} MB). Recovery time "
+        "is summed over shards; student time is the mean over seeds.",
+        out_csv,
+        out_md,
+    )
+    return table

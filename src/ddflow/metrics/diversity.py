@@ -1,0 +1,39 @@
+"""Intra-class diversity of a distilled set (DELT Figure 2, left).
+
+For every image, the cosine similarity between its teacher penultimate feature (the input of the
+last Linear layer) and its class centroid; averaged per class and overall. Lower = more diverse.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@torch.no_grad()
+def penultimate_features(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    linear = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linear:
+        raise ValueError("diversity needs a teacher whose classifier is an nn.Linear")
+    feats = []
+    handle = linear[-1].register_forward_hook(lambda m, inp, out: feats.append(inp[0].flatten(1)))
+    try:
+        model.eval()
+        for s in range(0, len(x), batch_size):
+            model(x[s : s + batch_size])
+    finally:
+        handle.remove()
+    return torch.cat(feats)
+
+
+def centroid_cosine(features: torch.Tensor, labels: np.ndarray) -> dict:
+    per_class = {}
+    for c in np.unique(labels):
+        f = features[torch.as_tensor(labels == c)]
+        per_class[int(c)] = F.cosine_similarity(f, f.mean(0, keepdim=True)).mean().item()
+    return {
+        "mean_cosine_to_centroid": float(np.mean(list(per_class.values()))),
+        "per_class": per_class,
+    }
