@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import yaml
 
@@ -103,9 +104,8 @@ def test_raising_ipc_plans_only_new_shards_and_downstream(run):
     assert [re.search(r"_i(\d{4})", p).group(1) for p in shards] == ["0002", "0003"]
     assert not [p for p in plan if "/teacher/" in p or "/data-" in p]
     rest = [p for p in plan if "/shards/" not in p]
-    assert all(
-        "ipc4" in p or p.endswith(("summary.csv", "summary.md", "student_curves.png")) for p in rest
-    ), rest
+    report = ("summary", "cost", "diversity", "student_curves")
+    assert all("ipc4" in p or p.rsplit("/", 1)[1].startswith(report) for p in rest), rest
     assert len([p for p in rest if "/students/" in p]) == 2  # sre2l + random, one seed
 
 
@@ -115,6 +115,8 @@ def test_student_recipe_change_plans_only_students_and_report(run):
     others = [p for p in plan if "/students/" not in p]
     assert sorted(others) == [
         "results/tiny/figures/student_curves.png",
+        "results/tiny/tables/cost.csv",
+        "results/tiny/tables/cost.md",
         "results/tiny/tables/summary.csv",
         "results/tiny/tables/summary.md",
     ]
@@ -255,3 +257,36 @@ def test_snapshot_last_step_equals_the_recovered_image(sweep_run):
         [png] = (images_dir / "images").glob(f"{c:05d}-*/*.png")
         assert np.array_equal(np.asarray(Image.open(png))[..., None], images[-1, ci])
     assert not np.array_equal(images[0], images[-1])
+
+
+def test_delt_rded_and_measurements_end_to_end(tmp_path):
+    cfg = yaml.safe_load((ROOT / "tests" / "data" / "tiny_delt.yaml").read_text())
+    run = run_workflow(tmp_path, cfg)
+    summary = (run / "results/tinydelt/tables/summary.csv").read_text()
+    for method in ("delt", "delt_mosaic", "cda_real", "rded", "random"):
+        assert f",{method}," in summary
+    cost = {
+        row.split(",")[0]: row.split(",")
+        for row in (run / "results/tinydelt/tables/cost.csv").read_text().splitlines()[1:]
+    }
+    # image-iterations: DELT MI 6 / RI 2 at IPC 3 -> 6 + 4 + 2 per class; real-init CDA 3 x 4
+    assert int(cost["delt"][3]) == 10 * (6 + 4 + 2) and int(cost["cda_real"][3]) == 10 * 3 * 4
+    assert int(cost["random"][3]) == 0
+    diversity = (run / "results/tinydelt/tables/diversity.csv").read_text().splitlines()
+    assert len(diversity) == 1 + 5
+    assert (run / "results/tinydelt/figures/diversity.png").stat().st_size > 1000
+    ranking = np.load(next(run.glob("results/tinydelt/ranking/teacher-*.npz")))
+    assert (
+        ranking["scores"].shape == (200,)
+        and ((ranking["scores"] >= 0) & (ranking["scores"] <= 1)).all()
+    )
+    assert planned(run, cfg) == []
+    plan = planned(run, {**cfg, "ipc": [4]})
+    delt_shards = [p for p in plan if "/delt-" in p and "/shards/" in p]
+    # IPC-joint: new shards hold all 4 images of 15 // 4 = 3 consecutive classes
+    assert [p.rsplit("/", 1)[1] for p in delt_shards] == [
+        "c00000-00003_i0000-0004.npz",
+        "c00003-00006_i0000-0004.npz",
+        "c00006-00009_i0000-0004.npz",
+        "c00009-00010_i0000-0004.npz",
+    ]

@@ -24,6 +24,7 @@ from ddflow.metrics.diversity import centroid_cosine, penultimate_features
 from ddflow.models import build_model
 from ddflow.recover.delt import recover_delt_shard
 from ddflow.recover.init import gaussian_init, mosaic_init, real_init
+from ddflow.recover.resume import ShardResume, state_path
 from ddflow.recover.shards import Shard, batch_seed
 from ddflow.recover.sre2l import recover_shard, recover_snapshots
 from ddflow.select.ranking import true_class_probs
@@ -163,6 +164,9 @@ def run_recover_shard(
     )
     shard = Shard.parse(shard_name)
     chw = tuple(meta["image_shape_chw"])
+    resume = ShardResume(
+        state_path(out_npz), f"{stage_id}/{shard_name}", runtime["checkpoint_every"]
+    )
     with CostMeter(device) as cost:
         if method["kind"] == "delt":
             classes, ipc = range(shard.c0, shard.c1), shard.i1 - shard.i0
@@ -178,15 +182,25 @@ def run_recover_shard(
             else:
                 init = gaussian_init(len(classes) * ipc, chw, seed)
             out = recover_delt_shard(
-                teacher, norm, init, method, stage_id, shard, device, runtime["log_every"]
+                teacher, norm, init, method, stage_id, shard, device, runtime["log_every"], resume
             )
         else:
             init_fn = _initializer(method, stage_id, bundle, scores, teacher, norm)
             out = recover_shard(
-                teacher, norm, chw, method, stage_id, shard, device, runtime["log_every"], init_fn
+                teacher,
+                norm,
+                chw,
+                method,
+                stage_id,
+                shard,
+                device,
+                runtime["log_every"],
+                init_fn,
+                resume,
             )
     cost_info = {**cost.as_dict(), "image_iterations": int(out["iterations"].sum())}
     io.save_npz(out_npz, **out, cost_json=np.array(json.dumps(cost_info)))
+    resume.clear()
     log.info("shard %s: %d images in %.1fs", shard_name, len(out["labels"]), cost.wall_s)
 
 

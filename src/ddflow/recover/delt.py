@@ -17,6 +17,7 @@ from ddflow.recover.augment import RecoverAugment
 from ddflow.recover.bn_loss import BNStatLoss
 from ddflow.recover.early_late import image_groups, iterations_per_image
 from ddflow.recover.loop import freeze, recover_batch
+from ddflow.recover.resume import ShardResume
 from ddflow.recover.shards import Shard, batch_seed
 
 
@@ -33,6 +34,7 @@ def recover_delt_shard(
     shard: Shard,
     device: torch.device,
     log_every: int = 100,
+    resume: ShardResume | None = None,
 ) -> dict[str, np.ndarray]:
     """`init`: normalized (n_classes * ipc, C, H, W), class-major, each class in selection order."""
     ipc = shard.i1 - shard.i0
@@ -64,6 +66,7 @@ def recover_delt_shard(
             log_every=log_every,
             tag=shard.name,
             active_at=active_at if rounds > 1 else None,
+            resume=(resume, 0) if resume else None,
         )
     finally:
         bn.remove()

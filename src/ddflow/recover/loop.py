@@ -17,6 +17,7 @@ from torch import nn
 
 from ddflow.recover.augment import RecoverAugment
 from ddflow.recover.bn_loss import BNStatLoss
+from ddflow.recover.resume import ShardResume
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +52,22 @@ def recover_batch(
     tag: str = "",
     on_step: Callable[[int, torch.Tensor], None] | None = None,
     active_at: Callable[[int], torch.Tensor | None] | None = None,
+    resume: tuple[ShardResume, int] | None = None,
 ) -> torch.Tensor:
     """Optimise one batch and return its last iterate (the authors' "best" logic is dead code).
 
     `on_step(k, x)` sees the images after k steps (k = 0 is the initialization), for snapshots.
     `active_at(step)` gives the rows optimised at that step (None = all): only those are forwarded,
     so BN statistics cover the active images only, while one Adam spans the whole tensor (DELT).
+    `resume = (state, key)` continues batch `key` from its last save and saves periodically.
     """
     x = x_init.clone().requires_grad_(True)
     opt = torch.optim.Adam([x], lr=lr, betas=(0.5, 0.9), eps=1e-8)
     lo, hi = bounds
+    start = resume[0].restore(resume[1], x, opt, rng) if resume else 0
     if on_step:
         on_step(0, x.detach())
-    for step in range(iterations):
+    for step in range(start, iterations):
         for group in opt.param_groups:
             group["lr"] = cosine_lr(step, iterations, lr)
         rows = active_at(step) if active_at else None
@@ -86,6 +90,8 @@ def recover_batch(
                     "No image was written."
                 )
             log.info("%s step %d/%d loss %.4f ce %.4f", tag, step + 1, iterations, value, ce.item())
+        if resume and resume[0].due(step + 1, iterations):
+            resume[0].save(resume[1], step + 1, x, opt, rng)
     if not torch.isfinite(x).all():
         raise NonFiniteLoss(f"recovery {tag}: non-finite pixels; no image was written")
     return x.detach()

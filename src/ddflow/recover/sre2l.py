@@ -13,6 +13,7 @@ from ddflow.recover.augment import RecoverAugment
 from ddflow.recover.bn_loss import BNStatLoss
 from ddflow.recover.init import gaussian_init
 from ddflow.recover.loop import freeze, recover_batch
+from ddflow.recover.resume import ShardResume
 from ddflow.recover.shards import Shard, batch_seed
 
 
@@ -48,7 +49,9 @@ class BatchRecoverer:
     def __exit__(self, *exc):
         self.bn.remove()
 
-    def batch(self, c0: int, c1: int, ipc_index: int, on_step=None) -> torch.Tensor:
+    def batch(
+        self, c0: int, c1: int, ipc_index: int, on_step=None, resume: ShardResume | None = None
+    ) -> torch.Tensor:
         m = self.method
         seed = batch_seed(self.stage_id, c0, ipc_index) ^ m["seed"]
         labels = torch.arange(c0, c1, device=self.device)
@@ -70,6 +73,7 @@ class BatchRecoverer:
             log_every=self.log_every,
             tag=f"c{c0}-{c1} ipc {ipc_index}",
             on_step=on_step,
+            resume=(resume, ipc_index) if resume else None,
         )
 
 
@@ -83,13 +87,18 @@ def recover_shard(
     device: torch.device,
     log_every: int = 100,
     init_fn=None,
+    resume: ShardResume | None = None,
 ) -> dict[str, np.ndarray]:
     """Images (uint8 NHWC), labels and IPC indices of every (class, IPC index) in the shard."""
     out = {"images": [], "labels": [], "ipc_index": []}
     with BatchRecoverer(teacher, norm, chw, method, stage_id, device, log_every, init_fn) as rec:
         for ipc_index in range(shard.i0, shard.i1):
-            x = rec.batch(shard.c0, shard.c1, ipc_index)
-            out["images"].append(norm.to_uint8(x))
+            images = resume.finished(ipc_index) if resume else None
+            if images is None:
+                images = norm.to_uint8(rec.batch(shard.c0, shard.c1, ipc_index, resume=resume))
+                if resume:
+                    resume.finish(ipc_index, images)
+            out["images"].append(images)
             out["labels"].append(np.arange(shard.c0, shard.c1))
             out["ipc_index"].append(np.full(shard.c1 - shard.c0, ipc_index))
     out = {k: np.concatenate(v) for k, v in out.items()}

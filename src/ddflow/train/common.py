@@ -92,3 +92,25 @@ def param_groups(model: nn.Module, weight_decay: float, no_decay_bn_bias: bool) 
     decay = [p for p in model.parameters() if p.ndim >= 2]
     rest = [p for p in model.parameters() if p.ndim < 2]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+
+def rand_augment(config: str, image_size: int, mean: list[float]):
+    """timm RandAugment (as DELT's validation uses), applied per image to uint8 HWC arrays."""
+    from PIL import Image
+    from timm.data.auto_augment import rand_augment_transform
+
+    fill = tuple(int(round(255 * m)) for m in mean)
+    ra = rand_augment_transform(
+        config,
+        {"translate_const": int(image_size * 0.45), "img_mean": fill if len(fill) > 1 else fill[0]},
+    )
+
+    def apply(images: np.ndarray) -> np.ndarray:
+        out = []
+        for img in images:
+            pil = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
+            arr = np.asarray(ra(pil))
+            out.append(arr[..., None] if arr.ndim == 2 else arr)
+        return np.stack(out)
+
+    return apply

@@ -25,6 +25,7 @@ from ddflow.train.common import (
     evaluate,
     param_groups,
     per_sample_rrc,
+    rand_augment,
     random_hflip,
     seed_everything,
 )
@@ -60,6 +61,7 @@ def train_student(
         opt, lambda e: epoch_lr_factor(e, epochs, cfg["schedule"])
     )
     data = norm.to_tensor(images)
+    ra = rand_augment(cfg["randaugment"], h, bundle.mean) if cfg["randaugment"] else None
     n = len(data)
     bs = min(cfg["batch_size"], n)
     scale = (cfg["min_scale"], cfg["max_scale"])
@@ -69,7 +71,9 @@ def train_student(
         perm = torch.randperm(n, generator=gen)
         loss_sum = 0.0
         for s in range(0, n, bs):
-            x = per_sample_rrc(data[perm[s : s + bs].to(device)], scale, rng)
+            idx = perm[s : s + bs]
+            x = norm.to_tensor(ra(images[idx.numpy()])) if ra else data[idx.to(device)]
+            x = per_sample_rrc(x, scale, rng)
             if cfg["hflip"]:
                 x = random_hflip(x, gen)
             if cfg["cutmix"] > 0:
