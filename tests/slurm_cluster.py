@@ -3,6 +3,10 @@
 Follows the recipe in shared/docs/design.md: munge with a fresh key, slurmctld and slurmd
 with every state/spool/log path in a temp folder, no accounting database (so status comes
 from squeue). `start()` returns a handle whose `stop()` ends every daemon it started.
+
+The config goes to the default path, /etc/slurm/slurm.conf: the SLURM plugin's job step drops
+SLURM_CONF before its inner srun, so a config elsewhere is invisible inside jobs. An existing
+config (a real cluster node) is never touched: the tests then skip.
 """
 
 from __future__ import annotations
@@ -11,11 +15,13 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue")
+CONF = Path("/etc/slurm/slurm.conf")
 
 
 class ClusterUnavailable(RuntimeError):
@@ -25,12 +31,12 @@ class ClusterUnavailable(RuntimeError):
 @dataclass
 class Cluster:
     root: Path
-    conf: Path
-    pids: list[int] = field(default_factory=list)
+    munge_dir: Path
+    procs: list[subprocess.Popen] = field(default_factory=list)
 
     @property
     def env(self) -> dict[str, str]:
-        return {**os.environ, "SLURM_CONF": str(self.conf)}
+        return {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
 
     def stop(self) -> None:
         subprocess.run(["scancel", "--full", "-u", "root"], env=self.env, capture_output=True)
@@ -38,8 +44,11 @@ class Cluster:
             pidfile = self.root / f"{name}.pid"
             if pidfile.exists():
                 _kill(int(pidfile.read_text().split()[0]))
-        for pid in self.pids:
-            _kill(pid)
+        for proc in self.procs:
+            proc.terminate()
+            proc.wait(timeout=10)
+        CONF.unlink(missing_ok=True)
+        shutil.rmtree(self.munge_dir, ignore_errors=True)
 
 
 def _kill(pid: int) -> None:
@@ -67,6 +76,8 @@ def check_available() -> None:
         raise ClusterUnavailable(
             f"{missing} not installed: apt-get install slurm-wlm munge (.ci/run does this)"
         )
+    if CONF.exists():
+        raise ClusterUnavailable(f"{CONF} exists (a real SLURM node?); the test will not touch it")
 
 
 def _wait(what: str, ok, timeout: float = 30.0) -> None:
@@ -85,13 +96,12 @@ def start(root: Path) -> Cluster:
     cpus = os.cpu_count() or 1
     mem_mb = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20 * 0.8)
 
-    munge_dir = root / "munge"
-    munge_dir.mkdir(exist_ok=True)
+    # munged runs as user munge, which cannot enter pytest's private temp folders.
+    munge_dir = Path(tempfile.mkdtemp(prefix="ddflow-munge-"))
     key = munge_dir / "munge.key"
     key.write_bytes(os.urandom(1024))
     sock = munge_dir / "munge.socket"
-    for p in (munge_dir,):
-        shutil.chown(p, "munge", "munge")
+    shutil.chown(munge_dir, "munge", "munge")
     shutil.chown(key, "munge", "munge")
     key.chmod(0o400)
     munge_dir.chmod(0o700)
@@ -114,7 +124,8 @@ def start(root: Path) -> Cluster:
 
     for d in ("state", "spool", "log"):
         (root / d).mkdir(exist_ok=True)
-    conf = root / "slurm.conf"
+    conf = CONF
+    conf.parent.mkdir(parents=True, exist_ok=True)
     conf.write_text(
         f"""ClusterName=ddflowtest
 SlurmctldHost={host}
@@ -146,7 +157,7 @@ NodeName={host} CPUs={cpus} RealMemory={mem_mb} State=UNKNOWN
 PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
 """
     )
-    cluster = Cluster(root, conf, [munged.pid])
+    cluster = Cluster(root, munge_dir, [munged])
     env = cluster.env
     try:
         for daemon in ("slurmctld", "slurmd"):

@@ -12,7 +12,7 @@ import sys
 from ddflow.config import SHARDED_KINDS, ConfigError, StageIds, load_config
 from ddflow.data.catalog import num_classes
 from ddflow.data.datasets import DataError
-from ddflow.recover.shards import plan_shards
+from ddflow.recover.shards import method_shards
 
 
 def _describe(path: str, list_jobs: bool) -> None:
@@ -29,7 +29,7 @@ def _describe(path: str, list_jobs: bool) -> None:
     for name, m in cfg["methods"].items():
         line = f"method {name} ({m['kind']}): results/{ds}/distilled/{name}-{ids.method(name)}"
         if m["kind"] in SHARDED_KINDS:
-            shards = plan_shards(n_classes, max(cfg["ipc"]), m["batch_classes"], m["ipc_per_shard"])
+            shards = method_shards(m, n_classes, cfg["ipc"])
             line += f", {len(shards)} shards"
             if list_jobs:
                 line += "".join(f"\n  shard {s.name}" for s in shards)

@@ -100,6 +100,8 @@ def provenance(device, seeds: dict | None = None) -> dict:
         "timm": timm.__version__,
         "device": str(device),
         "host": platform.node(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "threads": torch.get_num_threads(),
         "seeds": seeds or {},
     }

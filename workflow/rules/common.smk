@@ -6,15 +6,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from ddflow.config import (
-    IPC_JOINT_KINDS,
     SHARDED_KINDS,
     StageIds,
     canonical_json,
     validate_config,
 )
-from ddflow.recover.delt import classes_per_batch
 from ddflow.data.catalog import num_classes
-from ddflow.recover.shards import plan_shards, shards_for_ipc
+from ddflow.recover.shards import Shard, method_shards
+from ddflow.resources import (
+    data_mem_mb,
+    recover_runtime_min,
+    train_images,
+    training_runtime_min,
+)
 
 CFG = validate_config(config)
 IDS = StageIds(CFG)
@@ -51,6 +55,38 @@ def threads_for_job():
     return CFG["runtime"]["threads"]
 
 
+# Scheduler resources (ddflow/resources.py): GPU jobs ask for one `gpu` when runtime.device is
+# cuda; memory and runtime follow the stage and the dataset, runtime growing with each retry.
+DEVICE = "cuda" if CFG["runtime"]["device"] == "cuda" else "cpu"
+GPU = int(DEVICE == "cuda")
+DATA_MEM_MB = data_mem_mb(CFG["dataset"], NUM_CLASSES)
+
+
+def recover_runtime(wildcards, attempt):
+    s = Shard.parse(wildcards.shard)
+    images = (s.c1 - s.c0) * (s.i1 - s.i0)
+    iterations = METHODS[wildcards.method]["iterations"]
+    return recover_runtime_min(CFG["dataset"], DEVICE, images, iterations, attempt)
+
+
+def teacher_runtime(wildcards, attempt):
+    images = train_images(CFG["dataset"], NUM_CLASSES)
+    epochs = CFG["teacher"]["epochs"] + 1  # + evaluation
+    return training_runtime_min(CFG["dataset"], DEVICE, images, epochs, attempt)
+
+
+def student_runtime(wildcards, attempt):
+    images = NUM_CLASSES * int(wildcards.ipc)
+    epochs = CFG["student"]["epochs"]
+    return training_runtime_min(CFG["dataset"], DEVICE, images, epochs, attempt)
+
+
+def inference_runtime(wildcards, attempt):
+    """Ranking, RDED selection, diversity, snapshots: about one pass over the training set."""
+    images = train_images(CFG["dataset"], NUM_CLASSES)
+    return training_runtime_min(CFG["dataset"], DEVICE, images, 1, attempt)
+
+
 def method_dir(method):
     return f"results/{DS}/recover/{method}-{IDS.method(method)}"
 
@@ -60,20 +96,7 @@ def distilled_dir(method, ipc):
 
 
 def shard_plan(method, ipc=None):
-    """Shards of a method; for IPC-joint kinds (DELT) those of one IPC value, all IPC in one."""
-    m = METHODS[method]
-    if m["kind"] in IPC_JOINT_KINDS:
-        ipcs = IPCS if ipc is None else [ipc]
-        return sorted(
-            {
-                s
-                for n in ipcs
-                for s in plan_shards(
-                    NUM_CLASSES, n, classes_per_batch(m["batch_images"], n), n
-                )
-            }
-        )
-    return plan_shards(NUM_CLASSES, max(IPCS), m["batch_classes"], m["ipc_per_shard"])
+    return method_shards(METHODS[method], NUM_CLASSES, IPCS, ipc)
 
 
 def needs_ranking(method):
@@ -103,11 +126,7 @@ def check_method_id(wildcards):
 
 def shard_inputs(wildcards):
     check_method_id(wildcards)
-    ipc = int(wildcards.ipc)
-    if METHODS[wildcards.method]["kind"] in IPC_JOINT_KINDS:
-        shards = shard_plan(wildcards.method, ipc)
-    else:
-        shards = shards_for_ipc(shard_plan(wildcards.method), ipc)
+    shards = shard_plan(wildcards.method, int(wildcards.ipc))
     return [f"{method_dir(wildcards.method)}/shards/{s.name}.npz" for s in shards]
 
 

@@ -6,6 +6,9 @@ rule data:
         f"{DATA_DIR}/data.log",
     conda:
         "../../envs/ddflow.yaml"
+    resources:
+        mem_mb=DATA_MEM_MB,
+        runtime=inference_runtime,
     params:
         dataset=canonical_json(CFG["dataset"]),
     script:

@@ -10,6 +10,10 @@ rule rank:
     conda:
         "../../envs/ddflow.yaml"
     threads: threads_for_job()
+    resources:
+        gpu=GPU,
+        mem_mb=DATA_MEM_MB,
+        runtime=inference_runtime,
     script:
         "../scripts/rank.py"
 
@@ -26,6 +30,10 @@ rule recover_shard:
     conda:
         "../../envs/ddflow.yaml"
     threads: threads_for_job()
+    resources:
+        gpu=GPU,
+        mem_mb=DATA_MEM_MB,
+        runtime=recover_runtime,
     params:
         method=method_json,
     script:
@@ -43,6 +51,7 @@ rule assemble:
         "results/{ds}/distilled/{method}-{mid}/ipc{ipc}/assemble.log",
     wildcard_constraints:
         method="|".join(SHARDED) or "^$",
+    localrule: True
     conda:
         "../../envs/ddflow.yaml"
     params:
@@ -62,8 +71,11 @@ rule random_subset:
         "results/{ds}/distilled/{method}-{mid}/ipc{ipc}/random.log",
     wildcard_constraints:
         method="|".join(RANDOM),
+    localrule: True
     conda:
         "../../envs/ddflow.yaml"
+    resources:
+        mem_mb=DATA_MEM_MB,
     params:
         method=method_json,
         info=manifest_info,
@@ -83,6 +95,10 @@ rule snapshots:
     conda:
         "../../envs/ddflow.yaml"
     threads: threads_for_job()
+    resources:
+        gpu=GPU,
+        mem_mb=DATA_MEM_MB,
+        runtime=inference_runtime,
     params:
         spec=snapshot_params,
     script:
@@ -104,6 +120,10 @@ rule rded:
     conda:
         "../../envs/ddflow.yaml"
     threads: threads_for_job()
+    resources:
+        gpu=GPU,
+        mem_mb=DATA_MEM_MB,
+        runtime=inference_runtime,
     params:
         method=method_json,
         info=manifest_info,

@@ -112,6 +112,10 @@ rule diversity:
     conda:
         "../../envs/ddflow.yaml"
     threads: threads_for_job()
+    resources:
+        gpu=GPU,
+        mem_mb=DATA_MEM_MB,
+        runtime=inference_runtime,
     params:
         info=manifest_info,
     script:

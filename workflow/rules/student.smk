@@ -12,6 +12,10 @@ rule student:
     conda:
         "../../envs/ddflow.yaml"
     threads: threads_for_job()
+    resources:
+        gpu=GPU,
+        mem_mb=DATA_MEM_MB,
+        runtime=student_runtime,
     params:
         student=student_json,
         info=student_info,

@@ -10,6 +10,10 @@ rule teacher:
     conda:
         "../../envs/ddflow.yaml"
     threads: threads_for_job()
+    resources:
+        gpu=GPU,
+        mem_mb=DATA_MEM_MB,
+        runtime=teacher_runtime,
     params:
         teacher=canonical_json(CFG["teacher"]),
         stage_id=canonical_json(IDS.teacher),

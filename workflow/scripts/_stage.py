@@ -3,6 +3,8 @@
 import contextlib
 import json
 import logging
+import os
+import socket
 import sys
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from pathlib import Path
 def stage(snakemake):
     """Send the job's output to its log and hand back (runtime config, JSON params)."""
     sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
+    from ddflow import gpu_slots
     from ddflow.config import validate_config
 
     runtime = validate_config(snakemake.config)["runtime"]
@@ -27,6 +30,15 @@ def stage(snakemake):
             format="%(asctime)s %(levelname)s %(message)s",
         )
         try:
+            gpu_slots.claim(int(snakemake.resources.get("gpu", 0)))
+            logging.info(
+                "rule %s on %s, SLURM job %s (array job %s), CUDA_VISIBLE_DEVICES %s",
+                snakemake.rule,
+                socket.gethostname(),
+                os.environ.get("SLURM_JOB_ID", "none"),
+                os.environ.get("SLURM_ARRAY_JOB_ID", "none"),
+                os.environ.get("CUDA_VISIBLE_DEVICES", "unset"),
+            )
             yield runtime, params
         except Exception:
             logging.exception("stage failed")

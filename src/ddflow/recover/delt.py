@@ -21,10 +21,6 @@ from ddflow.recover.resume import ShardResume
 from ddflow.recover.shards import Shard, batch_seed
 
 
-def classes_per_batch(batch_images: int, ipc: int) -> int:
-    return max(1, batch_images // ipc)
-
-
 def recover_delt_shard(
     teacher: nn.Module,
     norm: Normalizer,

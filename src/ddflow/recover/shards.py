@@ -12,6 +12,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from ddflow.config import IPC_JOINT_KINDS
+
 _NAME = re.compile(r"^c(\d{5})-(\d{5})_i(\d{4})-(\d{4})$")
 
 
@@ -46,6 +48,11 @@ def plan_shards(num_classes: int, ipc: int, batch_classes: int, ipc_per_shard: i
     ]
 
 
+def classes_per_batch(batch_images: int, ipc: int) -> int:
+    """DELT's class-major batches: whole classes of `ipc` images, `batch_images` at most."""
+    return max(1, batch_images // ipc)
+
+
 def shards_for_ipc(shards: list[Shard], ipc: int) -> list[Shard]:
     """The shards an assembled set of `ipc` images per class reads from."""
     return [s for s in shards if s.i0 < ipc]
@@ -54,3 +61,22 @@ def shards_for_ipc(shards: list[Shard], ipc: int) -> list[Shard]:
 def batch_seed(stage_id: str, c0: int, ipc_index: int) -> int:
     digest = hashlib.sha256(f"{stage_id}/c{c0}/i{ipc_index}".encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
+
+
+def method_shards(method: dict, num_classes: int, ipcs: list[int], ipc: int | None = None):
+    """A method's shards. Independent kinds: one plan up to the largest IPC (raising IPC adds
+    shards). DELT (`batch_images`): class-major batches hold all of a class's images, so each
+    IPC value has its own shards; `ipc` picks one value's."""
+    if method["kind"] in IPC_JOINT_KINDS:
+        values = ipcs if ipc is None else [ipc]
+        return sorted(
+            {
+                s
+                for n in values
+                for s in plan_shards(
+                    num_classes, n, classes_per_batch(method["batch_images"], n), n
+                )
+            }
+        )
+    shards = plan_shards(num_classes, max(ipcs), method["batch_classes"], method["ipc_per_shard"])
+    return shards if ipc is None else shards_for_ipc(shards, ipc)
