@@ -42,6 +42,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10, help="steps per timed run")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-heap-alloc", action="store_true", help="leave glibc's mmap default")
     args = ap.parse_args()
@@ -57,6 +58,9 @@ def main() -> None:
     freeze(teacher)
     labels = torch.arange(args.batch, device=device) % args.classes
     x0 = torch.randn(args.batch, args.channels, args.size, args.size, device=device)
+    if device.type == "cuda":  # as the recovery loop lays out pixels and teacher on CUDA
+        x0 = x0.contiguous(memory_format=torch.channels_last)
+    bf16 = args.precision == "bf16"
     lo = torch.full((1, args.channels, 1, 1), -3.0, device=device)
     bounds = (lo, -lo)
     augment = RecoverAugment(crop=True, flip=True, jitter=4)
@@ -64,7 +68,9 @@ def main() -> None:
     def floor_run():
         x = x0.clone().requires_grad_(True)
         for _ in range(args.steps):
-            loss = F.cross_entropy(teacher(x), labels)
+            with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
+                logits = teacher(x)
+            loss = F.cross_entropy(logits.float(), labels)
             (grad,) = torch.autograd.grad(loss, x)
         return grad
 
@@ -83,6 +89,7 @@ def main() -> None:
                 bounds=bounds,
                 rng=random.Random(0),
                 log_every=10**9,
+                precision=args.precision,
             )
         finally:
             bn.remove()
@@ -101,7 +108,8 @@ def main() -> None:
         steps.append(timed(step_run))
     f, s = statistics.median(floors), statistics.median(steps)
     print(
-        f"setup: {args.arch} {args.size}px batch {args.batch} on {device}, "
+        f"setup: {args.arch} {args.size}px batch {args.batch} {args.precision} on "
+        f"{torch.cuda.get_device_name(device) if device.type == 'cuda' else device}, "
         f"{torch.get_num_threads()} threads, heap alloc {not args.no_heap_alloc}, "
         f"torch {torch.__version__}"
     )

@@ -261,3 +261,49 @@ def test_bn_loss_gradient_matches_autograd_reference(channels_last):
     torch.testing.assert_close(out, logits)
     torch.testing.assert_close(ours_x.grad, ref_x.grad, rtol=1e-4, atol=1e-7)
     loss.remove()
+
+
+def test_bn_moments_in_channels_last_and_bf16_match_float32():
+    from ddflow.recover.bn_loss import _moments
+
+    x = torch.randn(6, 5, 7, 7) * 3 + 1
+    mean, var = _moments(x)
+    for other in (x.contiguous(memory_format=torch.channels_last), x.bfloat16()):
+        m2, v2 = _moments(other)
+        assert m2.dtype == torch.float32
+        torch.testing.assert_close(m2, mean, atol=0.05, rtol=0.02)
+        torch.testing.assert_close(v2, var, atol=0.05, rtol=0.02)
+    # channels_last is exact up to float32 summation order
+    m3, v3 = _moments(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(m3, mean) and torch.testing.assert_close(v3, var)
+
+
+def test_bf16_precision_switch_runs_the_teacher_in_bf16():
+    teacher = freeze(trained_bn_teacher())
+    seen = []
+    teacher.features[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    labels = torch.arange(4)
+    x0 = torch.randn(4, 1, 12, 12)
+    bounds = (torch.full((1, 1, 1, 1), -3.0), torch.full((1, 1, 1, 1), 3.0))
+    out = {}
+    for precision in ("fp32", "bf16"):
+        bn = BNStatLoss(teacher)
+        out[precision] = recover_batch(
+            teacher,
+            bn,
+            x0,
+            labels,
+            iterations=3,
+            lr=0.1,
+            r_bn=0.01,
+            augment=RecoverAugment(crop=False, flip=False),
+            bounds=bounds,
+            rng=random.Random(0),
+            precision=precision,
+        )
+        bn.remove()
+    assert seen[:3] == [torch.float32] * 3 and seen[3:] == [torch.bfloat16] * 3
+    assert out["bf16"].dtype == torch.float32 and torch.isfinite(out["bf16"]).all()
+    assert not torch.equal(out["fp32"], out["bf16"])
+    # same algorithm, other rounding (Adam steps near zero gradients may flip sign)
+    assert (out["fp32"] - out["bf16"]).abs().mean() < 0.05

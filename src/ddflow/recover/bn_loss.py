@@ -17,7 +17,12 @@ from torch import nn
 
 
 def _moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and biased variance over (N, H, W)."""
+    """Per-channel mean and biased variance over (N, H, W), in float32 at least (bf16 inputs)."""
+    if x.dtype in (torch.bfloat16, torch.float16):
+        x = x.float()
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        var, mean = torch.var_mean(x.permute(0, 2, 3, 1).reshape(-1, x.shape[1]), 0, correction=0)
+        return mean, var
     if not x.is_contiguous():
         var, mean = torch.var_mean(x, dim=(0, 2, 3), correction=0)
         return mean, var
@@ -42,6 +47,7 @@ class _BNStatTerm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, running_mean, running_var):
         mean, var = _moments(x.detach())
+        # bf16 autocast: statistics and their directions stay float32; the gradient is cast back.
         norm_m, dir_m = _unit(mean - running_mean)
         norm_v, dir_v = _unit(var - running_var)
         ctx.save_for_backward(x, mean, dir_m, dir_v)
@@ -54,7 +60,7 @@ class _BNStatTerm(torch.autograd.Function):
         shape = (1, -1) + (1,) * (x.dim() - 2)
         beta = (grad_term * 2 / m) * dir_v
         alpha = (grad_term / m) * dir_m - beta * mean
-        grad = torch.addcmul(alpha.view(shape), x, beta.view(shape))
+        grad = torch.addcmul(alpha.view(shape), x, beta.view(shape)).to(x.dtype)
         if grad_x is not None:
             grad += grad_x
         return grad, None, None

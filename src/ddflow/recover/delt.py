@@ -59,6 +59,7 @@ def recover_delt_shard(
             augment=RecoverAugment.from_method(method),
             bounds=norm.bounds(),
             rng=random.Random(seed),
+            precision=method["precision"],
             log_every=log_every,
             tag=shard.name,
             active_at=active_at if rounds > 1 else None,

@@ -27,8 +27,11 @@ class NonFiniteLoss(RuntimeError):
 
 
 def freeze(teacher: nn.Module) -> nn.Module:
+    """eval(), no parameter gradients; channels_last on CUDA (faster convolutions there)."""
     teacher.eval()
     teacher.requires_grad_(False)
+    if next(teacher.parameters()).is_cuda:
+        teacher.to(memory_format=torch.channels_last)
     return teacher
 
 
@@ -53,6 +56,7 @@ def recover_batch(
     on_step: Callable[[int, torch.Tensor], None] | None = None,
     active_at: Callable[[int], torch.Tensor | None] | None = None,
     resume: tuple[ShardResume, int] | None = None,
+    precision: str = "fp32",
 ) -> torch.Tensor:
     """Optimise one batch and return its last iterate (the authors' "best" logic is dead code).
 
@@ -60,8 +64,11 @@ def recover_batch(
     `active_at(step)` gives the rows optimised at that step (None = all): only those are forwarded,
     so BN statistics cover the active images only, while one Adam spans the whole tensor (DELT).
     `resume = (state, key)` continues batch `key` from its last save and saves periodically.
+    `precision = "bf16"` runs the teacher under bf16 autocast (pixels, Adam and BN statistics
+    stay float32); it changes the numerics, so it is a method key, part of the stage id.
     """
-    x = x_init.clone().requires_grad_(True)
+    fmt = torch.channels_last if x_init.is_cuda else torch.contiguous_format
+    x = x_init.clone().contiguous(memory_format=fmt).requires_grad_(True)
     opt = torch.optim.Adam([x], lr=lr, betas=(0.5, 0.9), eps=1e-8)
     lo, hi = bounds
     start = resume[0].restore(resume[1], x, opt, rng) if resume else 0
@@ -72,8 +79,9 @@ def recover_batch(
             group["lr"] = cosine_lr(step, iterations, lr)
         rows = active_at(step) if active_at else None
         xb, yb = (x, labels) if rows is None else (x[rows], labels[rows])
-        logits = teacher(augment(xb, step, iterations, rng))
-        ce = F.cross_entropy(logits, yb)
+        with torch.autocast(x.device.type, torch.bfloat16, enabled=precision == "bf16"):
+            logits = teacher(augment(xb, step, iterations, rng))
+        ce = F.cross_entropy(logits.float(), yb)
         loss = ce + r_bn * bn_loss.value()
         opt.zero_grad(set_to_none=True)
         loss.backward()

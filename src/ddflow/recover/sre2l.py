@@ -70,6 +70,7 @@ class BatchRecoverer:
             augment=self.augment,
             bounds=self.norm.bounds(),
             rng=random.Random(seed),
+            precision=m["precision"],
             log_every=self.log_every,
             tag=f"c{c0}-{c1} ipc {ipc_index}",
             on_step=on_step,
