@@ -290,3 +290,9 @@ def test_delt_rded_and_measurements_end_to_end(tmp_path):
         "c00006-00009_i0000-0004.npz",
         "c00009-00010_i0000-0004.npz",
     ]
+
+
+def test_named_report_reuses_every_result_and_writes_only_its_own_tables(run):
+    plan = planned(run, {**TINY, "report": {"name": "exp_a"}})
+    assert "results/tiny/reports/exp_a/tables/summary.csv" in plan
+    assert all("/reports/exp_a/" in p for p in plan), plan

@@ -33,6 +33,10 @@ RANKING = f"results/{DS}/ranking/teacher-{IDS.teacher}.npz"
 STUDENT_SEEDS = CFG["student"]["seeds"]
 SWEEPS = CFG["sweep_members"]
 SNAPSHOTS = CFG["report"]["snapshots"]
+# Tables and figures of one experiment; a named one keeps its own, so several paper configs
+# can share a working directory (and its teacher and shards) without overwriting each other.
+REPORT_NAME = CFG["report"]["name"]
+REPORT_DIR = f"results/{DS}/reports/{REPORT_NAME}" if REPORT_NAME else f"results/{DS}"
 VARIANT_OF = {m: (sweep, v) for sweep, members in SWEEPS.items() for m, v in members}
 
 DATA_DIR = f"results/{DS}/data-{IDS.data}"
@@ -226,21 +230,21 @@ def grid_manifest(wildcards):
 
 def grid_figures():
     return [
-        f"results/{DS}/figures/grid-{m}-ipc{ipc}.png" for m, ipc in distilled_sets()
+        f"{REPORT_DIR}/figures/grid-{m}-ipc{ipc}.png" for m, ipc in distilled_sets()
     ]
 
 
 def final_targets():
     return [
-        f"results/{DS}/tables/summary.csv",
-        f"results/{DS}/tables/summary.md",
-        f"results/{DS}/figures/student_curves.png",
-        f"results/{DS}/figures/crop_schedules.png",
-        f"results/{DS}/tables/diversity.md",
-        f"results/{DS}/figures/diversity.png",
-        f"results/{DS}/tables/cost.md",
+        f"{REPORT_DIR}/tables/summary.csv",
+        f"{REPORT_DIR}/tables/summary.md",
+        f"{REPORT_DIR}/figures/student_curves.png",
+        f"{REPORT_DIR}/figures/crop_schedules.png",
+        f"{REPORT_DIR}/tables/diversity.md",
+        f"{REPORT_DIR}/figures/diversity.png",
+        f"{REPORT_DIR}/tables/cost.md",
         *grid_figures(),
-        *[f"results/{DS}/tables/sweep-{s}.md" for s in SWEEPS],
-        *[f"results/{DS}/figures/sweep-{s}.png" for s in SWEEPS],
-        *([f"results/{DS}/figures/snapshots.png"] if SNAPSHOTS else []),
+        *[f"{REPORT_DIR}/tables/sweep-{s}.md" for s in SWEEPS],
+        *[f"{REPORT_DIR}/figures/sweep-{s}.png" for s in SWEEPS],
+        *([f"{REPORT_DIR}/figures/snapshots.png"] if SNAPSHOTS else []),
     ]

@@ -2,10 +2,10 @@ rule tables:
     input:
         student_results(),
     output:
-        csv=f"results/{DS}/tables/summary.csv",
-        md=f"results/{DS}/tables/summary.md",
+        csv=f"{REPORT_DIR}/tables/summary.csv",
+        md=f"{REPORT_DIR}/tables/summary.md",
     log:
-        f"results/{DS}/logs/tables.log",
+        f"{REPORT_DIR}/logs/tables.log",
     localrule: True
     conda:
         "../../envs/ddflow.yaml"
@@ -17,9 +17,9 @@ rule student_curves:
     input:
         student_results(),
     output:
-        f"results/{DS}/figures/student_curves.png",
+        f"{REPORT_DIR}/figures/student_curves.png",
     log:
-        f"results/{DS}/logs/student_curves.log",
+        f"{REPORT_DIR}/logs/student_curves.log",
     localrule: True
     conda:
         "../../envs/ddflow.yaml"
@@ -32,9 +32,9 @@ rule image_grid:
         images=grid_images,
         manifest=grid_manifest,
     output:
-        "results/{ds}/figures/grid-{method}-ipc{ipc}.png",
+        f"{REPORT_DIR}/figures/grid-{{method}}-ipc{{ipc}}.png",
     log:
-        "results/{ds}/logs/grid-{method}-ipc{ipc}.log",
+        f"{REPORT_DIR}/logs/grid-{{method}}-ipc{{ipc}}.log",
     localrule: True
     conda:
         "../../envs/ddflow.yaml"
@@ -47,10 +47,10 @@ rule sweep_table:
         sweep=sweep_results,
         baseline=baseline_results,
     output:
-        csv="results/{ds}/tables/sweep-{sweep}.csv",
-        md="results/{ds}/tables/sweep-{sweep}.md",
+        csv=f"{REPORT_DIR}/tables/sweep-{{sweep}}.csv",
+        md=f"{REPORT_DIR}/tables/sweep-{{sweep}}.md",
     log:
-        "results/{ds}/logs/sweep-{sweep}.log",
+        f"{REPORT_DIR}/logs/sweep-{{sweep}}.log",
     localrule: True
     conda:
         "../../envs/ddflow.yaml"
@@ -60,11 +60,11 @@ rule sweep_table:
 
 rule sweep_figure:
     input:
-        "results/{ds}/tables/sweep-{sweep}.csv",
+        f"{REPORT_DIR}/tables/sweep-{{sweep}}.csv",
     output:
-        "results/{ds}/figures/sweep-{sweep}.png",
+        f"{REPORT_DIR}/figures/sweep-{{sweep}}.png",
     log:
-        "results/{ds}/logs/sweep-figure-{sweep}.log",
+        f"{REPORT_DIR}/logs/sweep-figure-{{sweep}}.log",
     localrule: True
     conda:
         "../../envs/ddflow.yaml"
@@ -74,10 +74,10 @@ rule sweep_figure:
 
 rule crop_figures:
     output:
-        schedules="results/{ds}/figures/crop_schedules.png",
-        boxes="results/{ds}/figures/crop_boxes.png",
+        schedules=f"{REPORT_DIR}/figures/crop_schedules.png",
+        boxes=f"{REPORT_DIR}/figures/crop_boxes.png",
     log:
-        "results/{ds}/logs/crop_figures.log",
+        f"{REPORT_DIR}/logs/crop_figures.log",
     localrule: True
     conda:
         "../../envs/ddflow.yaml"
@@ -89,9 +89,9 @@ rule snapshot_figure:
     input:
         snapshot_npzs(),
     output:
-        "results/{ds}/figures/snapshots.png",
+        f"{REPORT_DIR}/figures/snapshots.png",
     log:
-        "results/{ds}/logs/snapshots.log",
+        f"{REPORT_DIR}/logs/snapshots.log",
     localrule: True
     conda:
         "../../envs/ddflow.yaml"
@@ -126,11 +126,11 @@ rule diversity_report:
     input:
         diversity_results(),
     output:
-        csv=f"results/{DS}/tables/diversity.csv",
-        md=f"results/{DS}/tables/diversity.md",
-        png=f"results/{DS}/figures/diversity.png",
+        csv=f"{REPORT_DIR}/tables/diversity.csv",
+        md=f"{REPORT_DIR}/tables/diversity.md",
+        png=f"{REPORT_DIR}/figures/diversity.png",
     log:
-        f"results/{DS}/logs/diversity.log",
+        f"{REPORT_DIR}/logs/diversity.log",
     localrule: True
     conda:
         "../../envs/ddflow.yaml"
@@ -143,10 +143,10 @@ rule cost_table:
         students=student_results(),
         teacher=f"{TEACHER_DIR}/metrics.json",
     output:
-        csv=f"results/{DS}/tables/cost.csv",
-        md=f"results/{DS}/tables/cost.md",
+        csv=f"{REPORT_DIR}/tables/cost.csv",
+        md=f"{REPORT_DIR}/tables/cost.md",
     log:
-        f"results/{DS}/logs/cost.log",
+        f"{REPORT_DIR}/logs/cost.log",
     localrule: True
     conda:
         "../../envs/ddflow.yaml"
