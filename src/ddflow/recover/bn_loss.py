@@ -19,7 +19,11 @@ from torch import nn
 def _moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and biased variance over (N, H, W), in float32 at least (bf16 inputs)."""
     if x.dtype in (torch.bfloat16, torch.float16):
-        x = x.float()
+        # Reductions that accumulate in float32 as they read: no float copy of the activation.
+        dims = (0, 2, 3)
+        mean = x.mean(dims, dtype=torch.float32)
+        sq = torch.linalg.vector_norm(x, dim=dims, dtype=torch.float32).square()
+        return mean, (sq / (x.numel() // x.shape[1]) - mean.square()).clamp_min(0)
     if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
         var, mean = torch.var_mean(x.permute(0, 2, 3, 1).reshape(-1, x.shape[1]), 0, correction=0)
         return mean, var
@@ -60,7 +64,8 @@ class _BNStatTerm(torch.autograd.Function):
         shape = (1, -1) + (1,) * (x.dim() - 2)
         beta = (grad_term * 2 / m) * dir_v
         alpha = (grad_term / m) * dir_m - beta * mean
-        grad = torch.addcmul(alpha.view(shape), x, beta.view(shape)).to(x.dtype)
+        # In x's dtype (bf16 under autocast), so no float copy of the activation is made.
+        grad = torch.addcmul(alpha.to(x.dtype).view(shape), x, beta.to(x.dtype).view(shape))
         if grad_x is not None:
             grad += grad_x
         return grad, None, None
