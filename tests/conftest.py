@@ -9,6 +9,22 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT / "src"))
 
 
+def snakemake_cmd(workdir, configfile, *extra) -> list[str]:
+    """`python -m snakemake` on this repository's Snakefile, in a test working directory."""
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(configfile),
+        *extra,
+    ]
+
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     """Fixed thread count: CPU float results (and so bytes) are compared across runs."""

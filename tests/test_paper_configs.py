@@ -48,3 +48,30 @@ def test_cda_tiny_preset_matches_the_published_command():
     assert (cda["lr"], cda["r_bn"], cda["iterations"], cda["jitter"]) == (0.4, 0.05, 4000, 4)
     assert (cda["crop_schedule"], cda["milestone"], cda["min_scale"]) == ("cosine", 1.0, 0.08)
     assert cfg["methods"]["sre2l"]["r_bn"] == 1.0  # SRe2L's Tiny script
+
+
+def _ids(name):
+    from ddflow.config import StageIds
+
+    cfg = validate_config(yaml.safe_load((ROOT / "config" / "delt" / f"{name}.yaml").read_text()))
+    ids = StageIds(cfg)
+    return cfg, {m: ids.method(m) for m in cfg["methods"]}
+
+
+def test_delt_cross_arch_minis_reuse_the_table1_shards():
+    _, table1 = _ids("table1_comparison.mini")
+    students = set()
+    for short in ("conv3", "resnet18", "mobilenet_v2"):
+        cfg, ids = _ids(f"table4_cross_arch_{short}.mini")
+        assert ids == table1  # same recovery: only student runs are new
+        students.add(cfg["student"]["arch"])
+        assert cfg["report"]["name"] == f"table4_cross_arch_{short}.mini"
+    assert students == {"convnet_d3", "resnet18_lowres", "torchvision:mobilenet_v2"}
+
+
+def test_delt_table3_full_expands_to_the_paper_grid():
+    cfg, _ = _ids("table3_ablations.full")
+    sizes = {k: len(v) for k, v in cfg["sweep_members"].items()}
+    assert sizes == {"patches": 5, "selection": 3, "mi_ri": 6, "early_late": 2, "init": 2}
+    mosaic = cfg["methods"]["patches__init_mosaic__iterations_500__mosaic_factor_3"]
+    assert (mosaic["round_iterations"], mosaic["lr"], mosaic["jitter"]) == (500, 0.25, 0)

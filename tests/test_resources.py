@@ -2,13 +2,12 @@
 
 import re
 import subprocess
-import sys
 
 import yaml
 
 from ddflow.resources import data_mem_mb, recover_runtime_min, training_runtime_min
 
-from conftest import ROOT
+from conftest import ROOT, snakemake_cmd
 
 TINY = yaml.safe_load((ROOT / "tests" / "data" / "tiny.yaml").read_text())
 
@@ -34,20 +33,7 @@ def _dry_run_resources(tmp_path, device):
     cfg = {**TINY, "runtime": {**TINY["runtime"], "device": device}}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(ROOT / "Snakefile"),
-            "-n",
-            "--directory",
-            str(tmp_path),
-            "--configfile",
-            str(tmp_path / "c.yaml"),
-        ],
-        capture_output=True,
-        text=True,
+        snakemake_cmd(tmp_path, tmp_path / "c.yaml", "-n"), capture_output=True, text=True
     )
     assert out.returncode == 0, out.stderr[-3000:]
     blocks = re.split(r"\n(?=(?:local)?rule \w+:)", out.stdout)

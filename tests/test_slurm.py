@@ -7,13 +7,12 @@ SLURM job id that Snakemake reported at submission.
 
 import re
 import subprocess
-import sys
 
 import pytest
 import yaml
 
 import slurm_cluster
-from conftest import ROOT
+from conftest import ROOT, snakemake_cmd
 
 pytestmark = pytest.mark.workflow
 TINY = yaml.safe_load((ROOT / "tests" / "data" / "tiny.yaml").read_text())
@@ -33,16 +32,9 @@ def cluster(tmp_path_factory):
 def test_tiny_config_runs_through_sbatch(cluster, tmp_path):
     cfg = {**TINY, "ipc": [2], "runtime": {**TINY["runtime"], "device": "cpu"}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(tmp_path),
-        "--configfile",
-        str(tmp_path / "config.yaml"),
+    cmd = snakemake_cmd(
+        tmp_path,
+        tmp_path / "config.yaml",
         "--workflow-profile",
         str(ROOT / "profiles" / "slurm"),
         # what a site profile would say for this test cluster
@@ -53,7 +45,7 @@ def test_tiny_config_runs_through_sbatch(cluster, tmp_path):
         "1",
         "--jobs",
         "4",
-    ]
+    )
     out = subprocess.run(cmd, env=cluster.env, capture_output=True, text=True, timeout=900)
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-4000:]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, snakemake_cmd
 
 pytestmark = pytest.mark.workflow
 TINY = yaml.safe_load((ROOT / "tests" / "data" / "tiny.yaml").read_text())
@@ -38,29 +38,18 @@ def planned(workdir, cfg) -> list[str]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("wf")
-    configfile = write_config(workdir / "config.yaml", TINY)
+def run_workflow(workdir, cfg):
+    configfile = write_config(workdir / "config.yaml", cfg)
     out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(ROOT / "Snakefile"),
-            "--directory",
-            str(workdir),
-            "--configfile",
-            str(configfile),
-            "--cores",
-            "2",
-        ],
-        capture_output=True,
-        text=True,
+        snakemake_cmd(workdir, configfile, "--cores", "2"), capture_output=True, text=True
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return workdir
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return run_workflow(tmp_path_factory.mktemp("wf"), TINY)
 
 
 def files(workdir, pattern):
@@ -130,22 +119,9 @@ def test_method_change_reruns_that_method_not_teacher_or_baseline(run):
 
 
 def test_stale_id_path_is_refused(run):
+    stale = "results/tiny/recover/sre2l-0000000000/shards/c00000-00010_i0000-0001.npz"
     out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(ROOT / "Snakefile"),
-            "--directory",
-            str(run),
-            "--configfile",
-            str(run / "config.yaml"),
-            "-n",
-            "results/tiny/recover/sre2l-0000000000/shards/c00000-00010_i0000-0001.npz",
-        ],
-        capture_output=True,
-        text=True,
+        snakemake_cmd(run, run / "config.yaml", "-n", stale), capture_output=True, text=True
     )
     assert out.returncode != 0
     assert "is not the current config's id" in out.stdout + out.stderr
@@ -162,25 +138,7 @@ def test_rgb_imagefolder_end_to_end(cifar_export, tmp_path):
         "methods": {"sre2l": {**TINY["methods"]["sre2l"], "iterations": 2, "flip": True}},
         "student": {**TINY["student"], "epochs": 1},
     }
-    configfile = write_config(tmp_path / "config.yaml", cfg)
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(ROOT / "Snakefile"),
-            "--directory",
-            str(tmp_path),
-            "--configfile",
-            str(configfile),
-            "--cores",
-            "2",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    run_workflow(tmp_path, cfg)
     [manifest] = tmp_path.glob("results/cifar/distilled/sre2l-*/ipc2/manifest.json")
     m = json.loads(manifest.read_text())
     assert m["classes"][0] == "airplane" and m["files"][0]["file"].startswith("00000-airplane/")
@@ -188,29 +146,6 @@ def test_rgb_imagefolder_end_to_end(cifar_export, tmp_path):
 
 
 SWEEP = yaml.safe_load((ROOT / "tests" / "data" / "tiny_sweep.yaml").read_text())
-
-
-def run_workflow(workdir, cfg):
-    configfile = write_config(workdir / "config.yaml", cfg)
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(ROOT / "Snakefile"),
-            "--directory",
-            str(workdir),
-            "--configfile",
-            str(configfile),
-            "--cores",
-            "2",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return workdir
 
 
 @pytest.fixture(scope="module")
