@@ -43,6 +43,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    ap.add_argument("--pack", type=int, default=1, help="batches packed in one launch")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-heap-alloc", action="store_true", help="leave glibc's mmap default")
     args = ap.parse_args()
@@ -56,8 +57,8 @@ def main() -> None:
         for _ in range(2):
             teacher(torch.randn(args.batch, args.channels, args.size, args.size, device=device))
     freeze(teacher)
-    labels = torch.arange(args.batch, device=device) % args.classes
-    x0 = torch.randn(args.batch, args.channels, args.size, args.size, device=device)
+    labels = (torch.arange(args.batch, device=device) % args.classes).repeat(args.pack)
+    x0 = torch.randn(args.pack * args.batch, args.channels, args.size, args.size, device=device)
     if device.type == "cuda":  # as the recovery loop lays out pixels and teacher on CUDA
         x0 = x0.contiguous(memory_format=torch.channels_last)
     bf16 = args.precision == "bf16"
@@ -87,7 +88,7 @@ def main() -> None:
                 r_bn=0.01,
                 augment=augment,
                 bounds=bounds,
-                rng=random.Random(0),
+                rng=[random.Random(i) for i in range(args.pack)],
                 log_every=10**9,
                 precision=args.precision,
             )
@@ -108,11 +109,13 @@ def main() -> None:
         steps.append(timed(step_run))
     f, s = statistics.median(floors), statistics.median(steps)
     print(
-        f"setup: {args.arch} {args.size}px batch {args.batch} {args.precision} on "
+        f"setup: {args.arch} {args.size}px batch {args.batch} x{args.pack} {args.precision} on "
         f"{torch.cuda.get_device_name(device) if device.type == 'cuda' else device}, "
         f"{torch.get_num_threads()} threads, heap alloc {not args.no_heap_alloc}, "
         f"torch {torch.__version__}"
     )
+    if args.pack > 1:
+        print(f"{args.pack} batches packed: recover step {s / args.pack * 1e3:.2f} ms per batch")
     print(f"floor (forward + input-grad backward): {f * 1e3:.1f} ms/step")
     print(f"recover step (augment + BN hooks + Adam + clamp): {s * 1e3:.1f} ms/step")
     print(f"recover/floor ratio: {s / f:.3f}")

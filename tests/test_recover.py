@@ -307,3 +307,51 @@ def test_bf16_precision_switch_runs_the_teacher_in_bf16():
     assert not torch.equal(out["fp32"], out["bf16"])
     # same algorithm, other rounding (Adam steps near zero gradients may flip sign)
     assert (out["fp32"] - out["bf16"]).abs().mean() < 0.05
+
+
+def test_packed_batches_get_exactly_their_own_gradients():
+    """k batches packed along N: per-chunk BN statistics and CE, so each chunk's gradient is the
+    gradient that batch gets alone (the BN term of a packed forward is the sum over chunks)."""
+    teacher = freeze(trained_bn_teacher(classes=4))
+    xs = [torch.randn(4, 1, 12, 12) * (1 + j) for j in range(3)]  # different statistics
+    labels = torch.arange(4)
+
+    def grad_of(x, chunks):
+        bn = BNStatLoss(teacher, 10.0, chunks=chunks)
+        x = x.clone().requires_grad_(True)
+        logits = teacher(x)
+        ce = nn.functional.cross_entropy(logits, labels.repeat(len(x) // 4), reduction="none")
+        loss = ce.view(chunks, -1).mean(1).sum() + 0.05 * bn.value()
+        (g,) = torch.autograd.grad(loss, x)
+        bn.remove()
+        return g
+
+    alone = torch.cat([grad_of(x, 1) for x in xs])
+    packed = grad_of(torch.cat(xs), 3)
+    torch.testing.assert_close(packed, alone, rtol=1e-4, atol=1e-7)
+    unpacked_stats = grad_of(torch.cat(xs), 1)  # one batch of 12: other statistics
+    assert not torch.allclose(unpacked_stats, alone, rtol=1e-3, atol=1e-6)
+
+
+def test_packed_shard_recovers_the_same_images():
+    method = {**SRE2L, "iterations": 3}
+    teacher = trained_bn_teacher(classes=4)
+    norm = Normalizer([0.5], [0.25])
+
+    def shard(pack):
+        return recover_shard(
+            teacher,
+            norm,
+            (1, 12, 12),
+            method,
+            "p",
+            Shard(0, 4, 0, 3),
+            torch.device("cpu"),
+            pack=pack,
+        )
+
+    alone, packed = shard(1), shard(2)  # packs [0, 1] and [2]
+    for key in ("labels", "ipc_index", "iterations"):
+        assert np.array_equal(alone[key], packed[key])
+    diff = np.abs(alone["images"].astype(int) - packed["images"].astype(int))
+    assert (diff == 0).mean() > 0.98 and diff.max() <= 64  # float rounding only (Adam ~ sign)

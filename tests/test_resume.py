@@ -68,9 +68,9 @@ def inputs(tmp_path_factory):
     return root, cfg, ids, npz, meta, ckpt
 
 
-def _args(inputs, method, shard, out, every):
+def _args(inputs, method, shard, out, every, pack=1):
     root, cfg, ids, npz, meta, ckpt = inputs
-    runtime = {**cfg["runtime"], "checkpoint_every": every}
+    runtime = {**cfg["runtime"], "checkpoint_every": every, "pack_batches": pack}
     return json.dumps(
         {
             "npz": npz,
@@ -96,16 +96,21 @@ def _start(args):
 
 
 @pytest.mark.parametrize(
-    ("method", "shard"), [("cda", "c00000-00010_i0000-0002"), ("delt", "c00000-00010_i0000-0003")]
+    ("method", "shard", "pack"),
+    [
+        ("cda", "c00000-00010_i0000-0002", 1),
+        ("cda", "c00000-00010_i0000-0002", 2),  # both batches packed in one launch
+        ("delt", "c00000-00010_i0000-0003", 1),
+    ],
 )
-def test_killed_shard_resumes_to_identical_bytes(inputs, tmp_path, method, shard):
+def test_killed_shard_resumes_to_identical_bytes(inputs, tmp_path, method, shard, pack):
     uninterrupted = tmp_path / "a.npz"
-    done = _start(_args(inputs, method, shard, uninterrupted, 0))
+    done = _start(_args(inputs, method, shard, uninterrupted, 0, pack))
     assert done.wait() == 0, done.stderr.read()[-3000:]
 
     out = tmp_path / "b.npz"
     saved = state_path(out)
-    job = _start(_args(inputs, method, shard, out, 3))
+    job = _start(_args(inputs, method, shard, out, 3, pack))
     end = time.time() + 120
     while not saved.exists() and job.poll() is None and time.time() < end:
         time.sleep(0.01)
@@ -113,7 +118,7 @@ def test_killed_shard_resumes_to_identical_bytes(inputs, tmp_path, method, shard
     job.wait()
     assert saved.exists() and not out.exists(), "the job was not killed mid-way"
 
-    resumed = _start(_args(inputs, method, shard, out, 3))
+    resumed = _start(_args(inputs, method, shard, out, 3, pack))
     _, log = resumed.communicate()
     assert resumed.returncode == 0, log[-3000:]
     assert "resuming" in log

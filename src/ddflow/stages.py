@@ -197,6 +197,7 @@ def run_recover_shard(
                 runtime["log_every"],
                 init_fn,
                 resume,
+                runtime["pack_batches"],
             )
     cost_info = {**cost.as_dict(), "image_iterations": int(out["iterations"].sum())}
     io.save_npz(out_npz, **out, cost_json=np.array(json.dumps(cost_info)))

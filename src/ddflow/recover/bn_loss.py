@@ -46,35 +46,54 @@ def _unit(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class _BNStatTerm(torch.autograd.Function):
-    """Identity on x, plus the scalar R_l as a second output with a closed-form gradient."""
+    """Identity on x, plus the scalar R_l as a second output with a closed-form gradient.
+
+    With `chunks` > 1, x holds that many independent batches packed along N (runtime
+    pack_batches): each chunk gets its own statistics and R_l is the sum over chunks, so every
+    batch sees exactly the loss it would see alone.
+    """
 
     @staticmethod
-    def forward(ctx, x, running_mean, running_var):
-        mean, var = _moments(x.detach())
-        # bf16 autocast: statistics and their directions stay float32; the gradient is cast back.
-        norm_m, dir_m = _unit(mean - running_mean)
-        norm_v, dir_v = _unit(var - running_var)
-        ctx.save_for_backward(x, mean, dir_m, dir_v)
-        return x.view_as(x), norm_m + norm_v
+    def forward(ctx, x, running_mean, running_var, chunks):
+        terms, stats = [], []
+        for part in x.detach().chunk(chunks):
+            mean, var = _moments(part)
+            # bf16 autocast: statistics and directions stay float32; the gradient is cast back.
+            norm_m, dir_m = _unit(mean - running_mean)
+            norm_v, dir_v = _unit(var - running_var)
+            terms.append(norm_m + norm_v)
+            stats.append(torch.stack((mean, dir_m, dir_v)))
+        ctx.save_for_backward(x, *stats)
+        return x.view_as(x), terms[0] if chunks == 1 else torch.stack(terms).sum()
 
     @staticmethod
     def backward(ctx, grad_x, grad_term):
-        x, mean, dir_m, dir_v = ctx.saved_tensors
-        m = x.numel() // x.shape[1]
+        x, *stats = ctx.saved_tensors
+        parts = x.chunk(len(stats))
+        m = parts[0].numel() // x.shape[1]
         shape = (1, -1) + (1,) * (x.dim() - 2)
-        beta = (grad_term * 2 / m) * dir_v
-        alpha = (grad_term / m) * dir_m - beta * mean
-        # In x's dtype (bf16 under autocast), so no float copy of the activation is made.
-        grad = torch.addcmul(alpha.to(x.dtype).view(shape), x, beta.to(x.dtype).view(shape))
+        grads = []
+        for part, (mean, dir_m, dir_v) in zip(parts, stats):
+            beta = (grad_term * 2 / m) * dir_v
+            alpha = (grad_term / m) * dir_m - beta * mean
+            # In x's dtype (bf16 under autocast), so no float copy of the activation is made.
+            grads.append(
+                torch.addcmul(alpha.to(x.dtype).view(shape), part, beta.to(x.dtype).view(shape))
+            )
+        grad = grads[0] if len(grads) == 1 else torch.cat(grads)
         if grad_x is not None:
             grad += grad_x
-        return grad, None, None
+        return grad, None, None, None
 
 
 class BNStatLoss:
-    """Pre-hooks on every BatchNorm2d; `value()` is the weighted sum after a forward."""
+    """Pre-hooks on every BatchNorm2d; `value()` is the weighted sum after a forward.
 
-    def __init__(self, model: nn.Module, first_bn_multiplier: float = 10.0):
+    `chunks`: how many independent batches the forward holds, packed along N (see _BNStatTerm).
+    """
+
+    def __init__(self, model: nn.Module, first_bn_multiplier: float = 10.0, chunks: int = 1):
+        self.chunks = chunks
         self.bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
         if not self.bns:
             raise ValueError("BN-statistics recovery needs a teacher with BatchNorm2d layers")
@@ -86,7 +105,9 @@ class BNStatLoss:
 
     def _hook(self, i: int):
         def hook(module: nn.BatchNorm2d, inputs):
-            x, self.terms[i] = _BNStatTerm.apply(inputs[0], module.running_mean, module.running_var)
+            x, self.terms[i] = _BNStatTerm.apply(
+                inputs[0], module.running_mean, module.running_var, self.chunks
+            )
             return (x,)
 
         return hook

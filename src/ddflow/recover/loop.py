@@ -50,7 +50,7 @@ def recover_batch(
     r_bn: float,
     augment: RecoverAugment,
     bounds: tuple[torch.Tensor, torch.Tensor],
-    rng: random.Random,
+    rng: random.Random | list[random.Random],
     log_every: int = 100,
     tag: str = "",
     on_step: Callable[[int, torch.Tensor], None] | None = None,
@@ -66,12 +66,20 @@ def recover_batch(
     `resume = (state, key)` continues batch `key` from its last save and saves periodically.
     `precision = "bf16"` runs the teacher under bf16 autocast (pixels, Adam and BN statistics
     stay float32); it changes the numerics, so it is a method key, part of the stage id.
+    A list of k RNGs packs k independent batches along N (runtime.pack_batches): each chunk draws
+    its own augmentation and has its own BN statistics and CE mean, and the loss is their sum, so
+    each batch gets its own gradient; Adam and clamp are elementwise. One launch, k batches.
     """
+    rngs = rng if isinstance(rng, list) else [rng]
+    k = len(rngs)
+    if k > 1 and active_at is not None:
+        raise ValueError("packed batches cannot have active subsets (DELT shards are one batch)")
+    bn_loss.chunks = k
     fmt = torch.channels_last if x_init.is_cuda else torch.contiguous_format
     x = x_init.clone().contiguous(memory_format=fmt).requires_grad_(True)
     opt = torch.optim.Adam([x], lr=lr, betas=(0.5, 0.9), eps=1e-8)
     lo, hi = bounds
-    start = resume[0].restore(resume[1], x, opt, rng) if resume else 0
+    start = resume[0].restore(resume[1], x, opt, rngs) if resume else 0
     if on_step:
         on_step(0, x.detach())
     for step in range(start, iterations):
@@ -79,9 +87,16 @@ def recover_batch(
             group["lr"] = cosine_lr(step, iterations, lr)
         rows = active_at(step) if active_at else None
         xb, yb = (x, labels) if rows is None else (x[rows], labels[rows])
+        if k == 1:
+            xa = augment(xb, step, iterations, rngs[0])
+        else:
+            xa = torch.cat([augment(p, step, iterations, r) for p, r in zip(xb.chunk(k), rngs)])
         with torch.autocast(x.device.type, torch.bfloat16, enabled=precision == "bf16"):
-            logits = teacher(augment(xb, step, iterations, rng))
-        ce = F.cross_entropy(logits.float(), yb)
+            logits = teacher(xa)
+        if k == 1:
+            ce = F.cross_entropy(logits.float(), yb)
+        else:
+            ce = F.cross_entropy(logits.float(), yb, reduction="none").view(k, -1).mean(1).sum()
         loss = ce + r_bn * bn_loss.value()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -99,7 +114,7 @@ def recover_batch(
                 )
             log.info("%s step %d/%d loss %.4f ce %.4f", tag, step + 1, iterations, value, ce.item())
         if resume and resume[0].due(step + 1, iterations):
-            resume[0].save(resume[1], step + 1, x, opt, rng)
+            resume[0].save(resume[1], step + 1, x, opt, rngs)
     if not torch.isfinite(x).all():
         raise NonFiniteLoss(f"recovery {tag}: non-finite pixels; no image was written")
     return x.detach()

@@ -54,31 +54,41 @@ class ShardResume:
         return self.done.get(key)
 
     def restore(
-        self, key: int, x: torch.Tensor, opt: torch.optim.Optimizer, rng: random.Random
+        self, key: int, x: torch.Tensor, opt: torch.optim.Optimizer, rngs: list[random.Random]
     ) -> int:
-        """Load the saved progress of batch `key` into x, opt and rng; return the step to start."""
+        """Load the saved progress of batch `key` into x, opt and rngs; return the step to start.
+
+        A save of another packing (runtime.pack_batches changed) does not fit: start afresh."""
         state = self.current
         if state is None or state["key"] != key:
+            return 0
+        if list(state["x"].shape) != list(x.shape):
+            log.warning("saved batch %d has another packing; recomputing it", key)
             return 0
         with torch.no_grad():
             x.copy_(state["x"].to(x.device))
         opt.load_state_dict(state["opt"])
-        version, internal, gauss = state["rng"]
-        rng.setstate((version, tuple(internal), gauss))
+        for rng, (version, internal, gauss) in zip(rngs, state["rngs"]):
+            rng.setstate((version, tuple(internal), gauss))
         return state["step"]
 
     def due(self, step: int, total: int) -> bool:
         return bool(self.every) and step % self.every == 0 and step < total
 
     def save(
-        self, key: int, step: int, x: torch.Tensor, opt: torch.optim.Optimizer, rng: random.Random
+        self,
+        key: int,
+        step: int,
+        x: torch.Tensor,
+        opt: torch.optim.Optimizer,
+        rngs: list[random.Random],
     ) -> None:
         self.current = {
             "key": key,
             "step": step,
             "x": x.detach().cpu().clone(),
             "opt": _to_cpu(opt.state_dict()),
-            "rng": list(rng.getstate()),
+            "rngs": [list(rng.getstate()) for rng in rngs],
         }
         self._write()
 

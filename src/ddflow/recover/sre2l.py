@@ -49,32 +49,40 @@ class BatchRecoverer:
     def __exit__(self, *exc):
         self.bn.remove()
 
-    def batch(
-        self, c0: int, c1: int, ipc_index: int, on_step=None, resume: ShardResume | None = None
-    ) -> torch.Tensor:
-        m = self.method
-        seed = batch_seed(self.stage_id, c0, ipc_index) ^ m["seed"]
-        labels = torch.arange(c0, c1, device=self.device)
+    def _init(self, c0: int, c1: int, ipc_index: int, seed: int) -> torch.Tensor:
         if self.init_fn is None:
-            x0 = gaussian_init(len(labels), self.chw, seed).to(self.device)
-        else:
-            x0 = self.init_fn(c0, c1, ipc_index).to(self.device)
+            return gaussian_init(c1 - c0, self.chw, seed)
+        return self.init_fn(c0, c1, ipc_index)
+
+    def batch(
+        self,
+        c0: int,
+        c1: int,
+        ipc_indices: list[int],
+        on_step=None,
+        resume: ShardResume | None = None,
+    ) -> torch.Tensor:
+        """The batches of `ipc_indices`, optimised together (packed along N), each as if alone."""
+        m = self.method
+        seeds = [batch_seed(self.stage_id, c0, i) ^ m["seed"] for i in ipc_indices]
+        x0 = torch.cat([self._init(c0, c1, i, s) for i, s in zip(ipc_indices, seeds)])
+        labels = torch.arange(c0, c1, device=self.device).repeat(len(ipc_indices))
         return recover_batch(
             self.teacher,
             self.bn,
-            x0,
+            x0.to(self.device),
             labels,
             iterations=m["iterations"],
             lr=m["lr"],
             r_bn=m["r_bn"],
             augment=self.augment,
             bounds=self.norm.bounds(),
-            rng=random.Random(seed),
+            rng=[random.Random(s) for s in seeds],
             precision=m["precision"],
             log_every=self.log_every,
-            tag=f"c{c0}-{c1} ipc {ipc_index}",
+            tag=f"c{c0}-{c1} ipc {ipc_indices}",
             on_step=on_step,
-            resume=(resume, ipc_index) if resume else None,
+            resume=(resume, ipc_indices[0]) if resume else None,
         )
 
 
@@ -89,19 +97,28 @@ def recover_shard(
     log_every: int = 100,
     init_fn=None,
     resume: ShardResume | None = None,
+    pack: int = 1,
 ) -> dict[str, np.ndarray]:
-    """Images (uint8 NHWC), labels and IPC indices of every (class, IPC index) in the shard."""
-    out = {"images": [], "labels": [], "ipc_index": []}
+    """Images (uint8 NHWC), labels and IPC indices of every (class, IPC index) in the shard.
+
+    `pack` batches (IPC indices) are optimised in one launch (runtime.pack_batches): the same
+    algorithm, faster where one batch cannot fill a GPU.
+    """
+    images = {i: resume.finished(i) for i in range(shard.i0, shard.i1)} if resume else {}
+    todo = [i for i in range(shard.i0, shard.i1) if images.get(i) is None]
     with BatchRecoverer(teacher, norm, chw, method, stage_id, device, log_every, init_fn) as rec:
-        for ipc_index in range(shard.i0, shard.i1):
-            images = resume.finished(ipc_index) if resume else None
-            if images is None:
-                images = norm.to_uint8(rec.batch(shard.c0, shard.c1, ipc_index, resume=resume))
+        for p in range(0, len(todo), pack):
+            group = todo[p : p + pack]
+            x = rec.batch(shard.c0, shard.c1, group, resume=resume)
+            for i, part in zip(group, x.chunk(len(group))):
+                images[i] = norm.to_uint8(part)
                 if resume:
-                    resume.finish(ipc_index, images)
-            out["images"].append(images)
-            out["labels"].append(np.arange(shard.c0, shard.c1))
-            out["ipc_index"].append(np.full(shard.c1 - shard.c0, ipc_index))
+                    resume.finish(i, images[i])
+    out = {"images": [], "labels": [], "ipc_index": []}
+    for ipc_index in range(shard.i0, shard.i1):
+        out["images"].append(images[ipc_index])
+        out["labels"].append(np.arange(shard.c0, shard.c1))
+        out["ipc_index"].append(np.full(shard.c1 - shard.c0, ipc_index))
     out = {k: np.concatenate(v) for k, v in out.items()}
     out["iterations"] = np.full(len(out["labels"]), method["iterations"])
     return out
@@ -132,7 +149,7 @@ def recover_snapshots(
                 if k in wanted:
                     seen[k] = norm.to_uint8(x)
 
-            rec.batch(c0, c1, 0, keep)
+            rec.batch(c0, c1, [0], keep)
             for ci, c in enumerate(classes):
                 if c0 <= c < c1:
                     for si, s in enumerate(steps):
