@@ -75,3 +75,18 @@ def test_delt_table3_full_expands_to_the_paper_grid():
     assert sizes == {"patches": 5, "selection": 3, "mi_ri": 6, "early_late": 2, "init": 2}
     mosaic = cfg["methods"]["patches__init_mosaic__iterations_500__mosaic_factor_3"]
     assert (mosaic["round_iterations"], mosaic["lr"], mosaic["jitter"]) == (500, 0.25, 0)
+
+
+def test_delt_tiny_row_shares_the_cda_tiny_teacher_and_shards():
+    from ddflow.config import StageIds
+
+    def load(path):
+        cfg = validate_config(yaml.safe_load((ROOT / "config" / path).read_text()))
+        return cfg, StageIds(cfg)
+
+    delt_cfg, delt = load("delt/table1_tiny.full.yaml")
+    cda_cfg, cda = load("cda/table4_sre2l_vs_cda.full.yaml")
+    assert delt.teacher == cda.teacher
+    for m in ("sre2l", "cda"):
+        assert delt.method(m) == cda.method(m)
+    assert delt_cfg["methods"]["delt"]["init"] == "real"
