@@ -92,3 +92,50 @@ def test_distilled_roundtrip_is_lossless_and_checks_classes(tmp_path):
     assert (tmp_path / "img" / "00002-a_b").is_dir()
     with pytest.raises(DataError, match="class map mismatch"):
         read_distilled(tmp_path / "img", tmp_path / "m.json", ["dog", "cat", "a/b"])
+
+
+def _photo_folder(root, sizes):
+    """An ImageFolder of mixed-size photos: left half red, right half blue (to see the crop)."""
+    from PIL import Image
+
+    for split in ("train", "val"):
+        for c, name in enumerate(["cat", "dog"]):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i, (w, h) in enumerate(sizes):
+                arr = np.zeros((h, w, 3), np.uint8)
+                arr[:, : w // 2, 0] = 200 + c
+                arr[:, w // 2 :, 2] = 100 + i
+                Image.fromarray(arr).save(folder / f"{i}.png")
+
+
+def test_mixed_size_imagefolder_is_resized_and_centre_cropped(tmp_path):
+    from ddflow.data.datasets import resize_center_crop
+
+    _photo_folder(tmp_path / "photos", [(70, 35), (30, 60), (48, 48)])
+    cfg = {**EMBEDDED, "source": "imagefolder", "root": str(tmp_path / "photos")}
+    with pytest.raises(DataError, match="dataset.image_size"):
+        prepare(cfg, tmp_path / "x.npz", tmp_path / "x.json")
+    b = prepare({**cfg, "image_size": 28}, tmp_path / "d.npz", tmp_path / "d.json")
+    assert b.train_x.shape == (6, 28, 28, 3) and b.test_x.shape == (6, 28, 28, 3)
+    assert b.classes == ["cat", "dog"] and b.train_y.tolist() == [0, 0, 0, 1, 1, 1]
+    # 70x35 -> shorter side 28 // 7 * 8 = 32 (64x32), centre 28x28 keeps both halves, split midway
+    wide = b.train_x[0]
+    assert (wide[:, :13, 0] == 200).all() and (wide[:, 15:, 2] == 100).all()
+    from PIL import Image
+
+    assert resize_center_crop(Image.new("RGB", (300, 500)), 224).size == (224, 224)
+
+
+def test_image_size_only_for_imagefolder():
+    from ddflow.config import ConfigError, validate_config
+
+    cfg = {
+        "dataset": {"name": "m", "source": "mnist-embedded", "image_size": 32},
+        "teacher": {},
+        "ipc": [1],
+        "methods": {"a": {"kind": "sre2l"}},
+        "student": {},
+    }
+    with pytest.raises(ConfigError, match="dataset.image_size"):
+        validate_config(cfg)

@@ -160,6 +160,11 @@ def validate_config(config: dict) -> dict:
             f"config key 'dataset.root': source '{cfg['dataset']['source']}' needs a data root; "
             "set dataset.root to the folder holding your dataset (see config/README.md)"
         )
+    if cfg["dataset"].get("image_size") and cfg["dataset"]["source"] != "imagefolder":
+        raise ConfigError(
+            "config key 'dataset.image_size': only for source imagefolder (the other sources "
+            "have one fixed size); remove it"
+        )
     for name, method in cfg["methods"].items():
         if method["kind"] in ("sre2l", "cda") and method["init"] == "mosaic":
             raise ConfigError(

@@ -24,6 +24,8 @@ SAFETY = 3
 
 def image_pixels(ds_cfg: dict) -> tuple[int, int]:
     """(pixels per image, channels) of the dataset, without reading it."""
+    if ds_cfg.get("image_size"):
+        return ds_cfg["image_size"] ** 2, 3
     return SOURCE_SHAPE.get(ds_cfg["source"], (FOLDER_PIXELS, 3))
 
 

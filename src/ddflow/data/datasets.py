@@ -107,7 +107,20 @@ def _need_dir(path: Path, what: str) -> Path:
     return path
 
 
-def _read_imagefolder_split(split_dir: Path, classes: list[str] | None):
+def resize_center_crop(im, size: int):
+    """RDED/DELT's evaluation transform: shorter side to size // 7 * 8, centre crop size x size."""
+    from PIL import Image
+
+    short = size // 7 * 8
+    w, h = im.size
+    scale = short / min(w, h)
+    im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
+    w, h = im.size
+    left, top = (w - size) // 2, (h - size) // 2
+    return im.crop((left, top, left + size, top + size))
+
+
+def _read_imagefolder_split(split_dir: Path, classes: list[str] | None, size: int | None = None):
     from PIL import Image
 
     found = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
@@ -118,13 +131,14 @@ def _read_imagefolder_split(split_dir: Path, classes: list[str] | None):
         files = sorted(p for p in (split_dir / name).iterdir() if p.suffix.lower() in IMAGE_EXTS)
         for f in files:
             with Image.open(f) as im:
-                arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+                im = im.convert("RGB")
+                arr = np.asarray(resize_center_crop(im, size) if size else im, dtype=np.uint8)
             if shape is None:
                 shape = arr.shape
             elif arr.shape != shape:
                 raise DataError(
                     f"image '{f}' is {arr.shape[1]}x{arr.shape[0]} but earlier ones are "
-                    f"{shape[1]}x{shape[0]}: resize the dataset to one size first"
+                    f"{shape[1]}x{shape[0]}: set dataset.image_size to resize and centre-crop"
                 )
             xs.append(arr)
             ys.append(ci)
@@ -133,13 +147,15 @@ def _read_imagefolder_split(split_dir: Path, classes: list[str] | None):
     return np.stack(xs), np.asarray(ys, dtype=np.int64), found
 
 
-def _imagefolder(root: Path):
+def _imagefolder(root: Path, size: int | None = None):
     _need_dir(root, "ImageFolder layout: train/<class>/* and test/<class>/* or val/<class>/*")
     train_x, train_y, classes = _read_imagefolder_split(
-        _need_dir(root / "train", "train split"), None
+        _need_dir(root / "train", "train split"), None, size
     )
     test_dir = root / "test" if (root / "test").is_dir() else root / "val"
-    test_x, test_y, _ = _read_imagefolder_split(_need_dir(test_dir, "test/ or val/ split"), classes)
+    test_x, test_y, _ = _read_imagefolder_split(
+        _need_dir(test_dir, "test/ or val/ split"), classes, size
+    )
     return train_x, train_y, test_x, test_y, classes
 
 
@@ -203,7 +219,9 @@ def prepare(ds_cfg: dict, out_npz: str, out_meta: str) -> DatasetBundle:
         train_x, train_y, test_x, test_y = x[tr], y[tr], x[te], y[te]
         split = {"train_source_index": tr, "test_source_index": te}
     elif source == "imagefolder":
-        train_x, train_y, test_x, test_y, classes = _imagefolder(Path(ds_cfg["root"]))
+        train_x, train_y, test_x, test_y, classes = _imagefolder(
+            Path(ds_cfg["root"]), ds_cfg.get("image_size")
+        )
     else:
         n = 10 if source == "cifar10" else 100
         train_x, train_y, test_x, test_y, classes = _cifar(Path(ds_cfg["root"]), n)

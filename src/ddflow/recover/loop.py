@@ -87,7 +87,7 @@ def recover_batch(
             group["lr"] = cosine_lr(step, iterations, lr)
         rows = active_at(step) if active_at else None
         xb, yb = (x, labels) if rows is None else (x[rows], labels[rows])
-        if k == 1:
+        if k == 1:  # the unpacked path, kept op for op (and byte for byte)
             xa = augment(xb, step, iterations, rngs[0])
         else:
             xa = torch.cat([augment(p, step, iterations, r) for p, r in zip(xb.chunk(k), rngs)])
