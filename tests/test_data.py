@@ -139,3 +139,78 @@ def test_image_size_only_for_imagefolder():
     }
     with pytest.raises(ConfigError, match="dataset.image_size"):
         validate_config(cfg)
+
+
+def test_file_storage_reads_the_same_pixels_without_storing_them(tmp_path):
+    from ddflow.data.files import ImageFiles, take
+
+    _photo_folder(tmp_path / "photos", [(70, 35), (30, 60), (48, 48)])
+    cfg = {**EMBEDDED, "source": "imagefolder", "root": str(tmp_path / "photos"), "image_size": 28}
+    arr = prepare(cfg, tmp_path / "a.npz", tmp_path / "a.json")
+    prepare({**cfg, "storage": "files"}, tmp_path / "f.npz", tmp_path / "f.json")
+    lazy = load_bundle(tmp_path / "f.npz", tmp_path / "f.json")
+    assert isinstance(lazy.train_x, ImageFiles) and lazy.image_shape == (3, 28, 28)
+    with np.load(tmp_path / "f.npz") as z:
+        assert "train_x" not in z and z["train_paths"][0] == b"train/cat/0.png"
+    # every way the stages index the images gives the array storage's pixels
+    assert np.array_equal(lazy.train_x[:], arr.train_x)
+    assert np.array_equal(lazy.test_x[2:5], arr.test_x[2:5])
+    mask = lazy.train_y == 1
+    assert np.array_equal(lazy.train_x[mask], arr.train_x[mask])
+    assert np.array_equal(lazy.train_x[np.array([4, 0])], arr.train_x[[4, 0]])
+    view = take(lazy.train_x, np.flatnonzero(mask))
+    assert isinstance(view, ImageFiles) and np.array_equal(view[[2, 1]], arr.train_x[mask][[2, 1]])
+    # streamed statistics agree with the array's exact ones
+    assert np.allclose(lazy.mean, arr.mean, atol=1e-9) and np.allclose(lazy.std, arr.std, atol=1e-9)
+    # a file removed after indexing: a clear error naming it and the fix
+    (tmp_path / "photos" / "train" / "dog" / "1.png").unlink()
+    with pytest.raises(DataError, match=r"dog/1\.png.*data stage"):
+        lazy.train_x[mask]
+
+
+def test_fixed_normalization_and_capping_with_file_storage(tmp_path):
+    _photo_folder(tmp_path / "photos", [(70, 35), (30, 60), (48, 48)])
+    cfg = {
+        **EMBEDDED,
+        "source": "imagefolder",
+        "root": str(tmp_path / "photos"),
+        "image_size": 16,
+        "storage": "files",
+        "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225],
+        "max_train_per_class": 2,
+    }
+    b = prepare(cfg, tmp_path / "d.npz", tmp_path / "d.json")
+    assert b.mean == cfg["mean"] and b.std == cfg["std"]
+    assert b.train_y.tolist() == [0, 0, 1, 1] and len(b.train_x) == 4
+    assert [p.decode() for p in b.train_x.paths] == [
+        "train/cat/0.png",
+        "train/cat/1.png",
+        "train/dog/0.png",
+        "train/dog/1.png",
+    ]
+    with pytest.raises(DataError, match="one value per channel"):
+        prepare({**cfg, "mean": [0.5], "std": [0.5]}, tmp_path / "e.npz", tmp_path / "e.json")
+
+
+@pytest.mark.parametrize(
+    "dataset, key",
+    [
+        ({"source": "imagefolder", "root": "x", "storage": "files"}, "dataset.storage"),
+        ({"source": "mnist-embedded", "storage": "files"}, "dataset.storage"),
+        ({"source": "mnist-embedded", "mean": [0.5]}, "dataset.mean"),
+        ({"source": "mnist-embedded", "mean": [0.5], "std": [0.2, 0.2]}, "dataset.mean"),
+    ],
+)
+def test_storage_and_normalization_keys_are_checked(dataset, key):
+    from ddflow.config import ConfigError, validate_config
+
+    cfg = {
+        "dataset": {"name": "m", **dataset},
+        "teacher": {},
+        "ipc": [1],
+        "methods": {"a": {"kind": "sre2l"}},
+        "student": {},
+    }
+    with pytest.raises(ConfigError, match=key):
+        validate_config(cfg)

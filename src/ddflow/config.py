@@ -165,6 +165,7 @@ def validate_config(config: dict) -> dict:
             "config key 'dataset.image_size': only for source imagefolder (the other sources "
             "have one fixed size); remove it"
         )
+    _check_dataset(cfg["dataset"])
     for name, method in cfg["methods"].items():
         if method["kind"] in ("sre2l", "cda") and method["init"] == "mosaic":
             raise ConfigError(
@@ -187,9 +188,34 @@ def validate_config(config: dict) -> dict:
     return cfg
 
 
+def _check_dataset(ds: dict) -> None:
+    if ds.get("storage") == "files" and not (
+        ds["source"] == "imagefolder" and ds.get("image_size")
+    ):
+        raise ConfigError(
+            "config key 'dataset.storage': files needs source imagefolder and dataset.image_size "
+            "(every stage decodes and resizes the images it reads); use storage array otherwise"
+        )
+    if ("mean" in ds) != ("std" in ds) or len(ds.get("mean", [])) != len(ds.get("std", [])):
+        raise ConfigError(
+            "config key 'dataset.mean': give dataset.mean and dataset.std together, one value "
+            "per channel each (e.g. ImageNet's [0.485, 0.456, 0.406] and [0.229, 0.224, 0.225])"
+        )
+
+
 def load_config(path: str) -> dict:
     with open(path) as f:
         return validate_config(yaml.safe_load(f) or {})
+
+
+# What decides a loaded teacher's weights; its training recipe keys then change nothing.
+LOADED_TEACHER_KEYS = ("arch", "pretrained", "checkpoint", "checkpoint_key", "classes_file")
+
+
+def teacher_result_keys(teacher: dict) -> dict:
+    if teacher.get("pretrained") or teacher.get("checkpoint"):
+        return {k: v for k, v in teacher.items() if k in LOADED_TEACHER_KEYS}
+    return teacher
 
 
 class StageIds:
@@ -201,7 +227,7 @@ class StageIds:
         self.data = short_hash(self.data_slice)
         self.teacher_slice = {
             "data": self.data,
-            "teacher": cfg["teacher"],
+            "teacher": teacher_result_keys(cfg["teacher"]),
             "v": ALGO_VERSION["teacher"],
         }
         self.teacher = short_hash(self.teacher_slice)

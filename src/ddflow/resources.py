@@ -20,6 +20,8 @@ SOURCE_PER_CLASS = {"mnist-embedded": 400, "cifar10": 5000, "cifar100": 500}
 # rounded down. Runtime requests take 3x the resulting estimate.
 PIXEL_STEPS_PER_S = {"cuda": 2.0e8, "cpu": 5.0e5}
 SAFETY = 3
+# Stages over file storage: the index (~40 MB for ImageNet-1K) plus decoded batches and models.
+FILES_MEM_MB = 8000
 
 
 def image_pixels(ds_cfg: dict) -> tuple[int, int]:
@@ -42,7 +44,12 @@ def train_bytes(ds_cfg: dict, num_classes: int) -> int:
 
 
 def data_mem_mb(ds_cfg: dict, num_classes: int) -> int:
-    """Stages that hold the training set: uint8 copy plus float working copies."""
+    """Stages that hold the training set: uint8 copy plus float working copies.
+
+    With file storage they hold the index and the batches they decode, whatever the dataset size.
+    """
+    if ds_cfg.get("storage") == "files":
+        return FILES_MEM_MB
     return 2000 + math.ceil(6 * train_bytes(ds_cfg, num_classes) / 2**20)
 
 

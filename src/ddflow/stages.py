@@ -29,7 +29,7 @@ from ddflow.recover.shards import Shard, batch_seed
 from ddflow.recover.sre2l import recover_shard, recover_snapshots
 from ddflow.select.ranking import true_class_probs
 from ddflow.train.student import train_student
-from ddflow.train.teacher import train_teacher
+from ddflow.train.teacher import squeeze
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def run_teacher(
     device = configure(runtime, threads)
     bundle = load_bundle(data_npz, data_meta)
     with CostMeter(device) as cost:
-        model, metrics = train_teacher(bundle, cfg, device)
+        model, metrics = squeeze(bundle, cfg, device)
     meta = {
         "arch": cfg["arch"],
         "classes": bundle.classes,

@@ -73,7 +73,18 @@ def recover_runtime(wildcards, attempt):
     return recover_runtime_min(CFG["dataset"], DEVICE, images, iterations, attempt)
 
 
+def teacher_inputs(wildcards):
+    """A loaded teacher's weights file and class list are inputs: a newer file reruns it."""
+    inputs = {"npz": DATA_NPZ, "meta": DATA_META}
+    for key in ("checkpoint", "classes_file"):
+        if CFG["teacher"].get(key):
+            inputs[key] = CFG["teacher"][key]
+    return inputs
+
+
 def teacher_runtime(wildcards, attempt):
+    if CFG["teacher"].get("pretrained") or CFG["teacher"].get("checkpoint"):
+        return inference_runtime(wildcards, attempt)  # load, then one test pass
     images = train_images(CFG["dataset"], NUM_CLASSES)
     epochs = CFG["teacher"]["epochs"] + 1  # + evaluation
     return training_runtime_min(CFG["dataset"], DEVICE, images, epochs, attempt)

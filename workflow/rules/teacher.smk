@@ -1,7 +1,6 @@
 rule teacher:
     input:
-        npz=DATA_NPZ,
-        meta=DATA_META,
+        unpack(teacher_inputs),
     output:
         ckpt=TEACHER_CKPT,
         metrics=f"{TEACHER_DIR}/metrics.json",

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ddflow.data.files import ImageFiles, take
 from ddflow.io import read_json, save_npz, write_json
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff"}
@@ -24,9 +25,9 @@ class DataError(ValueError):
 
 @dataclass
 class DatasetBundle:
-    train_x: np.ndarray  # uint8 (N, H, W, C)
+    train_x: np.ndarray | ImageFiles  # uint8 (N, H, W, C), or files decoded on demand
     train_y: np.ndarray  # int64 (N,)
-    test_x: np.ndarray
+    test_x: np.ndarray | ImageFiles
     test_y: np.ndarray
     classes: list[str]
     mean: list[float]
@@ -120,43 +121,52 @@ def resize_center_crop(im, size: int):
     return im.crop((left, top, left + size, top + size))
 
 
-def _read_imagefolder_split(split_dir: Path, classes: list[str] | None, size: int | None = None):
-    from PIL import Image
-
+def _list_imagefolder_split(root: Path, split: str, classes: list[str] | None):
+    """Relative paths (sorted within sorted class folders) and labels of one split."""
+    split_dir = root / split
     found = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
     if classes is not None:
         check_class_map(classes, found, f"class folders of '{split_dir}'")
-    xs, ys, shape = [], [], None
+    paths, labels = [], []
     for ci, name in enumerate(found):
-        files = sorted(p for p in (split_dir / name).iterdir() if p.suffix.lower() in IMAGE_EXTS)
-        for f in files:
-            with Image.open(f) as im:
-                im = im.convert("RGB")
-                arr = np.asarray(resize_center_crop(im, size) if size else im, dtype=np.uint8)
-            if shape is None:
-                shape = arr.shape
-            elif arr.shape != shape:
-                raise DataError(
-                    f"image '{f}' is {arr.shape[1]}x{arr.shape[0]} but earlier ones are "
-                    f"{shape[1]}x{shape[0]}: set dataset.image_size to resize and centre-crop"
-                )
-            xs.append(arr)
-            ys.append(ci)
-    if not xs:
+        files = sorted(
+            f.name for f in (split_dir / name).iterdir() if f.suffix.lower() in IMAGE_EXTS
+        )
+        paths += [f"{split}/{name}/{f}" for f in files]
+        labels += [ci] * len(files)
+    if not paths:
         raise DataError(f"no images under '{split_dir}' (expected <class>/<image> files)")
-    return np.stack(xs), np.asarray(ys, dtype=np.int64), found
+    return np.asarray(paths, dtype=np.bytes_), np.asarray(labels, dtype=np.int64), found
 
 
-def _imagefolder(root: Path, size: int | None = None):
+def _list_imagefolder(root: Path):
+    """(train_paths, train_y, test_paths, test_y, classes); test/ or else val/ is the test split."""
     _need_dir(root, "ImageFolder layout: train/<class>/* and test/<class>/* or val/<class>/*")
-    train_x, train_y, classes = _read_imagefolder_split(
-        _need_dir(root / "train", "train split"), None, size
-    )
-    test_dir = root / "test" if (root / "test").is_dir() else root / "val"
-    test_x, test_y, _ = _read_imagefolder_split(
-        _need_dir(test_dir, "test/ or val/ split"), classes, size
-    )
-    return train_x, train_y, test_x, test_y, classes
+    _need_dir(root / "train", "train split")
+    test = "test" if (root / "test").is_dir() else "val"
+    _need_dir(root / test, "test/ or val/ split")
+    train_p, train_y, classes = _list_imagefolder_split(root, "train", None)
+    test_p, test_y, _ = _list_imagefolder_split(root, test, classes)
+    return train_p, train_y, test_p, test_y, classes
+
+
+def _decode_all(root: Path, paths: np.ndarray, size: int | None) -> np.ndarray:
+    """Every image as one uint8 array; without a size all images must share theirs."""
+    if size:
+        return ImageFiles(root, paths, size)[:]
+    from PIL import Image
+
+    xs = []
+    for rel in paths:
+        with Image.open(root / rel.decode()) as im:
+            xs.append(np.asarray(im.convert("RGB"), dtype=np.uint8))
+        if xs[-1].shape != xs[0].shape:
+            raise DataError(
+                f"image '{root / rel.decode()}' is {xs[-1].shape[1]}x{xs[-1].shape[0]} but "
+                f"earlier ones are {xs[0].shape[1]}x{xs[0].shape[0]}: set dataset.image_size "
+                "to resize and centre-crop"
+            )
+    return np.stack(xs)
 
 
 def _unpickle(path: Path) -> dict:
@@ -206,44 +216,95 @@ def _cap_per_class(x, y, n):
     if n is None:
         return x, y, np.arange(len(y))
     keep = np.sort(np.concatenate([np.flatnonzero(y == c)[:n] for c in np.unique(y)]))
-    return x[keep], y[keep], keep
+    return take(x, keep), y[keep], keep
+
+
+def _pixel_stats(images) -> tuple[list[float], list[float]]:
+    """Per-channel mean and (population) std of the training pixels, streamed in chunks."""
+    if isinstance(images, np.ndarray):
+        pix = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0
+        return pix.mean(0).tolist(), pix.std(0).tolist()
+    total = np.zeros(3)
+    squares = np.zeros(3)
+    for s in range(0, len(images), 1024):
+        pix = images[s : s + 1024].reshape(-1, 3).astype(np.float64) / 255.0
+        total += pix.sum(0)
+        squares += (pix**2).sum(0)
+    n = len(images) * images.size**2
+    mean = total / n
+    return mean.tolist(), np.sqrt(np.maximum(squares / n - mean**2, 0)).tolist()
+
+
+def _read_source(ds_cfg: dict):
+    """(train_x, train_y, test_x, test_y, classes, extra arrays); x are arrays or ImageFiles."""
+    source = ds_cfg["source"]
+    if source == "mnist-embedded":
+        x, y, classes = _embedded_mnist()
+        tr, te = stratified_split(y, ds_cfg["test_fraction"], ds_cfg["split_seed"])
+        return (
+            x[tr],
+            y[tr],
+            x[te],
+            y[te],
+            classes,
+            {"train_source_index": tr, "test_source_index": te},
+        )
+    if source == "imagefolder":
+        root = Path(ds_cfg["root"]).resolve()
+        train_p, train_y, test_p, test_y, classes = _list_imagefolder(root)
+        size = ds_cfg.get("image_size")
+        if ds_cfg.get("storage") == "files":
+            train_x, test_x = ImageFiles(root, train_p, size), ImageFiles(root, test_p, size)
+        else:
+            train_x, test_x = _decode_all(root, train_p, size), _decode_all(root, test_p, size)
+        return train_x, train_y, test_x, test_y, classes, {}
+    train_x, train_y, test_x, test_y, classes = _cifar(
+        Path(ds_cfg["root"]), 10 if source == "cifar10" else 100
+    )
+    return train_x, train_y, test_x, test_y, classes, {}
+
+
+def _digest(images, labels: np.ndarray) -> str:
+    """Checksum of a split: its pixels, or for file storage its index (paths and labels)."""
+    return _sha256(images.paths if isinstance(images, ImageFiles) else images, labels)
 
 
 def prepare(ds_cfg: dict, out_npz: str, out_meta: str) -> DatasetBundle:
     """The data stage: read the source, split, cap, compute stats, write bundle + meta."""
-    source = ds_cfg["source"]
-    split = {}
-    if source == "mnist-embedded":
-        x, y, classes = _embedded_mnist()
-        tr, te = stratified_split(y, ds_cfg["test_fraction"], ds_cfg["split_seed"])
-        train_x, train_y, test_x, test_y = x[tr], y[tr], x[te], y[te]
-        split = {"train_source_index": tr, "test_source_index": te}
-    elif source == "imagefolder":
-        train_x, train_y, test_x, test_y, classes = _imagefolder(
-            Path(ds_cfg["root"]), ds_cfg.get("image_size")
-        )
-    else:
-        n = 10 if source == "cifar10" else 100
-        train_x, train_y, test_x, test_y, classes = _cifar(Path(ds_cfg["root"]), n)
+    train_x, train_y, test_x, test_y, classes, extra = _read_source(ds_cfg)
     train_x, train_y, kept_tr = _cap_per_class(train_x, train_y, ds_cfg["max_train_per_class"])
     test_x, test_y, kept_te = _cap_per_class(test_x, test_y, ds_cfg["max_test_per_class"])
-    pix = train_x.reshape(-1, train_x.shape[-1]).astype(np.float64) / 255.0
-    mean, std = pix.mean(0).tolist(), pix.std(0).tolist()
+    if ds_cfg.get("mean"):
+        mean, std = list(ds_cfg["mean"]), list(ds_cfg["std"])
+    else:
+        mean, std = _pixel_stats(train_x)
     bundle = DatasetBundle(train_x, train_y, test_x, test_y, list(classes), mean, std)
+    if len(mean) != bundle.image_shape[0]:
+        raise DataError(
+            f"dataset.mean and dataset.std give {len(mean)} values but the images have "
+            f"{bundle.image_shape[0]} channels: give one value per channel"
+        )
+    files = isinstance(train_x, ImageFiles)
+    pixels = (
+        {"train_paths": train_x.paths, "test_paths": test_x.paths}
+        if files
+        else {"train_x": train_x, "test_x": test_x}
+    )
     save_npz(
         out_npz,
-        train_x=train_x,
+        **pixels,
         train_y=train_y,
-        test_x=test_x,
         test_y=test_y,
         train_kept=kept_tr,
         test_kept=kept_te,
-        **split,
+        **extra,
     )
     write_json(
         out_meta,
         {
-            "source": source,
+            "source": ds_cfg["source"],
+            "storage": "files" if files else "array",
+            **({"root": str(train_x.root), "image_size": train_x.size} if files else {}),
             "classes": bundle.classes,
             "mean": mean,
             "std": std,
@@ -251,7 +312,7 @@ def prepare(ds_cfg: dict, out_npz: str, out_meta: str) -> DatasetBundle:
             "n_train": int(len(train_y)),
             "n_test": int(len(test_y)),
             "train_per_class": np.bincount(train_y, minlength=len(classes)).tolist(),
-            "sha256": {"train": _sha256(train_x, train_y), "test": _sha256(test_x, test_y)},
+            "sha256": {"train": _digest(train_x, train_y), "test": _digest(test_x, test_y)},
         },
     )
     return bundle
@@ -260,16 +321,15 @@ def prepare(ds_cfg: dict, out_npz: str, out_meta: str) -> DatasetBundle:
 def load_bundle(npz_path: str, meta_path: str) -> DatasetBundle:
     meta = read_json(meta_path)
     with np.load(npz_path) as z:
+        if meta.get("storage") == "files":
+            train_x = ImageFiles(meta["root"], z["train_paths"], meta["image_size"])
+            test_x = ImageFiles(meta["root"], z["test_paths"], meta["image_size"])
+        else:
+            train_x, test_x = z["train_x"], z["test_x"]
         b = DatasetBundle(
-            z["train_x"],
-            z["train_y"],
-            z["test_x"],
-            z["test_y"],
-            meta["classes"],
-            meta["mean"],
-            meta["std"],
+            train_x, z["train_y"], test_x, z["test_y"], meta["classes"], meta["mean"], meta["std"]
         )
-    if _sha256(b.train_x, b.train_y) != meta["sha256"]["train"]:
+    if _digest(b.train_x, b.train_y) != meta["sha256"]["train"]:
         raise DataError(
             f"'{npz_path}' does not match the checksum in '{meta_path}': rerun the "
             "data stage (delete both files)"

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ddflow.data.files import take
 from ddflow.data.pixels import Normalizer
 from ddflow.select.mosaic import mosaic_class
 from ddflow.select.ranking import select
@@ -25,7 +26,7 @@ def gaussian_init(n: int, chw: tuple[int, int, int], seed: int) -> torch.Tensor:
 
 
 def real_init(
-    train_x: np.ndarray,
+    train_x,
     train_y: np.ndarray,
     scores: np.ndarray,
     classes: range,
@@ -40,7 +41,7 @@ def real_init(
 
 def mosaic_init(
     teacher: nn.Module,
-    train_x: np.ndarray,
+    train_x,
     train_y: np.ndarray,
     classes: range,
     ipc: int,
@@ -54,7 +55,7 @@ def mosaic_init(
         mosaic_class(
             teacher,
             norm,
-            train_x[train_y == c],
+            take(train_x, np.flatnonzero(train_y == c)),
             c,
             ipc,
             method["mosaic_factor"],

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -23,7 +22,7 @@ from ddflow.recover.augment import crop_resize, sample_rrc_box
 def mosaic_class(
     teacher: nn.Module,
     norm: Normalizer,
-    images: np.ndarray,
+    images,
     label: int,
     ipc: int,
     factor: int,
@@ -31,7 +30,10 @@ def mosaic_class(
     candidates: int,
     rng: random.Random,
 ) -> torch.Tensor:
-    """Normalized (ipc, C, H, W) mosaics for one class from its uint8 training images."""
+    """Normalized (ipc, C, H, W) mosaics for one class from its uint8 training images.
+
+    `images` indexes like a uint8 array; only the sampled candidates are read from it.
+    """
     n_cells = ipc * factor * factor
     picks = rng.sample(range(len(images)), min(candidates, len(images)))
     if len(picks) < n_cells:

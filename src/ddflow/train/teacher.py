@@ -1,4 +1,6 @@
-"""Squeeze: train the teacher on the real training split (SGD, cosine with optional warm-up)."""
+"""Squeeze: train the teacher on the real training split (SGD, cosine with optional warm-up),
+or load published/local weights (the papers' ImageNet teachers) and measure them on the test split.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import torch.nn.functional as F
 from ddflow.data.datasets import DatasetBundle
 from ddflow.data.pixels import Normalizer
 from ddflow.models import build_model
+from ddflow.models.pretrained import is_loaded, load_pretrained
 from ddflow.train.common import evaluate, random_crop_pad, random_hflip, seed_everything
 
 log = logging.getLogger(__name__)
@@ -64,3 +67,18 @@ def train_teacher(bundle: DatasetBundle, cfg: dict, device: torch.device):
         )
     model.eval()
     return model, {"test_top1": curve[-1]["test_top1"], "curve": curve}
+
+
+def squeeze(bundle: DatasetBundle, cfg: dict, device: torch.device):
+    """(model, metrics): the configured weights when a teacher is loaded, else a trained one."""
+    if not is_loaded(cfg):
+        return train_teacher(bundle, cfg, device)
+    model, source = load_pretrained(
+        cfg, bundle.classes, bundle.image_shape, bundle.mean, bundle.std
+    )
+    model = model.to(device)
+    top1 = evaluate(
+        model, bundle.test_x, bundle.test_y, Normalizer(bundle.mean, bundle.std, device)
+    )
+    log.info("teacher loaded from %s: test top-1 %.2f", source, top1)
+    return model, {"test_top1": top1, "source": source}

@@ -1,0 +1,129 @@
+"""Loaded teachers: local checkpoints (the authors' observers), torchvision's published weights."""
+
+import urllib.error
+
+import pytest
+import torch
+
+from ddflow.config import StageIds, validate_config
+from ddflow.models import build_model
+from ddflow.models.pretrained import TeacherError, load_pretrained
+
+IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+CHW = (3, 32, 32)
+
+
+def _observer(tmp_path, n_out=5):
+    """A ConvNet-D3 observer saved as RDED does: {'model': DataParallel state dict}."""
+    torch.manual_seed(0)
+    model = build_model("convnet_d3", n_out, 3, (32, 32)).eval()
+    path = tmp_path / "observer.pth"
+    torch.save({"model": {f"module.{k}": v for k, v in model.state_dict().items()}}, path)
+    return model, path
+
+
+def test_checkpoint_teacher_keeps_the_rows_of_the_dataset_classes(tmp_path):
+    observer, path = _observer(tmp_path)
+    (tmp_path / "classes.txt").write_text("a\nb\nc\nd\ne\n")
+    cfg = {
+        "arch": "convnet_d3",
+        "checkpoint": str(path),
+        "classes_file": str(tmp_path / "classes.txt"),
+    }
+    teacher, source = load_pretrained(cfg, ["d", "b"], CHW, IMAGENET_MEAN, IMAGENET_STD)
+    x = torch.randn(4, *CHW)
+    with torch.no_grad():
+        assert torch.allclose(teacher(x), observer(x)[:, [3, 1]], atol=1e-6)
+    assert source["kind"] == "checkpoint" and source["class_rows"] == [3, 1]
+    assert source["outputs"] == 5 and len(source["sha256"]) == 64
+
+
+def test_checkpoint_teacher_errors_name_the_fix(tmp_path):
+    _, path = _observer(tmp_path)
+    cfg = {"arch": "convnet_d3", "checkpoint": str(path)}
+    with pytest.raises(TeacherError, match="teacher.classes_file"):
+        load_pretrained(cfg, ["a", "b"], CHW, IMAGENET_MEAN, IMAGENET_STD)
+    (tmp_path / "c.txt").write_text("a\nb\nc\nd\ne\n")
+    with pytest.raises(TeacherError, match=r"not in teacher.classes_file.*\['zebra'\]"):
+        load_pretrained(
+            {**cfg, "classes_file": str(tmp_path / "c.txt")},
+            ["a", "zebra"],
+            CHW,
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+        )
+    with pytest.raises(TeacherError, match="set teacher.arch"):
+        load_pretrained(
+            {**cfg, "arch": "convnet_d4"}, list("abcde"), CHW, IMAGENET_MEAN, IMAGENET_STD
+        )
+    with pytest.raises(TeacherError, match="not found"):
+        load_pretrained(
+            {**cfg, "checkpoint": str(tmp_path / "nope.pth")},
+            ["a"],
+            CHW,
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+        )
+
+
+def _cache_resnet18(tmp_path, monkeypatch):
+    """torchvision's ResNet-18 weight file, as a download would leave it in the hub cache."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    torch.manual_seed(1)
+    ref = build_model("torchvision:resnet18", 1000, 3, (64, 64)).eval()
+    cache = tmp_path / "torch" / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save(ref.state_dict(), cache / "resnet18-f37072fd.pth")
+    return ref
+
+
+def test_torchvision_weights_load_from_the_hub_cache_and_check_normalization(tmp_path, monkeypatch):
+    ref = _cache_resnet18(tmp_path, monkeypatch)
+    cfg = {"arch": "torchvision:resnet18", "pretrained": "IMAGENET1K_V1"}
+    classes = [f"n{i:08d}" for i in range(1000)]
+    teacher, source = load_pretrained(cfg, classes, (3, 64, 64), IMAGENET_MEAN, IMAGENET_STD)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(teacher(x), ref(x))
+    assert source["weights"] == "ResNet18_Weights.IMAGENET1K_V1" and source["class_rows"] is None
+    with pytest.raises(TeacherError, match="set dataset.mean and dataset.std"):
+        load_pretrained(cfg, classes, (3, 64, 64), [0.5] * 3, [0.25] * 3)
+    with pytest.raises(TeacherError, match=r"choose from \['IMAGENET1K_V1', 'DEFAULT'\]"):
+        load_pretrained(
+            {**cfg, "pretrained": "V9"}, classes, (3, 64, 64), IMAGENET_MEAN, IMAGENET_STD
+        )
+    with pytest.raises(TeacherError, match="arch torchvision:<name>"):
+        load_pretrained({**cfg, "arch": "convnet_d3"}, classes, CHW, IMAGENET_MEAN, IMAGENET_STD)
+
+
+def test_failed_download_says_where_to_put_the_file(tmp_path, monkeypatch):
+    import torchvision.models._api as api
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(api, "load_state_dict_from_url", offline)
+    cfg = {"arch": "torchvision:resnet18", "pretrained": "DEFAULT"}
+    cache = tmp_path / "empty" / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    with pytest.raises(TeacherError, match=f"no network.*place it at '{cache}'"):
+        load_pretrained(cfg, ["a"] * 1000, (3, 64, 64), IMAGENET_MEAN, IMAGENET_STD)
+
+
+def test_loaded_teacher_id_ignores_the_unused_training_recipe(tmp_path):
+    base = {
+        "dataset": {"name": "m", "source": "mnist-embedded"},
+        "ipc": [1],
+        "methods": {"a": {"kind": "sre2l"}},
+        "student": {},
+    }
+
+    def teacher_id(**teacher):
+        return StageIds(validate_config({**base, "teacher": teacher})).teacher
+
+    loaded = teacher_id(checkpoint="obs.pth")
+    assert teacher_id(checkpoint="obs.pth", epochs=90, lr=0.2) == loaded
+    assert teacher_id(checkpoint="other.pth") != loaded
+    assert teacher_id(checkpoint="obs.pth", classes_file="c.txt") != loaded
+    assert teacher_id(epochs=90) != teacher_id()  # a trained teacher: the recipe is its result
