@@ -231,3 +231,90 @@ def test_named_report_reuses_every_result_and_writes_only_its_own_tables(run):
     plan = planned(run, {**TINY, "report": {"name": "exp_a"}})
     assert "results/tiny/reports/exp_a/tables/summary.csv" in plan
     assert all("/reports/exp_a/" in p for p in plan), plan
+
+
+def _photo_dataset(root, classes, n_train, n_val):
+    """A folder like ImageNet's: WNID class folders of mixed-size JPEGs, train/ and val/."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("val", n_val)):
+        for c, wnid in enumerate(classes):
+            (root / split / wnid).mkdir(parents=True)
+            for i in range(n):
+                w, h = rng.integers(36, 80, size=2)
+                arr = rng.integers(0, 60, (h, w, 3), dtype=np.uint8)
+                arr[..., c % 3] += np.uint8(120 + 40 * (c // 3))  # a class-coloured photo
+                Image.fromarray(arr).save(root / split / wnid / f"{wnid}_{i}.JPEG")
+
+
+def test_imagenet_layout_with_file_storage_and_a_loaded_observer(tmp_path):
+    """The ImageNet-100 recipe in small: files decoded on demand, a larger observer sliced."""
+    import os
+
+    import torch
+    from PIL import Image
+
+    from ddflow.data.datasets import resize_center_crop
+    from ddflow.models import build_model
+
+    wnids = [f"n0{i}" for i in range(4)]
+    _photo_dataset(tmp_path / "imagenet", wnids, n_train=8, n_val=3)
+    observer_classes = ["n09", "n03", "n01", "n07", "n00", "n02"]  # its own order, a superset
+    (tmp_path / "observer_classes.txt").write_text("\n".join(observer_classes) + "\n")
+    torch.manual_seed(0)
+    observer = build_model("convnet_d3", len(observer_classes), 3, (32, 32))
+    torch.save({"model": observer.state_dict()}, tmp_path / "observer.pth")
+    cfg = {
+        "dataset": {
+            "name": "in4",
+            "source": "imagefolder",
+            "root": str(tmp_path / "imagenet"),
+            "image_size": 32,
+            "storage": "files",
+            "mean": [0.485, 0.456, 0.406],
+            "std": [0.229, 0.224, 0.225],
+        },
+        "teacher": {
+            "arch": "convnet_d3",
+            "checkpoint": str(tmp_path / "observer.pth"),
+            "classes_file": str(tmp_path / "observer_classes.txt"),
+        },
+        "ipc": [2],
+        "methods": {
+            "delt": {"kind": "delt", "iterations": 4, "round_iterations": 2, "jitter": 2},
+            "rded": {"kind": "rded", "factor": 2, "candidates": 8},
+        },
+        "student": {"arch": "convnet_d3", "epochs": 1, "batch_size": 4, "seeds": [0]},
+        "runtime": {"threads": 1},
+    }
+    (tmp_path / "wf").mkdir()
+    run = run_workflow(tmp_path / "wf", cfg)
+    [data_npz] = run.glob("results/in4/data-*/dataset.npz")
+    with np.load(data_npz) as z:
+        assert sorted(z.files) == [
+            "test_kept",
+            "test_paths",
+            "test_y",
+            "train_kept",
+            "train_paths",
+            "train_y",
+        ]
+    [metrics] = run.glob("results/in4/teacher/convnet_d3-*/metrics.json")
+    source = json.loads(metrics.read_text())["source"]
+    assert source["kind"] == "checkpoint" and source["class_rows"] == [4, 2, 5, 1]
+    summary = (run / "results/in4/tables/summary.csv").read_text()
+    assert all(f",{m}," in summary for m in ("delt", "rded", "random"))
+    [manifest] = run.glob("results/in4/distilled/random-*/ipc2/manifest.json")
+    picked = json.loads(manifest.read_text())["source_index"]
+    # the random subset's first image is its source photo, resized and centre-cropped
+    first = sorted((run / manifest.parent / "images").glob("00000-n00/*.png"))[0]
+    with Image.open(tmp_path / "imagenet/train/n00" / f"n00_{picked[0]}.JPEG") as photo:
+        expected = np.asarray(resize_center_crop(photo.convert("RGB"), 32))
+    assert len(picked) == 8 and np.array_equal(np.asarray(Image.open(first)), expected)
+    assert planned(run, cfg) == []
+    # the unused training recipe of a loaded teacher changes nothing; a newer weights file reruns it
+    assert planned(run, {**cfg, "teacher": {**cfg["teacher"], "epochs": 90}}) == []
+    later = os.stat(tmp_path / "observer.pth").st_mtime + 60
+    os.utime(tmp_path / "observer.pth", (later, later))
+    assert any("/teacher/" in p for p in planned(run, cfg))

@@ -85,7 +85,7 @@ def run_teacher(
             **metrics,
             "stage_id": stage_id,
             "cost": cost.as_dict(),
-            "provenance": io.provenance(device, {"teacher": cfg["seed"]}),
+            "provenance": io.provenance(device, {"teacher": cfg.get("seed")}),
         },
     )
 

@@ -9,6 +9,7 @@ from ddflow.config import (
     SHARDED_KINDS,
     StageIds,
     canonical_json,
+    teacher_result_keys,
     validate_config,
 )
 from ddflow.data.catalog import num_classes

@@ -14,7 +14,7 @@ rule teacher:
         mem_mb=DATA_MEM_MB,
         runtime=teacher_runtime,
     params:
-        teacher=canonical_json(CFG["teacher"]),
+        teacher=canonical_json(teacher_result_keys(CFG["teacher"])),
         stage_id=canonical_json(IDS.teacher),
     script:
         "../scripts/teacher.py"
