@@ -46,6 +46,12 @@ def test_defaults_filled_and_random_baseline_added():
         ("methods.sre2l.kind", "magic", "config key 'methods.sre2l.kind'"),
         ("student.schedule", "linear", "config key 'student.schedule'"),
         ("dataset.source", "cifar10", "config key 'dataset.root'"),
+        (
+            "student.batch_size",
+            {50: 100},
+            r"config key 'student.batch_size': no batch size for IPC \[2\]",
+        ),
+        ("student.batch_size", {"ten": 100}, "config key 'student.batch_size'"),
     ],
 )
 def test_bad_config_names_the_key(path, value, message):
@@ -110,3 +116,12 @@ def test_layout_and_runtime_knobs_do_not_change_ids():
 def test_shipped_configs_validate():
     for path in [ROOT / "config" / "config.yaml", ROOT / "tests" / "data" / "tiny.yaml"]:
         validate_config(yaml.safe_load(path.read_text()))
+
+
+def test_student_batch_size_per_ipc():
+    from ddflow.train.student import batch_size_for
+
+    cfg = validate_config({**with_change("student.batch_size", {2: 20, 10: 100}), "ipc": [2, 10]})
+    assert cfg["student"]["batch_size"] == {"2": 20, "10": 100}  # YAML's int keys, normalized
+    assert [batch_size_for(cfg["student"]["batch_size"], i) for i in (2, 10)] == [20, 100]
+    assert batch_size_for(50, 10) == 50

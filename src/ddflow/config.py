@@ -127,6 +127,9 @@ def validate_config(config: dict) -> dict:
     """
     schema = load_schema()
     cfg = copy.deepcopy(config)
+    batch = cfg.get("student", {}).get("batch_size")
+    if isinstance(batch, dict):  # YAML reads {10: 100} with integer keys
+        cfg["student"]["batch_size"] = {str(k): v for k, v in batch.items()}
     cls = jsonschema.validators.validator_for(schema)
     _raise_first(cls(schema), cfg, [])
     cfg.setdefault("runtime", {})
@@ -175,6 +178,13 @@ def validate_config(config: dict) -> dict:
         if method.get("min_scale", 0) > method.get("max_scale", 1):
             raise ConfigError(f"config key 'methods.{name}.min_scale': larger than max_scale")
     st = cfg["student"]
+    if isinstance(st["batch_size"], dict):
+        missing = [i for i in cfg["ipc"] if str(i) not in st["batch_size"]]
+        if missing:
+            raise ConfigError(
+                f"config key 'student.batch_size': no batch size for IPC {missing}; give one "
+                "per configured IPC, or a single number"
+            )
     if st["min_scale"] > st["max_scale"]:
         raise ConfigError("config key 'student.min_scale': larger than student.max_scale")
     snaps = cfg["report"]["snapshots"]

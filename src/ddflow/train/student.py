@@ -39,6 +39,11 @@ def epoch_lr_factor(epoch: int, epochs: int, schedule: str) -> float:
     return 0.5 * (1 + math.cos(math.pi * epoch / span))
 
 
+def batch_size_for(batch_size: int | dict, ipc: int) -> int:
+    """One size for every IPC, or the recipe's size at this IPC (scripts scale it with IPC)."""
+    return batch_size if isinstance(batch_size, int) else batch_size[str(ipc)]
+
+
 def train_student(
     images: np.ndarray,
     teacher: nn.Module,
@@ -63,7 +68,7 @@ def train_student(
     data = norm.to_tensor(images)
     ra = rand_augment(cfg["randaugment"], h, bundle.mean) if cfg["randaugment"] else None
     n = len(data)
-    bs = min(cfg["batch_size"], n)
+    bs = min(batch_size_for(cfg["batch_size"], n // bundle.num_classes), n)
     scale = (cfg["min_scale"], cfg["max_scale"])
     curve = []
     for epoch in range(1, epochs + 1):
