@@ -90,3 +90,61 @@ def test_delt_tiny_row_shares_the_cda_tiny_teacher_and_shards():
     for m in ("sre2l", "cda"):
         assert delt.method(m) == cda.method(m)
     assert delt_cfg["methods"]["delt"]["init"] == "real"
+
+
+def _planned_fresh(tmp_path, name, root):
+    """Every file a fresh run of a paper config would create, on a stand-in dataset root."""
+    import json
+    import subprocess
+    import sys
+
+    cfg = yaml.safe_load((ROOT / "config" / "delt" / f"{name}.yaml").read_text())
+    cfg["dataset"]["root"] = str(root)
+    configfile = tmp_path / f"{name}.yaml"
+    configfile.write_text(yaml.safe_dump(cfg))
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tests" / "_plan.py"),
+            str(ROOT / "Snakefile"),
+            str(tmp_path),
+            str(configfile),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.workflow
+def test_imagenet1k_table4_students_reuse_the_table1_ipc10_sets(tmp_path):
+    """ImageNet-1K paper configs plan on a stand-in folder of 1,000 empty class folders."""
+    root = tmp_path / "imagenet"
+    for split in ("train", "val"):
+        for c in range(1000):
+            (root / split / f"n{c:08d}").mkdir(parents=True)
+    table1 = _planned_fresh(tmp_path, "table1_imagenet1k.full", root)
+    shared = {p for p in table1 if "/distilled/" in p and "/ipc10/" in p}
+    assert {p.split("/")[3].split("-")[0] for p in shared} == {
+        "sre2l",
+        "cda",
+        "delt",
+        "rded",
+        "random",
+    }
+    assert any("/teacher/torchvision:resnet18-" in p for p in table1)
+    archs = set()
+    for short in ("resnet18", "efficientnet_b0", "mobilenet_v2", "mnasnet1_3", "regnet_y_8gf"):
+        plan = _planned_fresh(tmp_path, f"table4_cross_arch_{short}.full", root)
+        cfg = validate_config(
+            yaml.safe_load(
+                (ROOT / "config/delt" / f"table4_cross_arch_{short}.full.yaml").read_text()
+            )
+        )
+        archs.add(cfg["student"]["arch"])
+        # everything but student runs and this table's report is planned by Table 1 already
+        new = {p for p in plan - table1 if "/students/" not in p and "/reports/" not in p}
+        assert not new, sorted(new)[:5]
+        assert shared <= plan
+    assert len(archs) == 5

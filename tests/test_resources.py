@@ -5,7 +5,12 @@ import subprocess
 
 import yaml
 
-from ddflow.resources import data_mem_mb, recover_runtime_min, training_runtime_min
+from ddflow.resources import (
+    data_mem_mb,
+    distilled_mem_mb,
+    recover_runtime_min,
+    training_runtime_min,
+)
 
 from conftest import ROOT, snakemake_cmd
 
@@ -27,6 +32,14 @@ def test_estimates_follow_the_work_and_grow_with_each_retry():
         cifar, "cpu", 5000, 200
     )
     assert data_mem_mb(in1k, 1000) > 100_000 > data_mem_mb(cifar, 10) > 2000
+
+
+def test_file_storage_memory_follows_the_distilled_set_not_the_dataset():
+    files = {"source": "imagefolder", "image_size": 224, "storage": "files"}
+    assert data_mem_mb(files, 1000) == data_mem_mb(files, 10) < 10_000
+    # ImageNet-1K IPC 100 at 224 px: 15 GB of uint8 pixels, held three times
+    assert 3 * 14_355 < distilled_mem_mb(files, 1000, 100) - data_mem_mb(files, 1000) < 3 * 14_360
+    assert distilled_mem_mb(files, 1000, 10) < distilled_mem_mb(files, 1000, 50)
 
 
 def _dry_run_resources(tmp_path, device):

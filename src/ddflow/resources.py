@@ -53,6 +53,16 @@ def data_mem_mb(ds_cfg: dict, num_classes: int) -> int:
     return 2000 + math.ceil(6 * train_bytes(ds_cfg, num_classes) / 2**20)
 
 
+def distilled_mem_mb(ds_cfg: dict, num_classes: int, ipc: int) -> int:
+    """Stages that hold a distilled set (students, diversity, assembly): the data stage's need plus
+    three copies of the set (uint8, a decoded or merged copy, headroom); ImageNet-1K IPC 100 at
+    224 px is 15 GB as uint8."""
+    pixels, channels = image_pixels(ds_cfg)
+    return data_mem_mb(ds_cfg, num_classes) + math.ceil(
+        3 * num_classes * ipc * pixels * channels / 2**20
+    )
+
+
 def recover_runtime_min(
     ds_cfg: dict, device: str, images: int, iterations: int, attempt: int = 1
 ) -> int:

@@ -415,5 +415,5 @@ def run_diversity(
     teacher, _ = load_teacher(teacher_ckpt, meta["classes"])
     images, labels, manifest = read_distilled(images_dir, manifest_path, meta["classes"])
     norm = Normalizer(meta["mean"], meta["std"], device)
-    feats = penultimate_features(teacher.to(device), norm.to_tensor(images))
+    feats = penultimate_features(teacher.to(device), images, norm)
     io.write_json(out_json, {**info, "ipc": manifest["ipc"], **centroid_cosine(feats, labels)})

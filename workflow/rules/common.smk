@@ -16,6 +16,7 @@ from ddflow.data.catalog import num_classes
 from ddflow.recover.shards import Shard, method_shards
 from ddflow.resources import (
     data_mem_mb,
+    distilled_mem_mb,
     recover_runtime_min,
     train_images,
     training_runtime_min,
@@ -65,6 +66,10 @@ def threads_for_job():
 DEVICE = "cuda" if CFG["runtime"]["device"] == "cuda" else "cpu"
 GPU = int(DEVICE == "cuda")
 DATA_MEM_MB = data_mem_mb(CFG["dataset"], NUM_CLASSES)
+
+
+def distilled_set_mem_mb(wildcards):
+    return distilled_mem_mb(CFG["dataset"], NUM_CLASSES, int(wildcards.ipc))
 
 
 def recover_runtime(wildcards, attempt):

@@ -75,7 +75,7 @@ rule random_subset:
     conda:
         "../../envs/ddflow.yaml"
     resources:
-        mem_mb=DATA_MEM_MB,
+        mem_mb=distilled_set_mem_mb,
     params:
         method=method_json,
         info=manifest_info,
@@ -122,7 +122,7 @@ rule rded:
     threads: threads_for_job()
     resources:
         gpu=GPU,
-        mem_mb=DATA_MEM_MB,
+        mem_mb=distilled_set_mem_mb,
         runtime=inference_runtime,
     params:
         method=method_json,

@@ -114,7 +114,7 @@ rule diversity:
     threads: threads_for_job()
     resources:
         gpu=GPU,
-        mem_mb=DATA_MEM_MB,
+        mem_mb=distilled_set_mem_mb,
         runtime=inference_runtime,
     params:
         info=manifest_info,

@@ -14,7 +14,7 @@ rule student:
     threads: threads_for_job()
     resources:
         gpu=GPU,
-        mem_mb=DATA_MEM_MB,
+        mem_mb=distilled_set_mem_mb,
         runtime=student_runtime,
     params:
         student=student_json,

@@ -11,9 +11,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ddflow.data.pixels import Normalizer
+
 
 @torch.no_grad()
-def penultimate_features(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+def penultimate_features(
+    model: nn.Module, images: np.ndarray, norm: Normalizer, batch_size: int = 256
+) -> torch.Tensor:
+    """Features of uint8 images, normalized per batch (a 224-px set is tens of GB as floats)."""
     linear = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if not linear:
         raise ValueError("diversity needs a teacher whose classifier is an nn.Linear")
@@ -21,8 +26,8 @@ def penultimate_features(model: nn.Module, x: torch.Tensor, batch_size: int = 25
     handle = linear[-1].register_forward_hook(lambda m, inp, out: feats.append(inp[0].flatten(1)))
     try:
         model.eval()
-        for s in range(0, len(x), batch_size):
-            model(x[s : s + batch_size])
+        for s in range(0, len(images), batch_size):
+            model(norm.to_tensor(images[s : s + batch_size]))
     finally:
         handle.remove()
     return torch.cat(feats)

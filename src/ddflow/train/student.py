@@ -65,9 +65,8 @@ def train_student(
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda e: epoch_lr_factor(e, epochs, cfg["schedule"])
     )
-    data = norm.to_tensor(images)
     ra = rand_augment(cfg["randaugment"], h, bundle.mean) if cfg["randaugment"] else None
-    n = len(data)
+    n = len(images)
     bs = min(batch_size_for(cfg["batch_size"], n // bundle.num_classes), n)
     scale = (cfg["min_scale"], cfg["max_scale"])
     curve = []
@@ -77,7 +76,8 @@ def train_student(
         loss_sum = 0.0
         for s in range(0, n, bs):
             idx = perm[s : s + bs]
-            x = norm.to_tensor(ra(images[idx.numpy()])) if ra else data[idx.to(device)]
+            batch = images[idx.numpy()]  # normalized per batch: a 224-px set is too big as floats
+            x = norm.to_tensor(ra(batch) if ra else batch)
             x = per_sample_rrc(x, scale, rng)
             if cfg["hflip"]:
                 x = random_hflip(x, gen)
