@@ -23,7 +23,7 @@ from ddflow.metrics.cost import CostMeter
 from ddflow.metrics.diversity import centroid_cosine, penultimate_features
 from ddflow.models import build_model
 from ddflow.recover.delt import recover_delt_shard
-from ddflow.recover.init import gaussian_init, mosaic_init, real_init
+from ddflow.recover.init import gaussian_init, mosaic_images, mosaic_init, real_init
 from ddflow.recover.resume import ShardResume, state_path
 from ddflow.recover.shards import Shard, batch_seed
 from ddflow.recover.sre2l import recover_shard, recover_snapshots
@@ -229,7 +229,7 @@ def run_rded(
         "mosaic_candidates": method["candidates"],
     }
     with CostMeter(device) as cost:
-        x = mosaic_init(
+        images = mosaic_images(
             teacher.to(device),
             b.train_x,
             b.train_y,
@@ -242,7 +242,7 @@ def run_rded(
     write_distilled(
         out_images,
         out_manifest,
-        norm.to_uint8(x),
+        images,
         np.repeat(np.arange(b.num_classes), ipc),
         np.tile(np.arange(ipc), b.num_classes),
         b.classes,

@@ -39,7 +39,7 @@ def real_init(
     return norm.to_tensor(train_x[rows.reshape(-1)])
 
 
-def mosaic_init(
+def mosaic_images(
     teacher: nn.Module,
     train_x,
     train_y: np.ndarray,
@@ -48,21 +48,32 @@ def mosaic_init(
     method: dict,
     norm: Normalizer,
     seed: int,
-) -> torch.Tensor:
-    """Class-major mosaics, quantized to uint8 as the saved RDED images DELT starts from are."""
+) -> np.ndarray:
+    """Class-major uint8 mosaics (RDED's saved images), quantized class by class so that a
+    1,000-class 224-px set never exists as floats."""
     rng = random.Random(seed)
-    out = [
-        mosaic_class(
-            teacher,
-            norm,
-            take(train_x, np.flatnonzero(train_y == c)),
-            c,
-            ipc,
-            method["mosaic_factor"],
-            method["mosaic_crops"],
-            method["mosaic_candidates"],
-            rng,
-        )
-        for c in classes
-    ]
-    return norm.to_tensor(norm.to_uint8(torch.cat(out)))
+    return np.concatenate(
+        [
+            norm.to_uint8(
+                mosaic_class(
+                    teacher,
+                    norm,
+                    take(train_x, np.flatnonzero(train_y == c)),
+                    c,
+                    ipc,
+                    method["mosaic_factor"],
+                    method["mosaic_crops"],
+                    method["mosaic_candidates"],
+                    rng,
+                )
+            )
+            for c in classes
+        ]
+    )
+
+
+def mosaic_init(teacher, train_x, train_y, classes, ipc, method, norm, seed) -> torch.Tensor:
+    """Normalized mosaics, quantized to uint8 as the saved RDED images DELT starts from are."""
+    return norm.to_tensor(
+        mosaic_images(teacher, train_x, train_y, classes, ipc, method, norm, seed)
+    )
