@@ -98,9 +98,9 @@ def _planned_fresh(tmp_path, name, root):
     import subprocess
     import sys
 
-    cfg = yaml.safe_load((ROOT / "config" / "delt" / f"{name}.yaml").read_text())
+    cfg = yaml.safe_load((ROOT / "config" / f"{name}.yaml").read_text())
     cfg["dataset"]["root"] = str(root)
-    configfile = tmp_path / f"{name}.yaml"
+    configfile = tmp_path / f"{name.replace('/', '_')}.yaml"
     configfile.write_text(yaml.safe_dump(cfg))
     out = subprocess.run(
         [
@@ -118,13 +118,13 @@ def _planned_fresh(tmp_path, name, root):
 
 
 @pytest.mark.workflow
-def test_imagenet1k_table4_students_reuse_the_table1_ipc10_sets(tmp_path):
+def test_imagenet1k_configs_reuse_each_others_sets(tmp_path):
     """ImageNet-1K paper configs plan on a stand-in folder of 1,000 empty class folders."""
     root = tmp_path / "imagenet"
     for split in ("train", "val"):
         for c in range(1000):
             (root / split / f"n{c:08d}").mkdir(parents=True)
-    table1 = _planned_fresh(tmp_path, "table1_imagenet1k.full", root)
+    table1 = _planned_fresh(tmp_path, "delt/table1_imagenet1k.full", root)
     shared = {p for p in table1 if "/distilled/" in p and "/ipc10/" in p}
     assert {p.split("/")[3].split("-")[0] for p in shared} == {
         "sre2l",
@@ -136,7 +136,7 @@ def test_imagenet1k_table4_students_reuse_the_table1_ipc10_sets(tmp_path):
     assert any("/teacher/torchvision:resnet18-" in p for p in table1)
     archs = set()
     for short in ("resnet18", "efficientnet_b0", "mobilenet_v2", "mnasnet1_3", "regnet_y_8gf"):
-        plan = _planned_fresh(tmp_path, f"table4_cross_arch_{short}.full", root)
+        plan = _planned_fresh(tmp_path, f"delt/table4_cross_arch_{short}.full", root)
         cfg = validate_config(
             yaml.safe_load(
                 (ROOT / "config/delt" / f"table4_cross_arch_{short}.full.yaml").read_text()
@@ -148,3 +148,10 @@ def test_imagenet1k_table4_students_reuse_the_table1_ipc10_sets(tmp_path):
         assert not new, sorted(new)[:5]
         assert shared <= plan
     assert len(archs) == 5
+    # CDA's ImageNet-1K Table 4 reuses the SRe2L/CDA sets of IPC 50 and 100 (and their shards)
+    cda = _planned_fresh(tmp_path, "cda/table4_imagenet1k.full", root)
+    reused = {p for p in cda & table1 if "/distilled/" in p}
+    assert {(p.split("/")[3].split("-")[0], p.split("/")[4]) for p in reused} == {
+        (m, f"ipc{i}") for m in ("sre2l", "cda", "random") for i in (50, 100)
+    }
+    assert any("/shards/c00900-01000_i0090-0100.npz" in p for p in cda & table1)
