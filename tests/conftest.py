@@ -25,6 +25,26 @@ def snakemake_cmd(workdir, configfile, *extra) -> list[str]:
     ]
 
 
+def dry_run_plan(workdir, configfile) -> list[str]:
+    """The files a run would (re)create, from Snakemake's dry run in a fresh process."""
+    import json
+    import subprocess
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tests" / "_plan.py"),
+            str(ROOT / "Snakefile"),
+            str(workdir),
+            str(configfile),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     """Fixed thread count: CPU float results (and so bytes) are compared across runs."""

@@ -125,3 +125,6 @@ def test_student_batch_size_per_ipc():
     assert cfg["student"]["batch_size"] == {"2": 20, "10": 100}  # YAML's int keys, normalized
     assert [batch_size_for(cfg["student"]["batch_size"], i) for i in (2, 10)] == [20, 100]
     assert batch_size_for(50, 10) == 50
+    # snakemake --config 'student={batch_size: {2: 20}}' hands the numbers over as strings
+    cfg = validate_config(with_change("student.batch_size", {"2": "20"}))
+    assert cfg["student"]["batch_size"] == {"2": 20}

@@ -5,7 +5,7 @@ import yaml
 
 from ddflow.config import validate_config
 
-from conftest import ROOT
+from conftest import ROOT, dry_run_plan
 
 CONFIGS = sorted((ROOT / "config").rglob("*.yaml"))
 
@@ -94,27 +94,11 @@ def test_delt_tiny_row_shares_the_cda_tiny_teacher_and_shards():
 
 def _planned_fresh(tmp_path, name, root):
     """Every file a fresh run of a paper config would create, on a stand-in dataset root."""
-    import json
-    import subprocess
-    import sys
-
     cfg = yaml.safe_load((ROOT / "config" / f"{name}.yaml").read_text())
     cfg["dataset"]["root"] = str(root)
     configfile = tmp_path / f"{name.replace('/', '_')}.yaml"
     configfile.write_text(yaml.safe_dump(cfg))
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "tests" / "_plan.py"),
-            str(ROOT / "Snakefile"),
-            str(tmp_path),
-            str(configfile),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+    return set(dry_run_plan(tmp_path, configfile))
 
 
 @pytest.mark.workflow

@@ -4,13 +4,12 @@ import hashlib
 import json
 import re
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, snakemake_cmd
+from conftest import ROOT, dry_run_plan, snakemake_cmd
 
 pytestmark = pytest.mark.workflow
 TINY = yaml.safe_load((ROOT / "tests" / "data" / "tiny.yaml").read_text())
@@ -22,20 +21,7 @@ def write_config(path, cfg):
 
 
 def planned(workdir, cfg) -> list[str]:
-    configfile = write_config(workdir / "plan.yaml", cfg)
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "tests" / "_plan.py"),
-            str(ROOT / "Snakefile"),
-            str(workdir),
-            str(configfile),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return dry_run_plan(workdir, write_config(workdir / "plan.yaml", cfg))
 
 
 def run_workflow(workdir, cfg):

@@ -128,8 +128,10 @@ def validate_config(config: dict) -> dict:
     schema = load_schema()
     cfg = copy.deepcopy(config)
     batch = cfg.get("student", {}).get("batch_size")
-    if isinstance(batch, dict):  # YAML reads {10: 100} with integer keys
-        cfg["student"]["batch_size"] = {str(k): v for k, v in batch.items()}
+    if isinstance(batch, dict):  # YAML reads {10: 100} with integer keys, --config as strings
+        cfg["student"]["batch_size"] = {
+            str(k): int(v) if isinstance(v, str) and v.isdigit() else v for k, v in batch.items()
+        }
     cls = jsonschema.validators.validator_for(schema)
     _raise_first(cls(schema), cfg, [])
     cfg.setdefault("runtime", {})
