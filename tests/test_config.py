@@ -52,6 +52,7 @@ def test_defaults_filled_and_random_baseline_added():
             r"config key 'student.batch_size': no batch size for IPC \[2\]",
         ),
         ("student.batch_size", {"ten": 100}, "config key 'student.batch_size'"),
+        ("teacher.min_scale", 0.08, "config key 'teacher.min_scale'.*crop_padding: 0"),
     ],
 )
 def test_bad_config_names_the_key(path, value, message):

@@ -99,3 +99,32 @@ def test_randaugment_changes_images_per_image_and_follows_the_seed():
     assert sum(not np.array_equal(a[i], images[i]) for i in range(6)) >= 5
     grey = rand_augment("rand-m9-n3-mstd0.5", 16, [0.5])(images[..., :1])
     assert grey.shape == (6, 16, 16, 1)
+
+
+def test_teacher_random_resized_crops_are_seeded_and_replace_padding():
+    from ddflow.train.teacher import train_teacher
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (40, 16, 16, 3), dtype=np.uint8)
+    y = np.repeat(np.arange(4), 10)
+    bundle = DatasetBundle(x, y, x[:8], y[:8], list("abcd"), [0.5] * 3, [0.25] * 3)
+    cfg = {
+        "arch": "convnet_d3",
+        "epochs": 1,
+        "batch_size": 20,
+        "lr": 0.05,
+        "momentum": 0.9,
+        "weight_decay": 0.0,
+        "warmup_epochs": 0,
+        "crop_padding": 0,
+        "hflip": False,
+        "seed": 0,
+    }
+
+    def weights(**extra):
+        model, _ = train_teacher(bundle, {**cfg, **extra}, torch.device("cpu"))
+        return torch.cat([p.flatten() for p in model.parameters()])
+
+    rrc = weights(min_scale=0.3)
+    assert torch.equal(rrc, weights(min_scale=0.3))  # same seed, same crops, same bytes
+    assert not torch.equal(rrc, weights())  # the crops are applied (padding 0 = no crop)

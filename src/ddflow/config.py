@@ -171,6 +171,11 @@ def validate_config(config: dict) -> dict:
             "have one fixed size); remove it"
         )
     _check_dataset(cfg["dataset"])
+    if cfg["teacher"].get("min_scale") and cfg["teacher"]["crop_padding"]:
+        raise ConfigError(
+            "config key 'teacher.min_scale': random-resized crops replace the padded crops; "
+            "set teacher.crop_padding: 0"
+        )
     for name, method in cfg["methods"].items():
         if method["kind"] in ("sre2l", "cda") and method["init"] == "mosaic":
             raise ConfigError(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 
 import torch
 import torch.nn.functional as F
@@ -14,7 +15,13 @@ from ddflow.data.datasets import DatasetBundle
 from ddflow.data.pixels import Normalizer
 from ddflow.models import build_model
 from ddflow.models.pretrained import is_loaded, load_pretrained
-from ddflow.train.common import evaluate, random_crop_pad, random_hflip, seed_everything
+from ddflow.train.common import (
+    evaluate,
+    per_sample_rrc,
+    random_crop_pad,
+    random_hflip,
+    seed_everything,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +35,7 @@ def warmup_cosine(step: int, total: int, warmup: int) -> float:
 def train_teacher(bundle: DatasetBundle, cfg: dict, device: torch.device):
     """Return (model, metrics); metrics carry the per-epoch curve and final test top-1."""
     gen = seed_everything(cfg["seed"])
+    rng = random.Random(cfg["seed"])
     c, h, w = bundle.image_shape
     model = build_model(cfg["arch"], bundle.num_classes, c, (h, w)).to(device)
     norm = Normalizer(bundle.mean, bundle.std, device)
@@ -47,7 +55,10 @@ def train_teacher(bundle: DatasetBundle, cfg: dict, device: torch.device):
         for s in range(0, n, cfg["batch_size"]):
             idx = perm[s : s + cfg["batch_size"]]
             x = norm.to_tensor(bundle.train_x[idx.numpy()])
-            x = random_crop_pad(x, cfg["crop_padding"], gen)
+            if cfg.get("min_scale"):  # the torchvision reference recipe (Tiny, ImageNet teachers)
+                x = per_sample_rrc(x, (cfg["min_scale"], 1.0), rng)
+            else:
+                x = random_crop_pad(x, cfg["crop_padding"], gen)
             if cfg["hflip"]:
                 x = random_hflip(x, gen)
             loss = F.cross_entropy(model(x), labels[idx].to(device))
