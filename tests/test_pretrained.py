@@ -127,3 +127,61 @@ def test_loaded_teacher_id_ignores_the_unused_training_recipe(tmp_path):
     assert teacher_id(checkpoint="other.pth") != loaded
     assert teacher_id(checkpoint="obs.pth", classes_file="c.txt") != loaded
     assert teacher_id(epochs=90) != teacher_id()  # a trained teacher: the recipe is its result
+
+
+def test_ranker_scores_use_its_full_softmax_at_the_dataset_classes(tmp_path):
+    from ddflow.data.pixels import Normalizer
+    from ddflow.select.ranking import true_class_probs
+
+    observer, path = _observer(tmp_path)
+    (tmp_path / "classes.txt").write_text("a\nb\nc\nd\ne\n")
+    cfg = {
+        "arch": "convnet_d3",
+        "checkpoint": str(path),
+        "classes_file": str(tmp_path / "classes.txt"),
+    }
+    ranker, source = load_pretrained(
+        cfg, ["d", "b"], CHW, IMAGENET_MEAN, IMAGENET_STD, keep_all_outputs=True
+    )
+    images = torch.randint(0, 256, (6, 32, 32, 3), dtype=torch.uint8).numpy()
+    labels = torch.tensor([0, 1, 0, 1, 1, 0]).numpy()
+    norm = Normalizer(IMAGENET_MEAN, IMAGENET_STD)
+    scores = true_class_probs(
+        ranker, images, labels, norm, batch_size=4, class_rows=source["class_rows"]
+    )
+    with torch.no_grad():
+        probs = observer(norm.to_tensor(images)).softmax(1)  # over all 5 classes
+    expected = probs[torch.arange(6), torch.tensor([3, 1])[labels]]
+    assert torch.allclose(torch.as_tensor(scores), expected, atol=1e-6)
+    with pytest.raises(TeacherError, match="ranker.classes_file"):
+        load_pretrained(
+            {**cfg, "classes_file": None},
+            ["d", "b"],
+            CHW,
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+            config_key="ranker",
+        )
+
+
+def test_a_ranker_changes_only_the_real_initialised_methods():
+    from ddflow.config import ConfigError
+
+    base = {
+        "dataset": {"name": "m", "source": "mnist-embedded"},
+        "teacher": {},
+        "ipc": [1],
+        "methods": {"delt": {"kind": "delt"}, "sre2l": {"kind": "sre2l"}},
+        "student": {},
+    }
+    plain = StageIds(validate_config(base))
+    ranked = StageIds(
+        validate_config({**base, "ranker": {"arch": "convnet_d3", "checkpoint": "r.pth"}})
+    )
+    assert ranked.teacher == plain.teacher and ranked.method("sre2l") == plain.method("sre2l")
+    assert ranked.method("delt") != plain.method("delt")
+    assert ranked.ranking_name().startswith("ranker-") and plain.ranking_name().startswith(
+        "teacher-"
+    )
+    with pytest.raises(ConfigError, match="config key 'ranker'"):
+        validate_config({**base, "ranker": {"arch": "convnet_d3"}})

@@ -241,7 +241,8 @@ def test_imagenet_layout_with_file_storage_and_a_loaded_observer(tmp_path):
     import torch
     from PIL import Image
 
-    from ddflow.data.datasets import resize_center_crop
+    from ddflow.data.datasets import load_bundle, resize_center_crop
+    from ddflow.data.pixels import Normalizer
     from ddflow.models import build_model
 
     wnids = [f"n0{i}" for i in range(4)]
@@ -262,6 +263,12 @@ def test_imagenet_layout_with_file_storage_and_a_loaded_observer(tmp_path):
             "std": [0.229, 0.224, 0.225],
         },
         "teacher": {
+            "arch": "convnet_d3",
+            "checkpoint": str(tmp_path / "observer.pth"),
+            "classes_file": str(tmp_path / "observer_classes.txt"),
+        },
+        # DELT's ImageNet-100 recipe: a separate (here: the same) larger model ranks the images
+        "ranker": {
             "arch": "convnet_d3",
             "checkpoint": str(tmp_path / "observer.pth"),
             "classes_file": str(tmp_path / "observer_classes.txt"),
@@ -289,6 +296,15 @@ def test_imagenet_layout_with_file_storage_and_a_loaded_observer(tmp_path):
     [metrics] = run.glob("results/in4/teacher/convnet_d3-*/metrics.json")
     source = json.loads(metrics.read_text())["source"]
     assert source["kind"] == "checkpoint" and source["class_rows"] == [4, 2, 5, 1]
+    # the ranking is the ranker's softmax over its 6 classes, read at each image's class
+    [ranking] = run.glob("results/in4/ranking/ranker-*.npz")
+    bundle = load_bundle(data_npz, data_npz.parent / "meta.json")
+    norm = Normalizer(bundle.mean, bundle.std)
+    with torch.no_grad():
+        probs = observer.eval()(norm.to_tensor(bundle.train_x[:])).softmax(1)
+    rows = torch.tensor([4, 2, 5, 1])[torch.as_tensor(bundle.train_y)]
+    scores = torch.as_tensor(np.load(ranking)["scores"])
+    assert torch.allclose(scores, probs[torch.arange(len(rows)), rows], atol=1e-5)
     summary = (run / "results/in4/tables/summary.csv").read_text()
     assert all(f",{m}," in summary for m in ("delt", "rded", "random"))
     [manifest] = run.glob("results/in4/distilled/random-*/ipc2/manifest.json")

@@ -171,6 +171,12 @@ def validate_config(config: dict) -> dict:
             "have one fixed size); remove it"
         )
     _check_dataset(cfg["dataset"])
+    ranker = cfg.get("ranker")
+    if ranker and bool(ranker.get("pretrained")) == bool(ranker.get("checkpoint")):
+        raise ConfigError(
+            "config key 'ranker': set one of ranker.pretrained (torchvision weights) or "
+            "ranker.checkpoint (a weights file)"
+        )
     if cfg["teacher"].get("min_scale") and cfg["teacher"]["crop_padding"]:
         raise ConfigError(
             "config key 'teacher.min_scale': random-resized crops replace the padded crops; "
@@ -254,6 +260,12 @@ class StageIds:
             "v": ALGO_VERSION["student"],
         }
         self.student = short_hash(self.student_slice)
+        ranker = cfg.get("ranker")
+        self.ranker = short_hash({"data": self.data, "ranker": ranker}) if ranker else None
+
+    def ranking_name(self) -> str:
+        """The ranking's file stem: a separate ranker's, or the teacher's."""
+        return f"ranker-{self.ranker}" if self.ranker else f"teacher-{self.teacher}"
 
     def method_slice(self, name: str) -> dict:
         m = self.cfg["methods"][name]
@@ -262,7 +274,13 @@ class StageIds:
             return {"data": self.data, "method": result_keys, "v": ALGO_VERSION["random"]}
         if m["kind"] == "rded":
             return {"teacher": self.teacher, "method": result_keys, "v": ALGO_VERSION["rded"]}
-        return {"teacher": self.teacher, "method": result_keys, "v": ALGO_VERSION["recover"]}
+        ranked = {"ranker": self.ranker} if self.ranker and m.get("init") == "real" else {}
+        return {
+            "teacher": self.teacher,
+            "method": result_keys,
+            **ranked,
+            "v": ALGO_VERSION["recover"],
+        }
 
     def method(self, name: str) -> str:
         return short_hash(self.method_slice(name))

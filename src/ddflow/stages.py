@@ -22,6 +22,7 @@ from ddflow.distilled import read_distilled, write_distilled
 from ddflow.metrics.cost import CostMeter
 from ddflow.metrics.diversity import centroid_cosine, penultimate_features
 from ddflow.models import build_model
+from ddflow.models.pretrained import load_pretrained
 from ddflow.recover.delt import recover_delt_shard
 from ddflow.recover.init import gaussian_init, mosaic_images, mosaic_init, real_init
 from ddflow.recover.resume import ShardResume, state_path
@@ -93,17 +94,32 @@ def run_teacher(
 def run_rank(
     data_npz: str,
     data_meta: str,
-    teacher_ckpt: str,
+    teacher_ckpt: str | None,
+    ranker: dict | None,
     runtime: dict,
     out_npz: str,
     threads: int | None = None,
 ) -> None:
-    """Teacher probability of the true class for every training image (DELT's ranking)."""
+    """Probability of the true class for every training image (DELT's ranking), by the teacher
+    or by a separately loaded ranker."""
     device = configure(runtime, threads)
     b = load_bundle(data_npz, data_meta)
-    teacher, _ = load_teacher(teacher_ckpt, b.classes)
+    if ranker:
+        model, source = load_pretrained(
+            ranker,
+            b.classes,
+            b.image_shape,
+            b.mean,
+            b.std,
+            keep_all_outputs=True,
+            config_key="ranker",
+        )
+        rows = source["class_rows"]
+    else:
+        model, _ = load_teacher(teacher_ckpt, b.classes)
+        rows = None
     scores = true_class_probs(
-        teacher.to(device), b.train_x, b.train_y, Normalizer(b.mean, b.std, device)
+        model.to(device), b.train_x, b.train_y, Normalizer(b.mean, b.std, device), class_rows=rows
     )
     io.save_npz(out_npz, scores=scores, labels=b.train_y)
 

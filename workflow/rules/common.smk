@@ -31,7 +31,7 @@ METHODS = CFG["methods"]
 SHARDED = [m for m in METHODS if METHODS[m]["kind"] in SHARDED_KINDS]
 RANDOM = [m for m in METHODS if METHODS[m]["kind"] == "random"]
 RDED = [m for m in METHODS if METHODS[m]["kind"] == "rded"]
-RANKING = f"results/{DS}/ranking/teacher-{IDS.teacher}.npz"
+RANKING = f"results/{DS}/ranking/{IDS.ranking_name()}.npz"
 STUDENT_SEEDS = CFG["student"]["seeds"]
 SWEEPS = CFG["sweep_members"]
 SNAPSHOTS = CFG["report"]["snapshots"]
@@ -79,13 +79,23 @@ def recover_runtime(wildcards, attempt):
     return recover_runtime_min(CFG["dataset"], DEVICE, images, iterations, attempt)
 
 
-def teacher_inputs(wildcards):
-    """A loaded teacher's weights file and class list are inputs: a newer file reruns it."""
+def loaded_model_inputs(model_cfg):
+    """A loaded model's weights file and class list are inputs: a newer file reruns its stage."""
     inputs = {"npz": DATA_NPZ, "meta": DATA_META}
     for key in ("checkpoint", "classes_file"):
-        if CFG["teacher"].get(key):
-            inputs[key] = CFG["teacher"][key]
+        if model_cfg.get(key):
+            inputs[key] = model_cfg[key]
     return inputs
+
+
+def teacher_inputs(wildcards):
+    return loaded_model_inputs(CFG["teacher"])
+
+
+def ranking_inputs(wildcards):
+    if CFG.get("ranker"):
+        return loaded_model_inputs(CFG["ranker"])
+    return {"npz": DATA_NPZ, "meta": DATA_META, "teacher": TEACHER_CKPT}
 
 
 def teacher_runtime(wildcards, attempt):
@@ -121,7 +131,7 @@ def shard_plan(method, ipc=None):
 
 
 def needs_ranking(method):
-    return METHODS[method].get("init", "gaussian") != "gaussian"
+    return METHODS[method].get("init", "gaussian") == "real"
 
 
 def recovery_inputs(wildcards):

@@ -1,12 +1,10 @@
 rule rank:
     input:
-        npz=DATA_NPZ,
-        meta=DATA_META,
-        teacher=TEACHER_CKPT,
+        unpack(ranking_inputs),
     output:
         RANKING,
     log:
-        f"results/{DS}/ranking/teacher-{IDS.teacher}.log",
+        RANKING.replace(".npz", ".log"),
     conda:
         "../../envs/ddflow.yaml"
     threads: threads_for_job()
@@ -14,6 +12,8 @@ rule rank:
         gpu=GPU,
         mem_mb=DATA_MEM_MB,
         runtime=inference_runtime,
+    params:
+        ranker=canonical_json(CFG.get("ranker")),
     script:
         "../scripts/rank.py"
 

@@ -122,9 +122,27 @@ def _class_rows(n_out: int, classes: list[str], classes_file: str | None) -> lis
 
 
 def load_pretrained(
-    cfg: dict, classes: list[str], chw: tuple[int, int, int], mean: list[float], std: list[float]
+    cfg: dict,
+    classes: list[str],
+    chw: tuple[int, int, int],
+    mean: list[float],
+    std: list[float],
+    keep_all_outputs: bool = False,
+    config_key: str = "teacher",
 ) -> tuple[nn.Module, dict]:
-    """(model over the dataset's classes, source record) for a teacher with weights to load."""
+    """(model, source record) for a teacher with weights to load; the model answers for the
+    dataset's classes, or with `keep_all_outputs` for all of its own (source's class_rows then
+    map dataset classes to outputs: a ranker's softmax runs over every class it knows).
+    Errors name the keys under `config_key` (the same keys serve the teacher and the ranker)."""
+    try:
+        return _load(cfg, classes, chw, mean, std, keep_all_outputs)
+    except TeacherError as e:
+        if config_key == "teacher":
+            raise
+        raise TeacherError(str(e).replace("teacher.", f"{config_key}.")) from e
+
+
+def _load(cfg, classes, chw, mean, std, keep_all_outputs):
     if cfg.get("pretrained") and cfg.get("checkpoint"):
         raise TeacherError(
             "config keys 'teacher.pretrained' and 'teacher.checkpoint': set one, not both"
@@ -164,7 +182,7 @@ def load_pretrained(
             "teacher.arch to the architecture they were saved from"
         ) from e
     rows = _class_rows(n_out, classes, cfg.get("classes_file"))
-    if rows is not None:
+    if rows is not None and not keep_all_outputs:
         state = model.state_dict()
         for k in ("weight", "bias"):
             if f"{head}.{k}" in state:

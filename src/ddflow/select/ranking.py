@@ -25,12 +25,17 @@ def true_class_probs(
     labels: np.ndarray,
     norm: Normalizer,
     batch_size: int = 500,
+    class_rows: list[int] | None = None,
 ) -> np.ndarray:
+    """Softmax probability of each image's class; `class_rows` maps dataset classes to the
+    outputs of a model that knows more classes (DELT ranked ImageNet-100 with ImageNet-1K's)."""
     teacher.eval()
+    rows = torch.as_tensor(class_rows) if class_rows is not None else None
     out = []
     for s in range(0, len(labels), batch_size):
         probs = teacher(norm.to_tensor(images[s : s + batch_size])).softmax(1).cpu()
         y = torch.as_tensor(labels[s : s + batch_size])
+        y = rows[y] if rows is not None else y
         out.append(probs.gather(1, y[:, None])[:, 0].numpy())
     return np.concatenate(out)
 
