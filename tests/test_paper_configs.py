@@ -70,7 +70,13 @@ def test_delt_cross_arch_minis_reuse_the_table1_shards():
 
 
 def test_delt_table3_full_expands_to_the_paper_grid():
+    from ddflow.config import StageIds
+
     cfg, _ = _ids("table3_ablations.full")
+    table1, _ = _ids("table1_imagenet1k.full")
+    assert (
+        StageIds(cfg).teacher == StageIds(table1).teacher
+    )  # one pretrained teacher, one data stage
     sizes = {k: len(v) for k, v in cfg["sweep_members"].items()}
     assert sizes == {"patches": 5, "selection": 3, "mi_ri": 6, "early_late": 2, "init": 2}
     mosaic = cfg["methods"]["patches__init_mosaic__iterations_500__mosaic_factor_3"]
@@ -139,3 +145,25 @@ def test_imagenet1k_configs_reuse_each_others_sets(tmp_path):
         (m, f"ipc{i}") for m in ("sre2l", "cda", "random") for i in (50, 100)
     }
     assert any("/shards/c00900-01000_i0090-0100.npz" in p for p in cda & table1)
+
+
+def test_imagenet1k_full_configs_share_one_data_stage_and_teacher():
+    from ddflow.config import StageIds
+
+    names = [
+        "cda/table2_constant.full",
+        "cda/table3_reverse.full",
+        "cda/table4_imagenet1k.full",
+        "cda/table5_scheduler_milestone.full",
+        "delt/table1_imagenet1k.full",
+        "delt/table3_ablations.full",
+        *[f"delt/table4_cross_arch_{s}.full" for s in ("resnet18", "mobilenet_v2")],
+    ]
+    ids = {
+        name: StageIds(
+            validate_config(yaml.safe_load((ROOT / "config" / f"{name}.yaml").read_text()))
+        )
+        for name in names
+    }
+    assert len({i.teacher for i in ids.values()}) == 1
+    assert all(i.cfg["teacher"]["pretrained"] == "IMAGENET1K_V1" for i in ids.values())
