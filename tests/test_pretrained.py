@@ -22,7 +22,8 @@ def _observer(tmp_path, n_out=5):
     return model, path
 
 
-def test_checkpoint_teacher_keeps_the_rows_of_the_dataset_classes(tmp_path):
+def _observer_with_classes(tmp_path):
+    """The observer and a config that names its five classes a..e."""
     observer, path = _observer(tmp_path)
     (tmp_path / "classes.txt").write_text("a\nb\nc\nd\ne\n")
     cfg = {
@@ -30,6 +31,11 @@ def test_checkpoint_teacher_keeps_the_rows_of_the_dataset_classes(tmp_path):
         "checkpoint": str(path),
         "classes_file": str(tmp_path / "classes.txt"),
     }
+    return observer, cfg
+
+
+def test_checkpoint_teacher_keeps_the_rows_of_the_dataset_classes(tmp_path):
+    observer, cfg = _observer_with_classes(tmp_path)
     teacher, source = load_pretrained(cfg, ["d", "b"], CHW, IMAGENET_MEAN, IMAGENET_STD)
     x = torch.randn(4, *CHW)
     with torch.no_grad():
@@ -133,13 +139,7 @@ def test_ranker_scores_use_its_full_softmax_at_the_dataset_classes(tmp_path):
     from ddflow.data.pixels import Normalizer
     from ddflow.select.ranking import true_class_probs
 
-    observer, path = _observer(tmp_path)
-    (tmp_path / "classes.txt").write_text("a\nb\nc\nd\ne\n")
-    cfg = {
-        "arch": "convnet_d3",
-        "checkpoint": str(path),
-        "classes_file": str(tmp_path / "classes.txt"),
-    }
+    observer, cfg = _observer_with_classes(tmp_path)
     ranker, source = load_pretrained(
         cfg, ["d", "b"], CHW, IMAGENET_MEAN, IMAGENET_STD, keep_all_outputs=True
     )
