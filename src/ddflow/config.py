@@ -235,8 +235,12 @@ def load_config(path: str) -> dict:
 LOADED_TEACHER_KEYS = ("arch", "pretrained", "checkpoint", "checkpoint_key", "classes_file")
 
 
+def teacher_is_loaded(teacher: dict) -> bool:
+    return bool(teacher.get("pretrained") or teacher.get("checkpoint"))
+
+
 def teacher_result_keys(teacher: dict) -> dict:
-    if teacher.get("pretrained") or teacher.get("checkpoint"):
+    if teacher_is_loaded(teacher):
         return {k: v for k, v in teacher.items() if k in LOADED_TEACHER_KEYS}
     return teacher
 

@@ -9,6 +9,7 @@ from ddflow.config import (
     SHARDED_KINDS,
     StageIds,
     canonical_json,
+    teacher_is_loaded,
     teacher_result_keys,
     validate_config,
 )
@@ -99,7 +100,7 @@ def ranking_inputs(wildcards):
 
 
 def teacher_runtime(wildcards, attempt):
-    if CFG["teacher"].get("pretrained") or CFG["teacher"].get("checkpoint"):
+    if teacher_is_loaded(CFG["teacher"]):
         return inference_runtime(wildcards, attempt)  # load, then one test pass
     images = train_images(CFG["dataset"], NUM_CLASSES)
     epochs = CFG["teacher"]["epochs"] + 1  # + evaluation

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ddflow.data.pixels import Normalizer
+from ddflow.models.registry import final_linear
 
 
 @torch.no_grad()
@@ -19,11 +20,9 @@ def penultimate_features(
     model: nn.Module, images: np.ndarray, norm: Normalizer, batch_size: int = 256
 ) -> torch.Tensor:
     """Features of uint8 images, normalized per batch (a 224-px set is tens of GB as floats)."""
-    linear = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not linear:
-        raise ValueError("diversity needs a teacher whose classifier is an nn.Linear")
+    classifier = model.get_submodule(final_linear(model))
     feats = []
-    handle = linear[-1].register_forward_hook(lambda m, inp, out: feats.append(inp[0].flatten(1)))
+    handle = classifier.register_forward_hook(lambda m, inp, out: feats.append(inp[0].flatten(1)))
     try:
         model.eval()
         for s in range(0, len(images), batch_size):

@@ -13,25 +13,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ddflow.models.registry import build_model
+from ddflow.models.registry import build_model, final_linear
 
 
 class TeacherError(ValueError):
     """A teacher that cannot be loaded as configured, with the fix in the message."""
-
-
-def is_loaded(cfg: dict) -> bool:
-    return bool(cfg.get("pretrained") or cfg.get("checkpoint"))
-
-
-def _final_linear(model: nn.Module) -> str:
-    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-    if not names:
-        raise TeacherError(
-            f"{type(model).__name__} has no final Linear classifier, so its outputs cannot be "
-            "matched to the dataset's classes; use a teacher whose classifier is a Linear layer"
-        )
-    return names[-1]
 
 
 def _torchvision_weights(arch: str, name: str):
@@ -166,7 +152,7 @@ def _load(cfg, classes, chw, mean, std, keep_all_outputs):
             "path": str(Path(cfg["checkpoint"]).resolve()),
             "sha256": file_sha256(cfg["checkpoint"]),
         }
-    head = _final_linear(build_model(cfg["arch"], len(classes), c, (h, w)))
+    head = final_linear(build_model(cfg["arch"], len(classes), c, (h, w)))
     if f"{head}.weight" not in state:
         raise TeacherError(
             f"the loaded weights have no '{head}.weight' (the classifier of {cfg['arch']}): "

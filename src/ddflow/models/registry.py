@@ -50,3 +50,14 @@ def build_model(
             name.split(":", 1)[1], pretrained=False, num_classes=num_classes, in_chans=in_channels
         )
     raise ValueError(f"unknown model '{name}'; known: {list_models()}")
+
+
+def final_linear(model: nn.Module) -> str:
+    """Name of the classifier: the last Linear layer (teacher features, class-row slicing)."""
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not names:
+        raise ValueError(
+            f"{type(model).__name__} has no final Linear classifier: ddflow reads teacher "
+            "features and class rows there; use a model whose classifier is a Linear layer"
+        )
+    return names[-1]

@@ -11,10 +11,11 @@ import random
 import torch
 import torch.nn.functional as F
 
+from ddflow.config import teacher_is_loaded
 from ddflow.data.datasets import DatasetBundle
 from ddflow.data.pixels import Normalizer
 from ddflow.models import build_model
-from ddflow.models.pretrained import is_loaded, load_pretrained
+from ddflow.models.pretrained import load_pretrained
 from ddflow.train.common import (
     evaluate,
     per_sample_rrc,
@@ -82,7 +83,7 @@ def train_teacher(bundle: DatasetBundle, cfg: dict, device: torch.device):
 
 def squeeze(bundle: DatasetBundle, cfg: dict, device: torch.device):
     """(model, metrics): the configured weights when a teacher is loaded, else a trained one."""
-    if not is_loaded(cfg):
+    if not teacher_is_loaded(cfg):
         return train_teacher(bundle, cfg, device)
     model, source = load_pretrained(
         cfg, bundle.classes, bundle.image_shape, bundle.mean, bundle.std
