@@ -4,7 +4,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# An experiment given with --configfile is the whole experiment: the embedded default is read
+# only when no config file is given, so no default key leaks into a paper config (--config
+# overrides apply either way).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
@@ -13,6 +18,10 @@ include: "workflow/rules/teacher.smk"
 include: "workflow/rules/recover.smk"
 include: "workflow/rules/student.smk"
 include: "workflow/rules/report.smk"
+
+
+onstart:
+    record_experiment()
 
 
 rule all:

@@ -288,3 +288,24 @@ class StageIds:
 
     def method(self, name: str) -> str:
         return short_hash(self.method_slice(name))
+
+    def as_dict(self) -> dict:
+        """Every stage id of the experiment: what `ddflow check` prints and a run records."""
+        return {
+            "data": self.data,
+            "teacher": self.teacher,
+            "ranking": self.ranking_name(),
+            "methods": {name: self.method(name) for name in self.cfg["methods"]},
+            "student": self.student,
+        }
+
+
+def experiment_record(cfg: dict, configfiles: list[str]) -> dict:
+    """What a run is: its config files, the effective config (validated, presets and sweeps
+    expanded) and the stage ids, written beside the report so a table can be traced."""
+    effective = {k: v for k, v in cfg.items() if k != "sweep_members"}
+    return {
+        "configfiles": [str(f) for f in configfiles],
+        "stage_ids": StageIds(cfg).as_dict(),
+        "config": effective,
+    }

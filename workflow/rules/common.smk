@@ -9,11 +9,13 @@ from ddflow.config import (
     SHARDED_KINDS,
     StageIds,
     canonical_json,
+    experiment_record,
     teacher_is_loaded,
     teacher_result_keys,
     validate_config,
 )
 from ddflow.data.catalog import num_classes
+from ddflow.io import write_yaml
 from ddflow.recover.shards import Shard, method_shards
 from ddflow.resources import (
     data_mem_mb,
@@ -56,6 +58,21 @@ wildcard_constraints:
     mid=r"[0-9a-f]{10}",
     sid=r"[0-9a-f]{10}",
     shard=r"c\d{5}-\d{5}_i\d{4}-\d{4}",
+
+
+def record_experiment():
+    """At the start of a run: the effective config and stage ids, beside the report and printed."""
+    record = experiment_record(CFG, workflow.configfiles)
+    path = f"{REPORT_DIR}/experiment.yaml"
+    write_yaml(path, record)
+    ids = record["stage_ids"]
+    methods = ", ".join(f"{m}-{i}" for m, i in ids["methods"].items())
+    print(
+        f"ddflow: config {', '.join(record['configfiles'])}; data {ids['data']}, "
+        f"teacher {ids['teacher']}, methods {methods}, student {ids['student']}; "
+        f"effective config and ids: {path}",
+        flush=True,
+    )
 
 
 def threads_for_job():
