@@ -21,7 +21,7 @@ include: "workflow/rules/report.smk"
 
 
 onstart:
-    record_experiment()
+    announce_experiment()
 
 
 rule all:

@@ -10,6 +10,7 @@ import copy
 import hashlib
 import itertools
 import json
+import os
 import re
 from importlib import resources
 from typing import Any
@@ -300,12 +301,18 @@ class StageIds:
         }
 
 
+def _display_path(path) -> str:
+    """Relative to the working directory when inside it, so the record does not move with it."""
+    rel = os.path.relpath(os.path.abspath(path))
+    return str(path) if rel.startswith("..") else rel
+
+
 def experiment_record(cfg: dict, configfiles: list[str]) -> dict:
     """What a run is: its config files, the effective config (validated, presets and sweeps
     expanded) and the stage ids, written beside the report so a table can be traced."""
     effective = {k: v for k, v in cfg.items() if k != "sweep_members"}
     return {
-        "configfiles": [str(f) for f in configfiles],
+        "configfiles": [_display_path(f) for f in configfiles],
         "stage_ids": StageIds(cfg).as_dict(),
         "config": effective,
     }

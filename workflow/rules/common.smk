@@ -15,7 +15,6 @@ from ddflow.config import (
     validate_config,
 )
 from ddflow.data.catalog import num_classes
-from ddflow.io import write_yaml
 from ddflow.recover.shards import Shard, method_shards
 from ddflow.resources import (
     data_mem_mb,
@@ -60,17 +59,17 @@ wildcard_constraints:
     shard=r"c\d{5}-\d{5}_i\d{4}-\d{4}",
 
 
-def record_experiment():
-    """At the start of a run: the effective config and stage ids, beside the report and printed."""
-    record = experiment_record(CFG, workflow.configfiles)
-    path = f"{REPORT_DIR}/experiment.yaml"
-    write_yaml(path, record)
-    ids = record["stage_ids"]
+EXPERIMENT = experiment_record(CFG, workflow.configfiles)
+
+
+def announce_experiment():
+    """Print at the start of a run what runs: config files, stage ids, where they are recorded."""
+    ids = EXPERIMENT["stage_ids"]
     methods = ", ".join(f"{m}-{i}" for m, i in ids["methods"].items())
     print(
-        f"ddflow: config {', '.join(record['configfiles'])}; data {ids['data']}, "
+        f"ddflow: config {', '.join(EXPERIMENT['configfiles'])}; data {ids['data']}, "
         f"teacher {ids['teacher']}, methods {methods}, student {ids['student']}; "
-        f"effective config and ids: {path}",
+        f"effective config and ids: {REPORT_DIR}/experiment.yaml",
         flush=True,
     )
 
@@ -281,6 +280,7 @@ def grid_figures():
 
 def final_targets():
     return [
+        f"{REPORT_DIR}/experiment.yaml",
         f"{REPORT_DIR}/tables/summary.csv",
         f"{REPORT_DIR}/tables/summary.md",
         f"{REPORT_DIR}/figures/student_curves.png",

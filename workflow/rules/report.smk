@@ -1,3 +1,17 @@
+rule experiment:
+    output:
+        f"{REPORT_DIR}/experiment.yaml",
+    log:
+        f"{REPORT_DIR}/logs/experiment.log",
+    localrule: True
+    conda:
+        "../../envs/ddflow.yaml"
+    params:
+        record=canonical_json(EXPERIMENT),
+    script:
+        "../scripts/experiment.py"
+
+
 rule tables:
     input:
         student_results(),

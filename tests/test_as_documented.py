@@ -1,0 +1,148 @@
+"""The README's commands, run as a user runs them: from a copy of the repository root.
+
+Tests elsewhere run in temporary folders without `config/config.yaml`; here the embedded default
+sits where Snakemake finds it, so a default key leaking into an experiment shows up as an id that
+`ddflow check` does not print.
+"""
+
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from ddflow.config import load_config
+
+from conftest import ROOT
+
+SHIPPED = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "config").rglob("*.yaml"))
+# Stand-in dataset roots for the full configs' /path/to/... placeholders: empty class folders
+# are all a plan reads.
+STANDIN_CLASSES = {"imagenet": 1000, "imagenet100": 100, "tiny-imagenet-200": 200, "imagenette2": 10}
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    """A copy of the repository as cloned, with the data folders a user would have."""
+    base = tmp_path_factory.mktemp("clone")
+    dst = base / "ddflow"
+    local = {".git", "results", ".snakemake", "data"}  # a clone has none of the user's runs
+    shutil.copytree(
+        ROOT,
+        dst,
+        ignore=lambda d, names: [
+            n
+            for n in names
+            if (d == str(ROOT) and n in local)
+            or n == "__pycache__"
+            or n.endswith((".egg-info", "_cache"))
+        ],
+    )
+    (dst / "data" / "cifar10" / "cifar-10-batches-py").mkdir(parents=True)
+    standin = base / "standin"
+    for name, n in STANDIN_CLASSES.items():
+        for split in ("train", "val"):
+            for c in range(n):
+                (standin / name / split / f"n{c:08d}").mkdir(parents=True)
+    for sub in ("cifar-10-batches-py", "cifar-100-python"):
+        (standin / "cifar" / sub).mkdir(parents=True)
+    (standin / "imagenet1k_wnids.txt").write_text(
+        "".join(f"n{c:08d}\n" for c in range(STANDIN_CLASSES["imagenet"]))
+    )
+    for cfg in (dst / "config").rglob("*.yaml"):
+        cfg.write_text(cfg.read_text().replace("/path/to/", f"{standin}/"))
+    return dst
+
+
+def _run(repo, *cmd):
+    out = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    return out.stdout + out.stderr
+
+
+def _checked_ids(repo, config):
+    """Stage ids as `ddflow check CONFIG` prints them."""
+    text = _run(repo, "ddflow", "check", config)
+    return {
+        "data": re.search(r"data id ([0-9a-f]{10})", text).group(1),
+        "teacher": re.search(r"^teacher \S+: \S+-([0-9a-f]{10})$", text, re.M).group(1),
+        "methods": dict(re.findall(r"^method (\S+) \(\w+\): \S+/\1-([0-9a-f]{10})", text, re.M)),
+        "student": re.search(r"^students .*\(id ([0-9a-f]{10})\)", text, re.M).group(1),
+    }
+
+
+def _planned_ids(repo, *args):
+    """Stage ids in the paths of a fresh dry run, as `snakemake -n [--configfile X]`."""
+    text = _run(repo, sys.executable, "-m", "snakemake", "-n", *args)
+    paths = set(re.findall(r"results/\S+", text))
+    one = lambda pattern: {m for p in paths for m in re.findall(pattern, p)}  # noqa: E731
+    return {
+        "data": one(r"/data-([0-9a-f]{10})/"),
+        "teacher": one(r"/teacher/[^/]+-([0-9a-f]{10})/"),
+        "methods": dict(one(r"/distilled/([^/]+)-([0-9a-f]{10})/")),
+        "student": one(r"/student-([0-9a-f]{10})/"),
+    }
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("config", SHIPPED)
+def test_snakemake_plans_the_ids_ddflow_check_prints(repo, config):
+    checked = _checked_ids(repo, config)
+    args = () if config == "config/config.yaml" else ("--configfile", config)
+    planned = _planned_ids(repo, *args)
+    assert planned["data"] == {checked["data"]}
+    assert planned["teacher"] == {checked["teacher"]}
+    assert planned["methods"] == checked["methods"]
+    assert planned["student"] == {checked["student"]}
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize(
+    "config",
+    [
+        "config/config.yaml",
+        "config/cda/table4_sre2l_vs_cda.mini.yaml",
+        "config/cda/table2_constant.mini.yaml",
+        "config/delt/table1_imagenet1k.full.yaml",
+    ],
+)
+def test_the_run_records_exactly_its_config(repo, config):
+    """experiment.yaml holds the validated config of the file given, nothing of the default."""
+    args = () if config == "config/config.yaml" else ("--configfile", config)
+    text = _run(repo, sys.executable, "-m", "snakemake", "--cores", "1", "experiment", *args)
+    expected = load_config(str(repo / config))
+    report = expected["report"]["name"]
+    ds = expected["dataset"]["name"]
+    path = repo / "results" / ds / (f"reports/{report}" if report else "") / "experiment.yaml"
+    record = yaml.safe_load(path.read_text())
+    expected.pop("sweep_members")
+    assert record["config"] == expected
+    assert record["configfiles"] == [config]
+    assert f"effective config and ids: {path.relative_to(repo)}" in text
+    printed = re.search(r"methods (.*?), student ", text).group(1).split(", ")
+    assert sorted(printed) == sorted(f"{m}-{i}" for m, i in record["stage_ids"]["methods"].items())
+
+
+def test_the_default_is_not_merged_under_an_experiment(repo, tmp_path):
+    """A key set only in config/config.yaml (here methods.sre2l) never reaches an experiment."""
+    experiment = tmp_path / "only_random.yaml"
+    experiment.write_text(
+        yaml.safe_dump(
+            {
+                "dataset": {"name": "digits", "source": "mnist-embedded"},
+                "teacher": {"arch": "convnet_d3"},
+                "student": {"arch": "convnet_d3"},
+                "ipc": [1],
+                "methods": {"random": {"kind": "random"}},
+            }
+        )
+    )
+    planned = _planned_ids(repo, "--configfile", str(experiment))
+    assert set(planned["methods"]) == {"random"}
+    # --config overrides still apply on top of the default when no file is given
+    planned = _planned_ids(repo, "--config", "ipc=[3]")
+    assert set(planned["methods"]) == {"sre2l", "random"}
+    text = _run(repo, sys.executable, "-m", "snakemake", "-n", "--config", "ipc=[3]")
+    assert "/ipc3/" in text and "/ipc10/" not in text
