@@ -79,7 +79,7 @@ def test_raising_ipc_plans_only_new_shards_and_downstream(run):
     assert [re.search(r"_i(\d{4})", p).group(1) for p in shards] == ["0002", "0003"]
     assert not [p for p in plan if "/teacher/" in p or "/data-" in p]
     rest = [p for p in plan if "/shards/" not in p]
-    report = ("summary", "cost", "diversity", "student_curves")
+    report = ("summary", "cost", "diversity", "student_curves", "experiment", "cells", "delt-")
     assert all("ipc4" in p or p.rsplit("/", 1)[1].startswith(report) for p in rest), rest
     assert len([p for p in rest if "/students/" in p]) == 2  # sre2l + random, one seed
 
@@ -89,7 +89,11 @@ def test_student_recipe_change_plans_only_students_and_report(run):
     assert len([p for p in plan if "/students/" in p]) == 2
     others = [p for p in plan if "/students/" not in p]
     assert sorted(others) == [
+        "results/tiny/experiment.yaml",
         "results/tiny/figures/student_curves.png",
+        "results/tiny/paper/cells.csv",
+        "results/tiny/paper/delt-table1.html",
+        "results/tiny/paper/delt-table1.md",
         "results/tiny/tables/cost.csv",
         "results/tiny/tables/cost.md",
         "results/tiny/tables/summary.csv",
@@ -213,6 +217,31 @@ def test_delt_rded_and_measurements_end_to_end(tmp_path):
     ]
 
 
+def test_paper_table_holds_the_runs_and_the_published_cells(run):
+    md = (run / "results/tiny/paper/delt-table1.md").read_text()
+    assert "| CIFAR-10 / 10 " in md and "— / 43 ± 0.9" in md  # DELT's published cell, not run
+    assert "ddflow's tiny stands in for the paper's cifar10" in md
+    summary = (run / "results/tiny/tables/summary.csv").read_text().splitlines()[1:]
+    unmatched = md.split("no published counterpart")[1]
+    for row in summary:  # IPC 2 is in no published row: every run is listed, none dropped
+        method, mean = row.split(",")[1], float(row.split(",")[6])
+        assert re.search(rf"\| {method} .*\| +{mean:g} \|", unmatched), (method, unmatched)
+
+
+def test_snakemake_report_shows_tables_and_figures_with_captions(run):
+    out = subprocess.run(
+        snakemake_cmd(run, run / "config.yaml", "--report", str(run / "report.html")),
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    html = (run / "report.html").read_text()
+    for item in ["summary.csv", "student_curves.png", "grid-sre2l-ipc2.png", "delt-table1.html"]:
+        assert item in html
+    assert "delt/table1 (mini)" in html  # grouped by paper table
+    assert "Top-1 (%) of convnet_d3 students" in html  # the caption, rendered with the config
+
+
 def test_named_report_reuses_every_result_and_writes_only_its_own_tables(run):
     plan = planned(run, {**TINY, "report": {"name": "exp_a"}})
     assert "results/tiny/reports/exp_a/tables/summary.csv" in plan
@@ -316,7 +345,9 @@ def test_imagenet_layout_with_file_storage_and_a_loaded_observer(tmp_path):
     assert len(picked) == 8 and np.array_equal(np.asarray(Image.open(first)), expected)
     assert planned(run, cfg) == []
     # the unused training recipe of a loaded teacher changes nothing; a newer weights file reruns it
-    assert planned(run, {**cfg, "teacher": {**cfg["teacher"], "epochs": 90}}) == []
+    # an unused key reruns nothing: only the run's record of its config is rewritten
+    changed = planned(run, {**cfg, "teacher": {**cfg["teacher"], "epochs": 90}})
+    assert changed == ["results/in4/experiment.yaml"]
     later = os.stat(tmp_path / "observer.pth").st_mtime + 60
     os.utime(tmp_path / "observer.pth", (later, later))
     assert any("/teacher/" in p for p in planned(run, cfg))

@@ -1,7 +1,9 @@
-"""`ddflow`: check a config and show what the workflow will build, without Snakemake.
+"""`ddflow`: check a config, show what the workflow will build, regenerate a paper.
 
 ddflow check CONFIG      validate; print stage ids and the output folders
 ddflow plan CONFIG       also list every recovery shard and student run
+ddflow paper PAPER SIZE  run every config/PAPER/*.SIZE.yaml in this working directory, then
+                         render the paper's tables beside the published numbers
 """
 
 from __future__ import annotations
@@ -50,8 +52,27 @@ def main(argv: list[str] | None = None) -> int:
     ]:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("config")
+    p = sub.add_parser(
+        "paper",
+        help="regenerate a paper's tables and figures (run from the repository root)",
+        description="Run every config/PAPER/*.SIZE.yaml with Snakemake in this working directory "
+        "(they share the teacher, shards and students), then write the paper's tables beside "
+        "the published numbers, its figures and an index to results/papers/PAPER-SIZE/. "
+        "Arguments after -- go to every snakemake call (e.g. -- --cores 8 --resources gpu=2).",
+    )
+    p.add_argument("paper", help="cda or delt")
+    p.add_argument("size", choices=["mini", "full"])
+    p.add_argument("--render-only", action="store_true", help="only render finished results")
+    p.add_argument("-n", "--dry-run", action="store_true", help="plan every config, run nothing")
+    p.add_argument("snakemake_args", nargs="*", help="after --: passed to snakemake")
     args = ap.parse_args(argv)
     try:
+        if args.command == "paper":
+            from ddflow.report.regenerate import regenerate_paper
+
+            return regenerate_paper(
+                args.paper, args.size, args.snakemake_args, args.render_only, args.dry_run
+            )
         _describe(args.config, args.command == "plan")
     except (ConfigError, DataError, FileNotFoundError) as e:
         print(f"ddflow: error: {e}", file=sys.stderr)

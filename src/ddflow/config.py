@@ -10,7 +10,6 @@ import copy
 import hashlib
 import itertools
 import json
-import os
 import re
 from importlib import resources
 from typing import Any
@@ -208,8 +207,29 @@ def validate_config(config: dict) -> dict:
                 f"config key 'report.snapshots.methods': '{name}' is not a "
                 f"recovery method; choose from {sorted(cfg['methods'])}"
             )
+    _check_paper(cfg["report"]["paper"])
     cfg["sweep_members"] = sweep_members  # derived; never part of a stage id
     return cfg
+
+
+def published_tables() -> set[str]:
+    """`<paper>/<table>` of every table in the published numbers (csv: no pandas at parse)."""
+    import csv
+
+    text = resources.files("ddflow").joinpath("report/published.csv").read_text("utf-8")
+    return {f"{r['paper']}/{r['table']}" for r in csv.DictReader(text.splitlines())}
+
+
+def _check_paper(paper: dict | None) -> None:
+    if not paper:
+        return
+    known = published_tables()
+    for table in paper["tables"]:
+        if table not in known:
+            raise ConfigError(
+                f"config key 'report.paper.tables': no published numbers for '{table}'; "
+                f"choose from {sorted(known)}"
+            )
 
 
 def _check_dataset(ds: dict) -> None:
@@ -301,18 +321,9 @@ class StageIds:
         }
 
 
-def _display_path(path) -> str:
-    """Relative to the working directory when inside it, so the record does not move with it."""
-    rel = os.path.relpath(os.path.abspath(path))
-    return str(path) if rel.startswith("..") else rel
-
-
-def experiment_record(cfg: dict, configfiles: list[str]) -> dict:
-    """What a run is: its config files, the effective config (validated, presets and sweeps
-    expanded) and the stage ids, written beside the report so a table can be traced."""
+def experiment_record(cfg: dict) -> dict:
+    """What a run is: the effective config (validated, presets and sweeps expanded) and the
+    stage ids, written beside the report so a table can be traced. Not the config file's name:
+    the same experiment from another file reruns nothing."""
     effective = {k: v for k, v in cfg.items() if k != "sweep_members"}
-    return {
-        "configfiles": [_display_path(f) for f in configfiles],
-        "stage_ids": StageIds(cfg).as_dict(),
-        "config": effective,
-    }
+    return {"stage_ids": StageIds(cfg).as_dict(), "config": effective}

@@ -3,6 +3,9 @@ import json
 import sys
 from pathlib import Path
 
+# Outside a rule a line may not start with the keyword `report`: an alias of report().
+from snakemake.io import report as in_report
+
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from ddflow.config import (
@@ -16,6 +19,7 @@ from ddflow.config import (
 )
 from ddflow.data.catalog import num_classes
 from ddflow.recover.shards import Shard, method_shards
+from ddflow.report.paper_figures import figure_for
 from ddflow.resources import (
     data_mem_mb,
     distilled_mem_mb,
@@ -59,7 +63,7 @@ wildcard_constraints:
     shard=r"c\d{5}-\d{5}_i\d{4}-\d{4}",
 
 
-EXPERIMENT = experiment_record(CFG, workflow.configfiles)
+EXPERIMENT = experiment_record(CFG)
 
 
 def announce_experiment():
@@ -67,7 +71,7 @@ def announce_experiment():
     ids = EXPERIMENT["stage_ids"]
     methods = ", ".join(f"{m}-{i}" for m, i in ids["methods"].items())
     print(
-        f"ddflow: config {', '.join(EXPERIMENT['configfiles'])}; data {ids['data']}, "
+        f"ddflow: config {', '.join(map(str, workflow.configfiles))}; data {ids['data']}, "
         f"teacher {ids['teacher']}, methods {methods}, student {ids['student']}; "
         f"effective config and ids: {REPORT_DIR}/experiment.yaml",
         flush=True,
@@ -278,6 +282,47 @@ def grid_figures():
     ]
 
 
+PAPER = CFG["report"]["paper"]
+# The report's grouping: the paper tables an experiment regenerates, or its name.
+REPORT_CATEGORY = (
+    f"{', '.join(PAPER['tables'])} ({PAPER['scale']}{': ' + REPORT_NAME if REPORT_NAME else ''})"
+    if PAPER
+    else (REPORT_NAME or "results")
+)
+
+
+def paper_outputs():
+    """This experiment's paper tables (ddflow beside the published numbers) and figures."""
+    if not PAPER:
+        return []
+    stems = [t.replace("/", "-") for t in PAPER["tables"]]
+    figures = [f.replace("/", "-") for t in PAPER["tables"] for f in figure_for(t)]
+    return [
+        f"{REPORT_DIR}/paper/cells.csv",
+        *[f"{REPORT_DIR}/paper/{s}.md" for s in stems],
+        *[
+            in_report(
+                f"{REPORT_DIR}/paper/{s}.html",
+                caption=f"{workflow.basedir}/workflow/report/paper_table.rst",
+                category=REPORT_CATEGORY,
+                subcategory="paper tables",
+                labels={"table": s},
+            )
+            for s in stems
+        ],
+        *[
+            in_report(
+                f"{REPORT_DIR}/paper/{f}.png",
+                caption=f"{workflow.basedir}/workflow/report/paper_figure.rst",
+                category=REPORT_CATEGORY,
+                subcategory="paper tables",
+                labels={"figure": f},
+            )
+            for f in figures
+        ],
+    ]
+
+
 def final_targets():
     return [
         f"{REPORT_DIR}/experiment.yaml",
@@ -292,4 +337,5 @@ def final_targets():
         *[f"{REPORT_DIR}/tables/sweep-{s}.md" for s in SWEEPS],
         *[f"{REPORT_DIR}/figures/sweep-{s}.png" for s in SWEEPS],
         *([f"{REPORT_DIR}/figures/snapshots.png"] if SNAPSHOTS else []),
+        *paper_outputs(),
     ]

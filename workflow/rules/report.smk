@@ -16,7 +16,12 @@ rule tables:
     input:
         student_results(),
     output:
-        csv=f"{REPORT_DIR}/tables/summary.csv",
+        csv=report(
+            f"{REPORT_DIR}/tables/summary.csv",
+            caption="../report/summary.rst",
+            category=REPORT_CATEGORY,
+            subcategory="tables",
+        ),
         md=f"{REPORT_DIR}/tables/summary.md",
     log:
         f"{REPORT_DIR}/logs/tables.log",
@@ -31,7 +36,12 @@ rule student_curves:
     input:
         student_results(),
     output:
-        f"{REPORT_DIR}/figures/student_curves.png",
+        report(
+            f"{REPORT_DIR}/figures/student_curves.png",
+            caption="../report/student_curves.rst",
+            category=REPORT_CATEGORY,
+            subcategory="figures",
+        ),
     log:
         f"{REPORT_DIR}/logs/student_curves.log",
     localrule: True
@@ -46,7 +56,13 @@ rule image_grid:
         images=grid_images,
         manifest=grid_manifest,
     output:
-        f"{REPORT_DIR}/figures/grid-{{method}}-ipc{{ipc}}.png",
+        report(
+            f"{REPORT_DIR}/figures/grid-{{method}}-ipc{{ipc}}.png",
+            caption="../report/grid.rst",
+            category=REPORT_CATEGORY,
+            subcategory="distilled images",
+            labels={"method": "{method}", "IPC": "{ipc}"},
+        ),
     log:
         f"{REPORT_DIR}/logs/grid-{{method}}-ipc{{ipc}}.log",
     localrule: True
@@ -61,7 +77,12 @@ rule sweep_table:
         sweep=sweep_results,
         baseline=baseline_results,
     output:
-        csv=f"{REPORT_DIR}/tables/sweep-{{sweep}}.csv",
+        csv=report(
+            f"{REPORT_DIR}/tables/sweep-{{sweep}}.csv",
+            caption="../report/sweep.rst",
+            category=REPORT_CATEGORY,
+            subcategory="tables",
+        ),
         md=f"{REPORT_DIR}/tables/sweep-{{sweep}}.md",
     log:
         f"{REPORT_DIR}/logs/sweep-{{sweep}}.log",
@@ -76,7 +97,12 @@ rule sweep_figure:
     input:
         f"{REPORT_DIR}/tables/sweep-{{sweep}}.csv",
     output:
-        f"{REPORT_DIR}/figures/sweep-{{sweep}}.png",
+        report(
+            f"{REPORT_DIR}/figures/sweep-{{sweep}}.png",
+            caption="../report/sweep.rst",
+            category=REPORT_CATEGORY,
+            subcategory="figures",
+        ),
     log:
         f"{REPORT_DIR}/logs/sweep-figure-{{sweep}}.log",
     localrule: True
@@ -88,8 +114,18 @@ rule sweep_figure:
 
 rule crop_figures:
     output:
-        schedules=f"{REPORT_DIR}/figures/crop_schedules.png",
-        boxes=f"{REPORT_DIR}/figures/crop_boxes.png",
+        schedules=report(
+            f"{REPORT_DIR}/figures/crop_schedules.png",
+            caption="../report/crop.rst",
+            category=REPORT_CATEGORY,
+            subcategory="figures",
+        ),
+        boxes=report(
+            f"{REPORT_DIR}/figures/crop_boxes.png",
+            caption="../report/crop.rst",
+            category=REPORT_CATEGORY,
+            subcategory="figures",
+        ),
     log:
         f"{REPORT_DIR}/logs/crop_figures.log",
     localrule: True
@@ -103,7 +139,12 @@ rule snapshot_figure:
     input:
         snapshot_npzs(),
     output:
-        f"{REPORT_DIR}/figures/snapshots.png",
+        report(
+            f"{REPORT_DIR}/figures/snapshots.png",
+            caption="../report/snapshots.rst",
+            category=REPORT_CATEGORY,
+            subcategory="figures",
+        ),
     log:
         f"{REPORT_DIR}/logs/snapshots.log",
     localrule: True
@@ -140,9 +181,19 @@ rule diversity_report:
     input:
         diversity_results(),
     output:
-        csv=f"{REPORT_DIR}/tables/diversity.csv",
+        csv=report(
+            f"{REPORT_DIR}/tables/diversity.csv",
+            caption="../report/diversity.rst",
+            category=REPORT_CATEGORY,
+            subcategory="tables",
+        ),
         md=f"{REPORT_DIR}/tables/diversity.md",
-        png=f"{REPORT_DIR}/figures/diversity.png",
+        png=report(
+            f"{REPORT_DIR}/figures/diversity.png",
+            caption="../report/diversity.rst",
+            category=REPORT_CATEGORY,
+            subcategory="figures",
+        ),
     log:
         f"{REPORT_DIR}/logs/diversity.log",
     localrule: True
@@ -157,7 +208,12 @@ rule cost_table:
         students=student_results(),
         teacher=f"{TEACHER_DIR}/metrics.json",
     output:
-        csv=f"{REPORT_DIR}/tables/cost.csv",
+        csv=report(
+            f"{REPORT_DIR}/tables/cost.csv",
+            caption="../report/cost.rst",
+            category=REPORT_CATEGORY,
+            subcategory="tables",
+        ),
         md=f"{REPORT_DIR}/tables/cost.md",
     log:
         f"{REPORT_DIR}/logs/cost.log",
@@ -166,3 +222,18 @@ rule cost_table:
         "../../envs/ddflow.yaml"
     script:
         "../scripts/cost_table.py"
+
+
+rule paper_tables:
+    input:
+        summary=f"{REPORT_DIR}/tables/summary.csv",
+        experiment=f"{REPORT_DIR}/experiment.yaml",
+    output:
+        paper_outputs(),
+    log:
+        f"{REPORT_DIR}/logs/paper_tables.log",
+    localrule: True
+    conda:
+        "../../envs/ddflow.yaml"
+    script:
+        "../scripts/paper_tables.py"

@@ -1,0 +1,327 @@
+"""Paper tables: ddflow's results beside the published numbers, in the paper's own layout.
+
+The published numbers (`published.csv`) carry, per cell, the paper's row and column labels and
+what the cell measured: dataset, method, IPC, student and the varied setting, the latter in
+ddflow's config keys. An experiment's results are placed in the paper's coordinates by its
+`report.paper` block (which tables it regenerates, and at mini scale which paper dataset and
+student it stands in for); a ddflow result fills a cell when its kind, IPC and student match and
+every key of the cell's setting has that value in the run's effective config. Results that fill
+no cell are listed under the table, never dropped.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import math
+import re
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from ddflow.config import KIND_SCHEMA
+from ddflow.io import atomic_path
+from ddflow.report.paper_figures import PAPER_FIGURES, figure_for
+
+# Kinds ddflow runs; any other published method is quoted, never regenerated.
+IMPLEMENTED = set(KIND_SCHEMA)
+# Setting keys that live in the student recipe rather than the method.
+STUDENT_KEYS = {"student_epochs": "epochs", "student_batch_size": "batch_size"}
+PAPER_NAMES = {"cda": "CDA (Yin & Shen, Dataset Distillation in Large Data Era)", "delt": "DELT"}
+
+
+def load_published(source=None) -> pd.DataFrame:
+    """The published numbers: the shipped file, or a path or text stream in its format."""
+    text = {"setting": str, "note": str, "row": str, "col": str, "student": str}
+    if source is None:
+        with resources.files("ddflow").joinpath("report/published.csv").open("rb") as f:
+            return load_published(io.BytesIO(f.read()))
+    table = pd.read_csv(source, dtype=text, encoding="utf-8")
+    table["setting"] = table["setting"].fillna("")
+    table["student"] = table["student"].fillna("")
+    table["note"] = table["note"].fillna("")
+    table["ipc"] = table["ipc"].astype("Int64")
+    return table
+
+
+def parse_setting(setting: str) -> dict[str, str]:
+    return dict(kv.split("=", 1) for kv in setting.split(";") if kv)
+
+
+def _paper_student(arch: str) -> str:
+    return arch.split(":", 1)[1] if ":" in arch else arch
+
+
+def experiment_cells(summary: pd.DataFrame, experiment: dict) -> pd.DataFrame:
+    """An experiment's results (summary.csv rows) with what each stands for in the paper."""
+    cfg = experiment["config"]
+    paper = cfg["report"].get("paper") or {}
+    rows = []
+    for r in summary.itertuples():
+        method = cfg["methods"][r.method]
+        rows.append(
+            {
+                "experiment": cfg["report"]["name"] or "default",
+                "scale": paper.get("scale", ""),
+                "tables": " ".join(paper.get("tables", [])),
+                "paper_dataset": paper.get("dataset") or cfg["dataset"]["name"],
+                "paper_student": paper.get("student") or _paper_student(r.student),
+                "dataset": cfg["dataset"]["name"],
+                "method": r.method,
+                "kind": r.kind,
+                "ipc": int(r.ipc),
+                "student": r.student,
+                "seeds": int(r.seeds),
+                "top1_mean": float(r.top1_last_mean),
+                "top1_std": float(r.top1_last_std),
+                "teacher": cfg["teacher"]["arch"],
+                "teacher_top1": float(r.teacher_top1),
+                "method_config": json.dumps(method, sort_keys=True),
+                "student_config": json.dumps(cfg["student"], sort_keys=True),
+                "sweep": r.method.split("__", 1)[0] if "__" in r.method else "",  # variant_name
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _same(value, text: str) -> bool:
+    if isinstance(value, bool) or text in ("true", "false"):
+        return str(value).lower() == text
+    try:
+        return math.isclose(float(value), float(text), rel_tol=1e-9, abs_tol=1e-12)
+    except (TypeError, ValueError):
+        return str(value) == text
+
+
+def _fits(cell, run) -> bool:
+    if cell.method != run.kind or cell.dataset != run.paper_dataset:
+        return False
+    if not pd.isna(cell.ipc) and int(cell.ipc) != run.ipc:
+        return False
+    if cell.student and cell.student != run.paper_student:
+        return False
+    method, student = json.loads(run.method_config), json.loads(run.student_config)
+    for key, text in parse_setting(cell.setting).items():
+        where, name = (student, STUDENT_KEYS[key]) if key in STUDENT_KEYS else (method, key)
+        if name not in where or not _same(where[name], text):
+            return False
+    return True
+
+
+def _run_key(run) -> tuple:
+    return (run.kind, run.ipc, run.student, run.method_config, run.student_config, run.dataset)
+
+
+def match(published: pd.DataFrame, cells: pd.DataFrame, table: str) -> pd.DataFrame:
+    """The table's published cells (paper order) with the ddflow run that fills each, if any.
+
+    A cell without a setting is the paper's main recipe: among several fitting runs the one that
+    is not a sweep variant fills it; a tie is left empty and reported.
+    """
+    paper, name = table.split("/")
+    pub = published[(published.paper == paper) & (published.table == name)].copy()
+    runs = cells[cells.tables.str.split().apply(lambda ts: table in ts)] if len(cells) else cells
+    filled = []
+    for cell in pub.itertuples():
+        fits = [r for r in runs.itertuples() if cell.metric == "top1" and _fits(cell, r)]
+        if len(fits) > 1 and not cell.setting:
+            fits = [r for r in fits if not r.sweep] or fits
+        if len(fits) > 1:  # one run shared by several experiments counts once
+            fits = list({_run_key(r): r for r in reversed(fits)}.values())
+        run = fits[0] if len(fits) == 1 else None
+        filled.append(
+            {
+                "ddflow_method": run.method if run else "",
+                "ddflow_experiment": run.experiment if run else "",
+                "ddflow_mean": run.top1_mean if run else float("nan"),
+                "ddflow_std": run.top1_std if run else float("nan"),
+                "ddflow_seeds": run.seeds if run else 0,
+                "ambiguous": len(fits) > 1,
+            }
+        )
+    return pd.concat([pub.reset_index(drop=True), pd.DataFrame(filled)], axis=1)
+
+
+def _fmt_cell(c) -> str:
+    paper = f"{c.value:g}" + (f" ± {c.std:g}" if not pd.isna(c.std) else "")
+    if c.method not in IMPLEMENTED:
+        return f"{paper} (quoted)"
+    if c.ddflow_seeds == 0:
+        return f"— / {paper}"
+    diff = c.ddflow_mean - c.value
+    return f"**{c.ddflow_mean:.2f} ± {c.ddflow_std:.2f}** / {paper} ({diff:+.2f})"
+
+
+def layout(matched: pd.DataFrame) -> pd.DataFrame:
+    """The paper's rows and columns (in the paper's order), one formatted string per cell."""
+    metrics = matched.metric.unique()
+    m = matched.copy()
+    if len(metrics) > 1:
+        m["col"] = m["col"] + " [" + m["metric"] + "]"
+    rows = list(dict.fromkeys(m["row"]))
+    cols = list(dict.fromkeys(m["col"]))
+    grid = pd.DataFrame("", index=rows, columns=cols)
+    for c in m.itertuples():
+        grid.loc[c.row, c.col] = _fmt_cell(c) + (" †" if c.uncertain else "")
+    quoted_rows = {r for r, g in m.groupby("row") if not g.method.isin(IMPLEMENTED).any()}
+    grid.index = [f"{r} (published only)" if r in quoted_rows else r for r in rows]
+    return grid
+
+
+def unmatched_runs(matched: pd.DataFrame, cells: pd.DataFrame, table: str) -> pd.DataFrame:
+    runs = cells[cells.tables.str.split().apply(lambda ts: table in ts)] if len(cells) else cells
+    used = set(zip(matched.ddflow_experiment, matched.ddflow_method))
+    rest = runs[[(e, m) not in used for e, m in zip(runs.experiment, runs.method)]]
+    return rest
+
+
+def caption(table: str, cells: pd.DataFrame) -> str:
+    paper, name = table.split("/")
+    runs = cells[cells.tables.str.split().apply(lambda ts: table in ts)] if len(cells) else cells
+    lines = [f"{PAPER_NAMES.get(paper, paper)}, {name.replace('table', 'Table ')}."]
+    for exp, g in runs.groupby("experiment", sort=False):
+        r = g.iloc[0]
+        stand_in = ""
+        if r.dataset != r.paper_dataset or _paper_student(r.student) != r.paper_student:
+            stand_in = (
+                f" ddflow's {r.dataset} stands in for the paper's {r.paper_dataset}, its "
+                f"student {r.student} for {r.paper_student}."
+            )
+        student = json.loads(r.student_config)
+        lines.append(
+            f"`{exp}` ({r.scale or 'unsized'} scale): teacher {r.teacher} at "
+            f"{r.teacher_top1:.2f}% test top-1; students {r.student}, {student['epochs']} epochs, "
+            "online soft labels from the teacher; top-1 on the test split at the last epoch, "
+            f"mean ± std over {len(student['seeds'])} seeds {student['seeds']}." + stand_in
+        )
+    lines.append(
+        "Cells: **ddflow** / paper (ddflow − paper). — = not run here; (quoted) = a method "
+        "ddflow does not implement, published number only; † = cell reconstructed from a "
+        "garbled PDF extraction."
+    )
+    return "\n".join(lines)
+
+
+def render_table(
+    published: pd.DataFrame, cells: pd.DataFrame, table: str
+) -> tuple[str, pd.DataFrame]:
+    """Markdown of one paper table (ddflow beside the paper) and the matched cells."""
+    matched = match(published, cells, table)
+    if matched.empty:
+        raise ValueError(f"no published numbers for '{table}' in published.csv")
+    md = [caption(table, cells), "", layout(matched).to_markdown(), ""]
+    ambiguous = matched[matched.ambiguous]
+    if len(ambiguous):
+        md.append(
+            "Cells left empty because several ddflow runs fit them: "
+            + "; ".join(f"{c.row} / {c.col}" for c in ambiguous.itertuples())
+        )
+    rest = unmatched_runs(matched, cells, table)
+    if len(rest):
+        md += [
+            "ddflow runs with no published counterpart in this table:",
+            "",
+            rest[["experiment", "method", "kind", "ipc", "student", "top1_mean", "top1_std"]]
+            .round(2)
+            .to_markdown(index=False),
+            "",
+        ]
+    return "\n".join(md) + "\n", matched
+
+
+def paper_figure(
+    published: pd.DataFrame, cells: pd.DataFrame, figure: str, out_png: str | Path
+) -> None:
+    """ddflow's curves (lines, ± std bands) over the paper's printed points (markers, dashed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    spec = PAPER_FIGURES[figure]
+    paper, name = spec["table"].split("/")
+    pub = published[(published.paper == paper) & (published.table == name)]
+    runs = cells[cells.tables.str.split().apply(lambda ts: spec["table"] in ts)]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    colors = {}
+    for series, g in runs.groupby(
+        runs.method_config.map(lambda m: json.loads(m).get(spec["series"]))
+    ):
+        x = g.method_config.map(lambda m: json.loads(m)[spec["x"]]).astype(float)
+        g = g.assign(x=x.values).sort_values("x")
+        (line,) = ax.plot(g.x, g.top1_mean, "-o", label=f"ddflow {series}")
+        ax.fill_between(g.x, g.top1_mean - g.top1_std, g.top1_mean + g.top1_std, alpha=0.2)
+        colors[series] = line.get_color()
+    settings = pub.setting.map(parse_setting)
+    for series, g in pub.groupby(settings.map(lambda s: s.get(spec["series"]))):
+        x = g.setting.map(lambda s: float(parse_setting(s)[spec["x"]]))
+        g = g.assign(x=x.values).sort_values("x")
+        ax.plot(g.x, g.value, "--s", color=colors.get(series), mfc="none", label=f"paper {series}")
+    ax.set_xlabel(spec["x"])
+    ax.set_ylabel("top-1 (%)")
+    ax.set_title(f"{figure} (from {spec['table']}): ddflow lines, paper dashed")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def _html(table: str, cells: pd.DataFrame, matched: pd.DataFrame) -> str:
+    """The same table as a standalone page (the Snakemake report embeds it)."""
+    body = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", layout(matched).to_html(border=1))
+    text = html.escape(caption(table, cells)).replace("\n", "<br>\n")
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{table}</title></head>"
+        f"<body><h2>{table}</h2><p>{text}</p>{body}</body></html>\n"
+    )
+
+
+def write_paper(
+    cells: pd.DataFrame,
+    tables: list[str],
+    out_dir: str | Path,
+    published: pd.DataFrame | None = None,
+) -> list[dict]:
+    """Write the cells, each table (`<paper>-<table>.md`, matched cells as `.csv`) and each
+    figure that prints numbers (`<paper>-<figure>.png`); return what was written, with captions.
+    """
+    published = load_published() if published is None else published
+    out_dir = Path(out_dir)
+    with atomic_path(out_dir / "cells.csv") as tmp:
+        cells.to_csv(tmp, index=False)
+    items = []
+    for table in tables:
+        md, matched = render_table(published, cells, table)
+        stem = table.replace("/", "-")
+        with atomic_path(out_dir / f"{stem}.csv") as tmp:
+            matched.to_csv(tmp, index=False)
+        with atomic_path(out_dir / f"{stem}.md") as tmp:
+            tmp.write_text(f"# {table}\n\n{md}")
+        with atomic_path(out_dir / f"{stem}.html") as tmp:
+            tmp.write_text(_html(table, cells, matched))
+        filled = int((matched.ddflow_seeds > 0).sum())
+        items.append(
+            {
+                "kind": "table",
+                "name": table,
+                "path": f"{stem}.md",
+                "caption": f"{caption(table, cells).splitlines()[0]} {filled} of "
+                f"{len(matched)} published cells have a ddflow value.",
+            }
+        )
+        for figure in figure_for(table):
+            fstem = figure.replace("/", "-")
+            paper_figure(published, cells, figure, out_dir / f"{fstem}.png")
+            items.append(
+                {
+                    "kind": "figure",
+                    "name": figure,
+                    "path": f"{fstem}.png",
+                    "caption": f"{figure}: ddflow's curves (lines, ± std) over the paper's "
+                    f"points from {table} (dashed).",
+                }
+            )
+    return items

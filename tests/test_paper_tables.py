@@ -1,0 +1,165 @@
+"""Paper tables: which ddflow run fills which published cell, and how the table reads."""
+
+import io
+import json
+
+import pandas as pd
+import pytest
+
+from ddflow.report.paper import (
+    experiment_cells,
+    layout,
+    load_published,
+    match,
+    render_table,
+    write_paper,
+)
+
+PUBLISHED = """\
+paper,table,row,col,dataset,method,ipc,student,setting,metric,value,std,uncertain,note
+x,table1,Tiny IPC 50,SRe2L R18,tiny-imagenet,sre2l,50,resnet18,,top1,41.1,0.4,0,
+x,table1,Tiny IPC 50,CDA R18,tiny-imagenet,cda,50,resnet18,,top1,48.7,,0,
+x,table1,Tiny IPC 50,MTT R18,tiny-imagenet,mtt,50,resnet18,,top1,28.0,,0,
+x,table1,Tiny IPC 100,CDA R18,tiny-imagenet,cda,100,resnet18,,top1,53.2,,1,garbled
+x,table2,easy,0.4,imagenet1k,cda,,resnet18,crop_schedule=constant;min_scale=0.4,top1,30.0,,0,
+x,table2,easy,0.8,imagenet1k,cda,,resnet18,crop_schedule=constant;min_scale=0.8,top1,20.0,,0,
+x,table2,epochs,300,imagenet1k,cda,,resnet18,student_epochs=300,top1,25.0,,0,
+"""
+
+
+@pytest.fixture
+def published():
+    return load_published(io.StringIO(PUBLISHED))
+
+
+def _experiment(name, methods, tables, **paper):
+    return {
+        "config": {
+            "dataset": {"name": "cifar10-mini"},
+            "teacher": {"arch": "convnet_d3"},
+            "student": {"arch": "convnet_d3", "epochs": 300, "seeds": [0, 1]},
+            "methods": methods,
+            "report": {"name": name, "paper": {"tables": tables, "scale": "mini", **paper}},
+        }
+    }
+
+
+def _summary(rows):
+    """summary.csv rows: (method, kind, ipc, mean, std)."""
+    return pd.DataFrame(
+        [
+            {
+                "dataset": "cifar10-mini",
+                "method": m,
+                "kind": k,
+                "ipc": ipc,
+                "student": "convnet_d3",
+                "seeds": 2,
+                "top1_last_mean": mean,
+                "top1_last_std": std,
+                "top1_best_mean": mean,
+                "teacher_top1": 58.5,
+                "random_top1_last_mean": 50.0,
+            }
+            for m, k, ipc, mean, std in rows
+        ]
+    )
+
+
+def _cells(published_tables="x/table1"):
+    methods = {
+        "sre2l": {"kind": "sre2l", "iterations": 300},
+        "cda": {"kind": "cda", "iterations": 300, "crop_schedule": "cosine"},
+        "random": {"kind": "random"},
+    }
+    exp = _experiment(
+        "t1", methods, [published_tables], dataset="tiny-imagenet", student="resnet18"
+    )
+    summary = _summary(
+        [
+            ("sre2l", "sre2l", 50, 38.0, 1.0),
+            ("cda", "cda", 50, 45.5, 0.5),
+            ("random", "random", 50, 44.0, 0.2),
+        ]
+    )
+    return experiment_cells(summary, exp)
+
+
+def test_a_run_fills_the_cell_of_its_kind_ipc_and_stand_in(published):
+    m = match(published, _cells(), "x/table1").set_index("col")
+    assert m.loc["SRe2L R18", "ddflow_mean"] == 38.0
+    assert m.loc["CDA R18"].iloc[0]["ddflow_mean"] == 45.5  # IPC 50 row
+    assert m.loc["CDA R18"].iloc[1]["ddflow_seeds"] == 0  # IPC 100: not run
+    assert m.loc["MTT R18", "ddflow_seeds"] == 0  # not a ddflow kind
+
+
+def test_without_the_stand_in_nothing_matches(published):
+    cells = _cells()
+    cells["paper_dataset"] = "cifar10-mini"
+    assert (match(published, cells, "x/table1").ddflow_seeds == 0).all()
+
+
+def test_the_layout_is_the_papers_with_quoted_and_reconstructed_cells_marked(published):
+    grid = layout(match(published, _cells(), "x/table1"))
+    assert list(grid.columns) == ["SRe2L R18", "CDA R18", "MTT R18"]
+    assert list(grid.index) == ["Tiny IPC 50", "Tiny IPC 100"]
+    assert grid.loc["Tiny IPC 50", "SRe2L R18"] == "**38.00 ± 1.00** / 41.1 ± 0.4 (-3.10)"
+    assert grid.loc["Tiny IPC 50", "CDA R18"] == "**45.50 ± 0.50** / 48.7 (-3.20)"
+    assert grid.loc["Tiny IPC 50", "MTT R18"] == "28 (quoted)"
+    assert grid.loc["Tiny IPC 100", "CDA R18"] == "— / 53.2 †"
+    assert grid.loc["Tiny IPC 100", "MTT R18"] == ""
+
+
+def test_a_run_matching_no_cell_is_listed_not_dropped(published):
+    md, _ = render_table(published, _cells(), "x/table1")
+    assert "no published counterpart" in md and "| random " in md
+    assert "teacher convnet_d3 at 58.50%" in md
+    assert "cifar10-mini stands in for the paper's tiny-imagenet" in md
+
+
+def test_settings_match_the_effective_method_and_student_config(published):
+    base = {"kind": "cda", "crop_schedule": "constant", "max_scale": 1.0}
+    methods = {
+        "easy__min_scale_0p4": {**base, "min_scale": 0.4},
+        "easy__min_scale_0p6": {**base, "min_scale": 0.6},
+        "plain": {"kind": "cda", "crop_schedule": "cosine", "min_scale": 0.08},
+    }
+    exp = _experiment("t2", methods, ["x/table2"], dataset="imagenet1k", student="resnet18")
+    summary = _summary(
+        [
+            ("easy__min_scale_0p4", "cda", 10, 31.0, 0.0),
+            ("easy__min_scale_0p6", "cda", 10, 25.0, 0.0),
+            ("plain", "cda", 10, 27.0, 0.0),
+        ]
+    )
+    m = match(published, experiment_cells(summary, exp), "x/table2").set_index("col")
+    assert m.loc["0.4", "ddflow_method"] == "easy__min_scale_0p4"
+    assert m.loc["0.8", "ddflow_seeds"] == 0  # ddflow ran 0.6, the paper 0.8
+    # student_epochs=300 is the student's recipe: every run fits, the plain (non-sweep) one
+    # is not preferred for a cell with a setting, so the cell is ambiguous and left empty
+    assert m.loc["300", "ambiguous"]
+    md, _ = render_table(published, experiment_cells(summary, exp), "x/table2")
+    assert "easy__min_scale_0p6" in md.split("no published counterpart")[1]
+
+
+def test_one_run_shared_by_two_experiments_fills_its_cell_once(published):
+    cells = pd.concat([_cells(), _cells().assign(experiment="t1-copy")], ignore_index=True)
+    m = match(published, cells, "x/table1")
+    assert not m.ambiguous.any()
+    assert m.set_index("col").loc["SRe2L R18", "ddflow_mean"] == 38.0
+
+
+def test_write_paper_writes_tables_and_cells(published, tmp_path):
+    items = write_paper(_cells(), ["x/table1"], tmp_path, published)
+    assert [i["path"] for i in items] == ["x-table1.md"]
+    assert "2 of 4 published cells have a ddflow value" in items[0]["caption"]
+    html = (tmp_path / "x-table1.html").read_text()
+    assert "<b>38.00 ± 1.00</b>" in html
+    cells = pd.read_csv(tmp_path / "cells.csv")
+    assert json.loads(cells.method_config[1])["crop_schedule"] == "cosine"
+
+
+def test_the_shipped_published_numbers_load():
+    table = load_published()
+    assert {"cda", "delt"} <= set(table.paper)
+    assert table.value.notna().all()
