@@ -242,6 +242,27 @@ def test_snakemake_report_shows_tables_and_figures_with_captions(run):
     assert "Top-1 (%) of convnet_d3 students" in html  # the caption, rendered with the config
 
 
+def test_one_command_per_paper_runs_its_configs_and_writes_an_index(run):
+    """`ddflow paper delt mini`, in a working directory holding config/delt/*.mini.yaml."""
+    configs = run / "config" / "delt"
+    configs.mkdir(parents=True, exist_ok=True)
+    (configs / "tiny.mini.yaml").write_text((run / "config.yaml").read_text())
+    cmd = ["ddflow", "paper", "delt", "mini", "--", "-s", str(ROOT / "Snakefile"), "--cores", "2"]
+    out = subprocess.run(cmd, cwd=run, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    paper = run / "results/papers/delt-mini"
+    index = (paper / "index.md").read_text()
+    assert "- [delt/table1](delt-table1.md): DELT, Table 1." in index
+    assert "config/delt/tiny.mini.yaml" in index
+    assert set(json.loads((paper / "timings.json").read_text())) == {"config/delt/tiny.mini.yaml"}
+    table = (paper / "delt-table1.md").read_text()
+    assert table == (run / "results/tiny/paper/delt-table1.md").read_text()  # one renderer
+    out = subprocess.run(
+        ["ddflow", "paper", "delt", "mini", "--only", "nothing"], cwd=run, capture_output=True
+    )
+    assert out.returncode == 2 and b"--only ['nothing']: no match" in out.stderr
+
+
 def test_named_report_reuses_every_result_and_writes_only_its_own_tables(run):
     plan = planned(run, {**TINY, "report": {"name": "exp_a"}})
     assert "results/tiny/reports/exp_a/tables/summary.csv" in plan

@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("paper", help="cda or delt")
     p.add_argument("size", choices=["mini", "full"])
     p.add_argument("--render-only", action="store_true", help="only render finished results")
+    p.add_argument(
+        "--only", nargs="+", metavar="NAME", help="run only configs whose name contains NAME"
+    )
     p.add_argument("-n", "--dry-run", action="store_true", help="plan every config, run nothing")
     p.add_argument("snakemake_args", nargs="*", help="after --: passed to snakemake")
     args = ap.parse_args(argv)
@@ -71,7 +74,12 @@ def main(argv: list[str] | None = None) -> int:
             from ddflow.report.regenerate import regenerate_paper
 
             return regenerate_paper(
-                args.paper, args.size, args.snakemake_args, args.render_only, args.dry_run
+                args.paper,
+                args.size,
+                args.snakemake_args,
+                render_only=args.render_only,
+                dry_run=args.dry_run,
+                only=args.only,
             )
         _describe(args.config, args.command == "plan")
     except (ConfigError, DataError, FileNotFoundError) as e:

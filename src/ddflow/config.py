@@ -127,11 +127,16 @@ def validate_config(config: dict) -> dict:
     """
     schema = load_schema()
     cfg = copy.deepcopy(config)
-    batch = cfg.get("student", {}).get("batch_size")
-    if isinstance(batch, dict):  # YAML reads {10: 100} with integer keys, --config as strings
-        cfg["student"]["batch_size"] = {
-            str(k): int(v) if isinstance(v, str) and v.isdigit() else v for k, v in batch.items()
-        }
+    # YAML reads {10: 100} with integer keys, --config as strings: one form, string keys
+    paper = (cfg.get("report") or {}).get("paper") or {}
+    holders = [(cfg.get("student") or {}, "batch_size"), (paper, "ipc")]
+    holders += [(t, "ipc") for t in paper.get("tables", []) if isinstance(t, dict)]
+    for holder, key in holders:
+        if isinstance(holder.get(key), dict):
+            holder[key] = {
+                str(k): int(v) if isinstance(v, str) and v.isdigit() else v
+                for k, v in holder[key].items()
+            }
     cls = jsonschema.validators.validator_for(schema)
     _raise_first(cls(schema), cfg, [])
     cfg.setdefault("runtime", {})
@@ -212,6 +217,20 @@ def validate_config(config: dict) -> dict:
     return cfg
 
 
+def paper_table_names(paper: dict | None) -> list[str]:
+    """The `<paper>/<table>` names of a report.paper block."""
+    return [t if isinstance(t, str) else t["table"] for t in (paper or {}).get("tables", [])]
+
+
+def paper_stand_ins(paper: dict) -> dict[str, dict]:
+    """Per table: the paper's dataset, student and IPC map that ddflow's results stand in for."""
+    block = {k: paper[k] for k in ("dataset", "student", "ipc") if k in paper}
+    return {
+        name: {**block, **({} if isinstance(t, str) else t)}
+        for name, t in zip(paper_table_names(paper), paper["tables"])
+    }
+
+
 def published_tables() -> set[str]:
     """`<paper>/<table>` of every table in the published numbers (csv: no pandas at parse)."""
     import csv
@@ -224,7 +243,7 @@ def _check_paper(paper: dict | None) -> None:
     if not paper:
         return
     known = published_tables()
-    for table in paper["tables"]:
+    for table in paper_table_names(paper):
         if table not in known:
             raise ConfigError(
                 f"config key 'report.paper.tables': no published numbers for '{table}'; "

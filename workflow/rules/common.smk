@@ -13,6 +13,7 @@ from ddflow.config import (
     StageIds,
     canonical_json,
     experiment_record,
+    paper_table_names,
     teacher_is_loaded,
     teacher_result_keys,
     validate_config,
@@ -283,9 +284,10 @@ def grid_figures():
 
 
 PAPER = CFG["report"]["paper"]
+PAPER_TABLES = paper_table_names(PAPER)
 # The report's grouping: the paper tables an experiment regenerates, or its name.
 REPORT_CATEGORY = (
-    f"{', '.join(PAPER['tables'])} ({PAPER['scale']}{': ' + REPORT_NAME if REPORT_NAME else ''})"
+    f"{', '.join(PAPER_TABLES)} ({PAPER['scale']}{': ' + REPORT_NAME if REPORT_NAME else ''})"
     if PAPER
     else (REPORT_NAME or "results")
 )
@@ -295,8 +297,8 @@ def paper_outputs():
     """This experiment's paper tables (ddflow beside the published numbers) and figures."""
     if not PAPER:
         return []
-    stems = [t.replace("/", "-") for t in PAPER["tables"]]
-    figures = [f.replace("/", "-") for t in PAPER["tables"] for f in figure_for(t)]
+    stems = [t.replace("/", "-") for t in PAPER_TABLES]
+    figures = [f.replace("/", "-") for t in PAPER_TABLES for f in figure_for(t)]
     return [
         f"{REPORT_DIR}/paper/cells.csv",
         *[f"{REPORT_DIR}/paper/{s}.md" for s in stems],

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ddflow.config import KIND_SCHEMA
+from ddflow.config import KIND_SCHEMA, paper_stand_ins
 from ddflow.io import atomic_path
 from ddflow.report.paper_figures import PAPER_FIGURES, figure_for
 
@@ -55,34 +55,36 @@ def _paper_student(arch: str) -> str:
 
 
 def experiment_cells(summary: pd.DataFrame, experiment: dict) -> pd.DataFrame:
-    """An experiment's results (summary.csv rows) with what each stands for in the paper."""
+    """An experiment's results (summary.csv rows), once per paper table it regenerates, with
+    what each stands for in that table (the paper's dataset, student and IPC)."""
     cfg = experiment["config"]
     paper = cfg["report"].get("paper") or {}
     rows = []
-    for r in summary.itertuples():
-        method = cfg["methods"][r.method]
-        rows.append(
-            {
-                "experiment": cfg["report"]["name"] or "default",
-                "scale": paper.get("scale", ""),
-                "tables": " ".join(paper.get("tables", [])),
-                "paper_dataset": paper.get("dataset") or cfg["dataset"]["name"],
-                "paper_student": paper.get("student") or _paper_student(r.student),
-                "dataset": cfg["dataset"]["name"],
-                "method": r.method,
-                "kind": r.kind,
-                "ipc": int(r.ipc),
-                "student": r.student,
-                "seeds": int(r.seeds),
-                "top1_mean": float(r.top1_last_mean),
-                "top1_std": float(r.top1_last_std),
-                "teacher": cfg["teacher"]["arch"],
-                "teacher_top1": float(r.teacher_top1),
-                "method_config": json.dumps(method, sort_keys=True),
-                "student_config": json.dumps(cfg["student"], sort_keys=True),
-                "sweep": r.method.split("__", 1)[0] if "__" in r.method else "",  # variant_name
-            }
-        )
+    for table, stand_in in paper_stand_ins(paper).items() if paper else []:
+        for r in summary.itertuples():
+            rows.append(
+                {
+                    "experiment": cfg["report"]["name"] or "default",
+                    "scale": paper["scale"],
+                    "table": table,
+                    "paper_dataset": stand_in.get("dataset") or cfg["dataset"]["name"],
+                    "paper_student": stand_in.get("student") or _paper_student(r.student),
+                    "paper_ipc": int(stand_in.get("ipc", {}).get(str(r.ipc), r.ipc)),
+                    "dataset": cfg["dataset"]["name"],
+                    "method": r.method,
+                    "kind": r.kind,
+                    "ipc": int(r.ipc),
+                    "student": r.student,
+                    "seeds": int(r.seeds),
+                    "top1_mean": float(r.top1_last_mean),
+                    "top1_std": float(r.top1_last_std),
+                    "teacher": cfg["teacher"]["arch"],
+                    "teacher_top1": float(r.teacher_top1),
+                    "method_config": json.dumps(cfg["methods"][r.method], sort_keys=True),
+                    "student_config": json.dumps(cfg["student"], sort_keys=True),
+                    "sweep": r.method.split("__", 1)[0] if "__" in r.method else "",
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -98,7 +100,7 @@ def _same(value, text: str) -> bool:
 def _fits(cell, run) -> bool:
     if cell.method != run.kind or cell.dataset != run.paper_dataset:
         return False
-    if not pd.isna(cell.ipc) and int(cell.ipc) != run.ipc:
+    if not pd.isna(cell.ipc) and int(cell.ipc) != run.paper_ipc:
         return False
     if cell.student and cell.student != run.paper_student:
         return False
@@ -108,6 +110,10 @@ def _fits(cell, run) -> bool:
         if name not in where or not _same(where[name], text):
             return False
     return True
+
+
+def _runs(cells: pd.DataFrame, table: str) -> pd.DataFrame:
+    return cells[cells.table == table] if len(cells) else cells
 
 
 def _run_key(run) -> tuple:
@@ -122,7 +128,7 @@ def match(published: pd.DataFrame, cells: pd.DataFrame, table: str) -> pd.DataFr
     """
     paper, name = table.split("/")
     pub = published[(published.paper == paper) & (published.table == name)].copy()
-    runs = cells[cells.tables.str.split().apply(lambda ts: table in ts)] if len(cells) else cells
+    runs = _runs(cells, table)
     filled = []
     for cell in pub.itertuples():
         fits = [r for r in runs.itertuples() if cell.metric == "top1" and _fits(cell, r)]
@@ -171,7 +177,7 @@ def layout(matched: pd.DataFrame) -> pd.DataFrame:
 
 
 def unmatched_runs(matched: pd.DataFrame, cells: pd.DataFrame, table: str) -> pd.DataFrame:
-    runs = cells[cells.tables.str.split().apply(lambda ts: table in ts)] if len(cells) else cells
+    runs = _runs(cells, table)
     used = set(zip(matched.ddflow_experiment, matched.ddflow_method))
     rest = runs[[(e, m) not in used for e, m in zip(runs.experiment, runs.method)]]
     return rest
@@ -179,15 +185,18 @@ def unmatched_runs(matched: pd.DataFrame, cells: pd.DataFrame, table: str) -> pd
 
 def caption(table: str, cells: pd.DataFrame) -> str:
     paper, name = table.split("/")
-    runs = cells[cells.tables.str.split().apply(lambda ts: table in ts)] if len(cells) else cells
+    runs = _runs(cells, table)
     lines = [f"{PAPER_NAMES.get(paper, paper)}, {name.replace('table', 'Table ')}."]
     for exp, g in runs.groupby("experiment", sort=False):
         r = g.iloc[0]
         stand_in = ""
-        if r.dataset != r.paper_dataset or _paper_student(r.student) != r.paper_student:
+        ipcs = sorted({(int(a), int(b)) for a, b in zip(g.ipc, g.paper_ipc) if a != b})
+        if r.dataset != r.paper_dataset or _paper_student(r.student) != r.paper_student or ipcs:
             stand_in = (
                 f" ddflow's {r.dataset} stands in for the paper's {r.paper_dataset}, its "
-                f"student {r.student} for {r.paper_student}."
+                f"student {r.student} for {r.paper_student}"
+                + "".join(f", its IPC {a} for IPC {b}" for a, b in ipcs)
+                + "."
             )
         student = json.loads(r.student_config)
         lines.append(
@@ -243,7 +252,7 @@ def paper_figure(
     spec = PAPER_FIGURES[figure]
     paper, name = spec["table"].split("/")
     pub = published[(published.paper == paper) & (published.table == name)]
-    runs = cells[cells.tables.str.split().apply(lambda ts: spec["table"] in ts)]
+    runs = _runs(cells, spec["table"])
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     colors = {}
     for series, g in runs.groupby(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ddflow.config import ConfigError, load_config
+from ddflow.config import ConfigError, load_config, paper_table_names
 from ddflow.io import atomic_path, write_json
 
 
@@ -34,13 +34,22 @@ def report_dir(cfg: dict) -> Path:
 
 
 def regenerate_paper(
-    paper: str, size: str, snakemake_args: list[str], render_only: bool, dry_run: bool
+    paper: str,
+    size: str,
+    snakemake_args: list[str],
+    render_only: bool = False,
+    dry_run: bool = False,
+    only: list[str] | None = None,
 ) -> int:
+    """Run the paper's configs (or those named in `only`), then render every finished one."""
     configs = paper_configs(paper, size)
     cfgs = {c: load_config(str(c)) for c in configs}  # every config checked before any run
+    selected = [c for c in configs if not only or any(o in c.name for o in only)]
+    if not selected:
+        raise ConfigError(f"--only {only}: no match in {[c.name for c in configs]}")
     timings = {}
     if not render_only:
-        for c in configs:
+        for c in selected:
             cmd = [sys.executable, "-m", "snakemake", "--cores", "all", "--configfile", str(c)]
             cmd += [*(["-n"] if dry_run else []), *snakemake_args]
             print(f"ddflow paper: {' '.join(cmd[1:])}", flush=True)
@@ -78,7 +87,7 @@ def render_paper(
             missing.append(f"{c} (not run: {path} missing)")
             continue
         cells.append(pd.read_csv(path, keep_default_na=False, na_values=[""]))
-        tables += [t for t in block["tables"] if t not in tables]
+        tables += [t for t in paper_table_names(block) if t not in tables]
     if not cells:
         raise ConfigError(f"nothing to render for {paper} {size}: " + "; ".join(missing))
     items = write_paper(pd.concat(cells, ignore_index=True), tables, out)
