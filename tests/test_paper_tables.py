@@ -163,3 +163,28 @@ def test_the_shipped_published_numbers_load():
     table = load_published()
     assert {"cda", "delt"} <= set(table.paper)
     assert table.value.notna().all()
+
+
+def test_cda_figure5_draws_ddflow_curves_over_the_papers_points(tmp_path):
+    """Table 18 (printed as Figure 5): the mini's milestones 0.25..1.0 beside the paper's."""
+    from ddflow.config import load_config
+
+    from conftest import ROOT
+
+    cfg = load_config(str(ROOT / "config/cda/table5_scheduler_milestone.mini.yaml"))
+    cfg.pop("sweep_members")
+    names = [m for m in cfg["methods"] if m != "random"]
+    summary = _summary(
+        [(m, "cda", 10, 40 + cfg["methods"][m]["milestone"], 0.5) for m in names]
+        + [("random", "random", 10, 44.0, 0.1)]
+    )
+    summary["dataset"] = "cifar10-mini"
+    cells = experiment_cells(summary, {"config": cfg})
+    items = write_paper(cells, ["cda/table18"], tmp_path)
+    assert [i["name"] for i in items] == ["cda/table18", "cda/figure5"]
+    assert (tmp_path / "cda-figure5.png").stat().st_size > 20_000
+    matched = pd.read_csv(tmp_path / "cda-table18.csv")
+    filled = matched[matched.ddflow_seeds > 0]
+    # the paper's milestones 0.5 and 1.0 of each scheduler are among the mini's 0.25..1.0
+    assert len(filled) == 6 and set(filled.ddflow_mean) == {40.5, 41.0}
+    assert set(filled.setting.str.extract(r"milestone=([\d.]+)")[0].astype(float)) == {0.5, 1.0}
