@@ -23,10 +23,6 @@ include: "workflow/rules/student.smk"
 include: "workflow/rules/report.smk"
 
 
-onstart:
-    announce_experiment()
-
-
 rule all:
     default_target: True
     input:

@@ -3,7 +3,7 @@ import json
 import sys
 from pathlib import Path
 
-# Outside a rule a line may not start with the keyword `report`: an alias of report().
+# An alias of report(): outside rules, a line may not begin with that keyword.
 from snakemake.io import report as in_report
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
@@ -20,7 +20,7 @@ from ddflow.config import (
 )
 from ddflow.data.catalog import num_classes
 from ddflow.recover.shards import Shard, method_shards
-from ddflow.report.paper_figures import figure_for
+from ddflow.report.paper_figures import figure_for, file_stem
 from ddflow.resources import (
     data_mem_mb,
     distilled_mem_mb,
@@ -65,6 +65,10 @@ wildcard_constraints:
 
 
 EXPERIMENT = experiment_record(CFG)
+
+
+onstart:
+    announce_experiment()
 
 
 def announce_experiment():
@@ -287,7 +291,7 @@ PAPER = CFG["report"]["paper"]
 PAPER_TABLES = paper_table_names(PAPER)
 # The report's grouping: the paper tables an experiment regenerates, or its name.
 REPORT_CATEGORY = (
-    f"{', '.join(PAPER_TABLES)} ({PAPER['scale']}{': ' + REPORT_NAME if REPORT_NAME else ''})"
+    f"{', '.join(PAPER_TABLES)} ({PAPER['scale']}{f': {REPORT_NAME}' if REPORT_NAME else ''})"
     if PAPER
     else (REPORT_NAME or "results")
 )
@@ -297,8 +301,8 @@ def paper_outputs():
     """This experiment's paper tables (ddflow beside the published numbers) and figures."""
     if not PAPER:
         return []
-    stems = [t.replace("/", "-") for t in PAPER_TABLES]
-    figures = [f.replace("/", "-") for t in PAPER_TABLES for f in figure_for(t)]
+    stems = [file_stem(t) for t in PAPER_TABLES]
+    figures = [file_stem(f) for t in PAPER_TABLES for f in figure_for(t)]
     return [
         f"{REPORT_DIR}/paper/cells.csv",
         *[f"{REPORT_DIR}/paper/{s}.md" for s in stems],

@@ -23,7 +23,7 @@ import pandas as pd
 
 from ddflow.config import KIND_SCHEMA, paper_stand_ins
 from ddflow.io import atomic_path
-from ddflow.report.paper_figures import PAPER_FIGURES, figure_for
+from ddflow.report.paper_figures import PAPER_FIGURES, figure_for, file_stem
 
 # Kinds ddflow runs; any other published method is quoted, never regenerated.
 IMPLEMENTED = set(KIND_SCHEMA)
@@ -304,7 +304,7 @@ def write_paper(
     items = []
     for table in tables:
         md, matched = render_table(published, cells, table)
-        stem = table.replace("/", "-")
+        stem = file_stem(table)
         with atomic_path(out_dir / f"{stem}.csv") as tmp:
             matched.to_csv(tmp, index=False)
         with atomic_path(out_dir / f"{stem}.md") as tmp:
@@ -322,7 +322,7 @@ def write_paper(
             }
         )
         for figure in figure_for(table):
-            fstem = figure.replace("/", "-")
+            fstem = file_stem(figure)
             paper_figure(published, cells, figure, out_dir / f"{fstem}.png")
             items.append(
                 {

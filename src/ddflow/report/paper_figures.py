@@ -10,3 +10,8 @@ PAPER_FIGURES = {
 
 def figure_for(table: str) -> list[str]:
     return [f for f, spec in PAPER_FIGURES.items() if spec["table"] == table]
+
+
+def file_stem(name: str) -> str:
+    """`cda/table4` -> `cda-table4`: a paper item's file name."""
+    return name.replace("/", "-")
