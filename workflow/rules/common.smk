@@ -1,5 +1,6 @@
 # Helpers only (no rules): config validation, stage ids, shard plan, paths, params.
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -71,12 +72,18 @@ onstart:
     announce_experiment()
 
 
+def shown_path(path):
+    """A path as the user would type it: relative to the working directory when inside it."""
+    rel = os.path.relpath(path)
+    return str(path) if rel.startswith("..") else rel
+
+
 def announce_experiment():
     """Print at the start of a run what runs: config files, stage ids, where they are recorded."""
     ids = EXPERIMENT["stage_ids"]
     methods = ", ".join(f"{m}-{i}" for m, i in ids["methods"].items())
     print(
-        f"ddflow: config {', '.join(map(str, workflow.configfiles))}; data {ids['data']}, "
+        f"ddflow: config {', '.join(map(shown_path, workflow.configfiles))}; data {ids['data']}, "
         f"teacher {ids['teacher']}, methods {methods}, student {ids['student']}; "
         f"effective config and ids: {REPORT_DIR}/experiment.yaml",
         flush=True,
