@@ -43,6 +43,13 @@ KIND_DEFAULTS = {
 DEFAULT_BASELINE = "random"
 
 
+# Schema patterns of names that become folder names (no '/', nothing starting with a dot).
+PATH_NAME_PATTERNS = {
+    "^[A-Za-z0-9_][A-Za-z0-9_.-]*$": "'_', '.', '-'",
+    "^[A-Za-z0-9_][A-Za-z0-9_.:-]*$": "'_', '.', '-', ':'",
+}
+
+
 class ConfigError(ValueError):
     """A config problem, with the offending key in the message."""
 
@@ -83,6 +90,12 @@ def _raise_first(validator: jsonschema.Validator, instance: Any, prefix: list) -
         raise ConfigError(f"config key '{where}': {e.message}; allowed keys: {allowed}")
     if e.validator == "required":
         raise ConfigError(f"config key '{where}': {e.message}")
+    if e.validator == "pattern" and e.validator_value in PATH_NAME_PATTERNS:
+        raise ConfigError(
+            f"config key '{where}': {e.instance!r} becomes part of an output path: use letters, "
+            f"digits and {PATH_NAME_PATTERNS[e.validator_value]} only, not starting with a dot "
+            "(no '/', no '..')"
+        )
     raise ConfigError(f"config key '{where}': {e.message}")
 
 

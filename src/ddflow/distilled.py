@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from ddflow.data.datasets import DataError, check_class_map
-from ddflow.io import atomic_path, read_json, write_json
+from ddflow.io import atomic_path, read_json, reading, write_json
 
 
 def class_folder(index: int, name: str) -> str:
@@ -65,7 +65,8 @@ def read_distilled(images_dir: str, manifest_path: str, classes: list[str]):
                 f"distilled image '{path}' listed in the manifest is missing; "
                 "rerun the assemble step"
             )
-        arr = np.asarray(Image.open(path))
+        with reading(path), Image.open(path) as im:
+            arr = np.asarray(im)
         imgs.append(arr[..., None] if arr.ndim == 2 else arr)
         labels.append(entry["label"])
     return np.stack(imgs), np.asarray(labels, dtype=np.int64), manifest

@@ -7,8 +7,10 @@ that Snakemake would take as finished.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import pickle
 import platform
 import shutil
 import subprocess
@@ -34,7 +36,19 @@ def atomic_path(path: str | os.PathLike, is_dir: bool = False):
         os.close(fd)
         tmp = Path(name)
     try:
-        yield tmp
+        try:
+            yield tmp
+        except Exception as e:
+            if _disk_full(e, path.parent):
+                raise OSError(
+                    errno.ENOSPC,
+                    f"no space left on device while writing '{path}' "
+                    f"({shutil.disk_usage(path.parent).free} bytes free there): free space or "
+                    "put results/ on a larger disk, then rerun (the partial file was removed)",
+                ) from e
+            raise
+        # mkstemp/mkdtemp make owner-only files; results get what the umask gives any file
+        os.chmod(tmp, _UMASK_MODE[is_dir])
         if is_dir and path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
@@ -43,9 +57,74 @@ def atomic_path(path: str | os.PathLike, is_dir: bool = False):
             shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK_MODE = {False: 0o666 & ~_umask(), True: 0o777 & ~_umask()}
+
+
+def _disk_full(e: BaseException, where: Path) -> bool:
+    """ENOSPC, or a library's own wording of it (torch.save: 'iostream error') on a full disk."""
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        return True
+    try:
+        return shutil.disk_usage(where).free < 1 << 20
+    except OSError:
+        return False
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Strict JSON: a non-finite number is an error here, never a NaN in a results file."""
+    try:
+        text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False)
+    except ValueError as e:
+        raise ValueError(f"refusing to write a non-finite number to '{path}': {e}") from None
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(text + "\n")
+
+
+# What a CIFAR python batch holds besides builtins: numpy arrays (numpy 1 and 2 module paths).
+_PICKLE_ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+}
+
+
+class UntrustedPickleError(ValueError):
+    """A pickle asked for something its format never holds: refused before it runs."""
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) in _PICKLE_ALLOWED:
+            if module == "numpy":
+                return getattr(np, name)
+            return (getattr(np, "_core", None) or np.core).multiarray._reconstruct
+        raise UntrustedPickleError(f"{module}.{name}")
+
+
+def load_array_pickle(path: str | os.PathLike) -> Any:
+    """A pickle of builtins and numpy arrays (the CIFAR python format), loaded without running
+    anything else: plain pickle.load would execute whatever a crafted file names."""
+    try:
+        with open(path, "rb") as f:
+            return _ArraysOnlyUnpickler(f, encoding="bytes").load()
+    except UntrustedPickleError as e:
+        raise UntrustedPickleError(
+            f"refusing to load '{path}': it asks to import {e}, which a CIFAR python batch never "
+            "holds (a crafted or corrupted file). Replace it with the file from the official "
+            "archive."
+        ) from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as e:
+        raise UntrustedPickleError(
+            f"'{path}' is not a readable CIFAR python batch ({type(e).__name__}: {e}); it is "
+            "truncated or corrupted: extract it again from the official archive"
+        ) from None
 
 
 def write_yaml(path: str | os.PathLike, obj: Any) -> None:
@@ -71,11 +150,37 @@ def save_checkpoint(path: str | os.PathLike, state_dict: dict, meta: dict) -> No
         torch.save({"state_dict": state_dict, "meta_json": json.dumps(meta)}, tmp)
 
 
+class CorruptArtifactError(ValueError):
+    """An intermediate ddflow wrote cannot be read back: names the file and how to remake it."""
+
+
+@contextlib.contextmanager
+def reading(path: str | os.PathLike):
+    """The one place artifacts are read: any failure names the file and the fix."""
+    try:
+        yield
+    except (CorruptArtifactError, FileNotFoundError):
+        raise
+    except Exception as e:
+        raise CorruptArtifactError(
+            f"'{path}' cannot be read ({type(e).__name__}: {str(e).splitlines()[0][:200]}): it is "
+            "truncated or damaged. Delete it and rerun; Snakemake remakes it with the rule that "
+            "wrote it"
+        ) from None
+
+
+def load_npz(path: str | os.PathLike, *keys: str) -> dict[str, np.ndarray]:
+    """The named arrays of an .npz that ddflow wrote, fully read (so damage shows here)."""
+    with reading(path), np.load(path) as z:
+        return {k: z[k] for k in keys}
+
+
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
     import torch
 
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    return blob["state_dict"], json.loads(blob["meta_json"])
+    with reading(path):
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        return blob["state_dict"], json.loads(blob["meta_json"])
 
 
 def _git_commit() -> str | None:

@@ -158,7 +158,7 @@ def load_recovery_inputs(
     bundle = load_bundle(data_npz, data_meta) if needs_data else None
     meta = io.read_json(data_meta)
     teacher, _ = load_teacher(teacher_ckpt, meta["classes"])
-    scores = np.load(ranking)["scores"] if ranking else None
+    scores = io.load_npz(ranking, "scores")["scores"] if ranking else None
     return meta, bundle, teacher.to(device), scores, Normalizer(meta["mean"], meta["std"], device)
 
 
@@ -314,10 +314,10 @@ def run_assemble(
     classes = io.read_json(data_meta)["classes"]
     parts, costs = [], []
     for path in shard_npzs:
-        with np.load(path) as z:
-            keep = z["ipc_index"] < ipc
-            parts.append({k: z[k][keep] for k in ("images", "labels", "ipc_index")})
-            costs.append(json.loads(str(z["cost_json"])))
+        z = io.load_npz(path, "images", "labels", "ipc_index", "cost_json")
+        keep = z["ipc_index"] < ipc
+        parts.append({k: z[k][keep] for k in ("images", "labels", "ipc_index")})
+        costs.append(json.loads(str(z["cost_json"])))
     merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     order = np.lexsort((merged["ipc_index"], merged["labels"]))
     merged = {k: v[order] for k, v in merged.items()}

@@ -7,14 +7,20 @@ so the class-index order is fixed once and checked wherever a teacher or dataset
 from __future__ import annotations
 
 import hashlib
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ddflow.data.files import ImageFiles, take
-from ddflow.io import read_json, save_npz, write_json
+from ddflow.data.files import ImageFiles, decode_image, take
+from ddflow.io import (
+    UntrustedPickleError,
+    load_array_pickle,
+    load_npz,
+    read_json,
+    save_npz,
+    write_json,
+)
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff"}
 
@@ -136,7 +142,9 @@ def _list_imagefolder_split(root: Path, split: str, classes: list[str] | None):
         labels += [ci] * len(files)
     if not paths:
         raise DataError(f"no images under '{split_dir}' (expected <class>/<image> files)")
-    return np.asarray(paths, dtype=np.bytes_), np.asarray(labels, dtype=np.int64), found
+    # UTF-8 bytes: class and file names may be any Unicode (np.bytes_ alone is ASCII-only)
+    encoded = np.asarray([p.encode("utf-8") for p in paths], dtype=np.bytes_)
+    return encoded, np.asarray(labels, dtype=np.int64), found
 
 
 def _list_imagefolder(root: Path):
@@ -154,12 +162,9 @@ def _decode_all(root: Path, paths: np.ndarray, size: int | None) -> np.ndarray:
     """Every image as one uint8 array; without a size all images must share theirs."""
     if size:
         return ImageFiles(root, paths, size)[:]
-    from PIL import Image
-
     xs = []
     for rel in paths:
-        with Image.open(root / rel.decode()) as im:
-            xs.append(np.asarray(im.convert("RGB"), dtype=np.uint8))
+        xs.append(decode_image(root / rel.decode(), None))
         if xs[-1].shape != xs[0].shape:
             raise DataError(
                 f"image '{root / rel.decode()}' is {xs[-1].shape[1]}x{xs[-1].shape[0]} but "
@@ -175,8 +180,10 @@ def _unpickle(path: Path) -> dict:
             f"CIFAR file '{path}' is missing: is dataset.root the folder that holds "
             "the extracted python archive?"
         )
-    with open(path, "rb") as f:
-        raw = pickle.load(f, encoding="bytes")
+    try:
+        raw = load_array_pickle(path)
+    except UntrustedPickleError as e:
+        raise DataError(str(e)) from None
 
     def text(v):
         return v.decode("latin1") if isinstance(v, bytes) else v
@@ -320,15 +327,16 @@ def prepare(ds_cfg: dict, out_npz: str, out_meta: str) -> DatasetBundle:
 
 def load_bundle(npz_path: str, meta_path: str) -> DatasetBundle:
     meta = read_json(meta_path)
-    with np.load(npz_path) as z:
-        if meta.get("storage") == "files":
-            train_x = ImageFiles(meta["root"], z["train_paths"], meta["image_size"])
-            test_x = ImageFiles(meta["root"], z["test_paths"], meta["image_size"])
-        else:
-            train_x, test_x = z["train_x"], z["test_x"]
-        b = DatasetBundle(
-            train_x, z["train_y"], test_x, z["test_y"], meta["classes"], meta["mean"], meta["std"]
-        )
+    files = meta.get("storage") == "files"
+    x_keys = ("train_paths", "test_paths") if files else ("train_x", "test_x")
+    z = load_npz(npz_path, *x_keys, "train_y", "test_y")
+    train_x, test_x = (z[k] for k in x_keys)
+    if files:
+        train_x = ImageFiles(meta["root"], train_x, meta["image_size"])
+        test_x = ImageFiles(meta["root"], test_x, meta["image_size"])
+    b = DatasetBundle(
+        train_x, z["train_y"], test_x, z["test_y"], meta["classes"], meta["mean"], meta["std"]
+    )
     if _digest(b.train_x, b.train_y) != meta["sha256"]["train"]:
         raise DataError(
             f"'{npz_path}' does not match the checksum in '{meta_path}': rerun the "

@@ -59,20 +59,32 @@ class ImageFiles:
         return out
 
     def _decode(self, rel) -> np.ndarray:
-        from PIL import Image
-
-        from ddflow.data.datasets import DataError, resize_center_crop
-
         path = self.root / (rel.decode() if isinstance(rel, bytes) else str(rel))
-        try:
-            with Image.open(path) as im:
-                return np.asarray(resize_center_crop(im.convert("RGB"), self.size), np.uint8)
-        except (OSError, ValueError) as e:
-            raise DataError(
-                f"cannot read image '{path}' listed by the data stage ({e}): the dataset changed "
-                "since the index was written; restore the file, or delete the data stage's "
-                "results/<dataset>/data-*/ folder so the index is rebuilt"
-            ) from e
+        return decode_image(path, self.size, indexed=True)
+
+
+def decode_image(path: Path, size: int | None, indexed: bool = False) -> np.ndarray:
+    """The one place a dataset image is decoded (resized and centre-cropped when `size`);
+    a missing, truncated or non-image file is an error that names it and the fix."""
+    from PIL import Image
+
+    from ddflow.data.datasets import DataError, resize_center_crop
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            return np.asarray(resize_center_crop(im, size) if size else im, np.uint8)
+    except (OSError, ValueError, SyntaxError) as e:
+        if not path.exists() and indexed:
+            fix = (
+                "it was removed after the data stage indexed it: restore it, or delete the "
+                "data stage's results/<dataset>/data-*/ folder so the index is rebuilt"
+            )
+        else:
+            fix = "it is truncated or not an image: replace it with a good copy or delete it" + (
+                " and the data stage's results/<dataset>/data-*/ folder" if indexed else ""
+            )
+        raise DataError(f"cannot read image '{path}' ({e}); {fix}") from None
 
 
 def take(images, index):

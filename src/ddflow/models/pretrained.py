@@ -57,7 +57,20 @@ def _read_checkpoint(path: str, key: str | None) -> dict:
             f"config key 'teacher.checkpoint': file '{p}' not found; point it at a saved "
             "state dict (.pt/.pth)"
         )
-    blob = torch.load(p, map_location="cpu", weights_only=True)
+    try:
+        blob = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated, not a torch file, or objects weights_only refuses
+        raise TeacherError(
+            f"config key 'teacher.checkpoint': '{p}' cannot be read as a weights file "
+            f"({type(e).__name__}: {str(e).splitlines()[0][:200]}). It is truncated, not a torch "
+            "checkpoint, or holds Python objects beyond tensors (refused: loading them would run "
+            "code); save a plain state dict (torch.save(model.state_dict(), path))"
+        ) from None
+    if not isinstance(blob, dict):
+        raise TeacherError(
+            f"config key 'teacher.checkpoint': '{p}' holds a {type(blob).__name__}, not a state "
+            "dict; save torch.save(model.state_dict(), path)"
+        )
     if key is not None:
         if key not in blob:
             raise TeacherError(
@@ -167,6 +180,14 @@ def _load(cfg, classes, chw, mean, std, keep_all_outputs):
             f"the loaded weights do not fit teacher.arch '{cfg['arch']}': {str(e)[:400]}; set "
             "teacher.arch to the architecture they were saved from"
         ) from e
+    bad = [
+        k for k, v in model.state_dict().items() if v.is_floating_point() and not v.isfinite().all()
+    ]
+    if bad:
+        raise TeacherError(
+            f"the loaded teacher weights hold non-finite values (first: {bad[:3]}): the file is "
+            "corrupt or came from a diverged run; load another checkpoint"
+        )
     rows = _class_rows(n_out, classes, cfg.get("classes_file"))
     if rows is not None and not keep_all_outputs:
         state = model.state_dict()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
@@ -114,3 +115,21 @@ def rand_augment(config: str, image_size: int, mean: list[float]):
         return np.stack(out)
 
     return apply
+
+
+class TrainingDiverged(ValueError):
+    """A training loss or weight went non-finite: the job stops before anything is written."""
+
+
+def check_finite(who: str, epoch: int, mean_loss: float, model: nn.Module, lr_key: str) -> None:
+    """The one guard of every training loop, once an epoch: a diverged run never writes NaN."""
+    bad = [
+        n for n, p in model.state_dict().items() if p.is_floating_point() and not p.isfinite().all()
+    ]
+    if math.isfinite(mean_loss) and not bad:
+        return
+    what = f"mean loss {mean_loss}" if not math.isfinite(mean_loss) else f"weights {bad[:3]}"
+    raise TrainingDiverged(
+        f"{who} training diverged at epoch {epoch} ({what} not finite); nothing was written. "
+        f"Lower {lr_key} (or check the data for corrupt images) and rerun."
+    )

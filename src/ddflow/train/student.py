@@ -21,6 +21,7 @@ from ddflow.data.pixels import Normalizer
 from ddflow.labels.soft import OnlineTeacher, kd_loss
 from ddflow.models import build_model
 from ddflow.train.common import (
+    check_finite,
     cutmix,
     evaluate,
     param_groups,
@@ -89,6 +90,7 @@ def train_student(
             opt.step()
             loss_sum += loss.item() * len(x)
         sched.step()
+        check_finite(f"student (seed {seed})", epoch, loss_sum / n, model, "student.lr")
         point = {"epoch": epoch, "train_loss": loss_sum / n}
         if epoch % cfg["eval_every"] == 0 or epoch == epochs:
             point["test_top1"] = evaluate(model, bundle.test_x, bundle.test_y, norm)

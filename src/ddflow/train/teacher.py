@@ -17,6 +17,7 @@ from ddflow.data.pixels import Normalizer
 from ddflow.models import build_model
 from ddflow.models.pretrained import load_pretrained
 from ddflow.train.common import (
+    check_finite,
     evaluate,
     per_sample_rrc,
     random_crop_pad,
@@ -68,6 +69,7 @@ def train_teacher(bundle: DatasetBundle, cfg: dict, device: torch.device):
             opt.step()
             sched.step()
             loss_sum += loss.item() * len(idx)
+        check_finite("teacher", epoch, loss_sum / n, model, "teacher.lr")
         top1 = evaluate(model, bundle.test_x, bundle.test_y, norm)
         curve.append({"epoch": epoch, "train_loss": loss_sum / n, "test_top1": top1})
         log.info(
