@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ddflow.config import SHARDED_KINDS, ConfigError, StageIds, load_config
+from ddflow.config import SHARDED_KINDS, ConfigError, StageIds, check_models, load_config
 from ddflow.data.catalog import num_classes
 from ddflow.data.datasets import DataError
 from ddflow.recover.shards import method_shards
@@ -19,6 +19,7 @@ from ddflow.recover.shards import method_shards
 
 def _describe(path: str, list_jobs: bool) -> None:
     cfg = load_config(path)
+    check_models(cfg, resolve_libraries=True)  # torchvision:/timm: names too (imports them)
     ids = StageIds(cfg)
     ds = cfg["dataset"]["name"]
     n_classes = num_classes(cfg["dataset"])

@@ -225,9 +225,22 @@ def validate_config(config: dict) -> dict:
                 f"config key 'report.snapshots.methods': '{name}' is not a "
                 f"recovery method; choose from {sorted(cfg['methods'])}"
             )
+    check_models(cfg)
     _check_paper(cfg["report"]["paper"])
     cfg["sweep_members"] = sweep_members  # derived; never part of a stage id
     return cfg
+
+
+def check_models(cfg: dict, resolve_libraries: bool = False) -> None:
+    """Every model name is one a builder knows (`ddflow check` also resolves library names)."""
+    from ddflow.models.registry import check_model_name
+
+    for key in ("teacher", "student", "ranker"):
+        if cfg.get(key):
+            try:
+                check_model_name(cfg[key]["arch"], resolve_libraries)
+            except ValueError as e:
+                raise ConfigError(f"config key '{key}.arch': {e}") from None
 
 
 def paper_table_names(paper: dict | None) -> list[str]:
@@ -279,9 +292,51 @@ def _check_dataset(ds: dict) -> None:
         )
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML that refuses a key given twice in one mapping (plain YAML keeps the last silently)."""
+
+
+def _strict_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict:
+    seen = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may be overridden
+            continue
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise ConfigError(
+                f"{loader.name}, line {key_node.start_mark.line + 1}, column "
+                f"{key_node.start_mark.column + 1}: key '{key}' is given twice in one block (first "
+                f"on line {seen[key] + 1}); keep one"
+            )
+        seen[key] = key_node.start_mark.line
+    loader.flatten_mapping(node)
+    return loader.construct_mapping(node)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _strict_mapping)
+
+
+def load_yaml(path: str) -> dict:
+    """The one place config files are read: syntax errors and repeated keys name file, line and
+    column."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.load(f, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
+    except FileNotFoundError:
+        raise ConfigError(f"config file '{path}' not found") from None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        raise ConfigError(
+            f"{path}, line {mark.line + 1}, column {mark.column + 1}: not valid YAML "
+            f"({e.problem}); fix the file there"
+        ) from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config is a mapping of keys, not a {type(data).__name__}")
+    return data or {}
+
+
 def load_config(path: str) -> dict:
-    with open(path) as f:
-        return validate_config(yaml.safe_load(f) or {})
+    return validate_config(load_yaml(path))
 
 
 # What decides a loaded teacher's weights; its training recipe keys then change nothing.

@@ -14,6 +14,7 @@ from ddflow.config import (
     StageIds,
     canonical_json,
     experiment_record,
+    load_yaml,
     paper_table_names,
     teacher_is_loaded,
     teacher_result_keys,
@@ -30,6 +31,8 @@ from ddflow.resources import (
     training_runtime_min,
 )
 
+for path in workflow.configfiles:  # Snakemake's YAML keeps a repeated key silently
+    load_yaml(path)
 CFG = validate_config(config)
 IDS = StageIds(CFG)
 DS = CFG["dataset"]["name"]

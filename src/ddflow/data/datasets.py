@@ -130,6 +130,12 @@ def resize_center_crop(im, size: int):
 def _list_imagefolder_split(root: Path, split: str, classes: list[str] | None):
     """Relative paths (sorted within sorted class folders) and labels of one split."""
     split_dir = root / split
+    broken = sorted(p.name for p in split_dir.iterdir() if p.is_symlink() and not p.exists())
+    if broken:
+        raise DataError(
+            f"'{split_dir}' holds links to nothing: {broken[:5]}; fix or remove them (a class "
+            "folder that is a dead link would silently drop a class)"
+        )
     found = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
     if classes is not None:
         check_class_map(classes, found, f"class folders of '{split_dir}'")
@@ -138,6 +144,12 @@ def _list_imagefolder_split(root: Path, split: str, classes: list[str] | None):
         files = sorted(
             f.name for f in (split_dir / name).iterdir() if f.suffix.lower() in IMAGE_EXTS
         )
+        if not files:
+            raise DataError(
+                f"class folder '{split_dir / name}' holds no images (no file ending in "
+                f"{', '.join(sorted(IMAGE_EXTS))}): add its images or remove the folder (every "
+                "class needs images in every split)"
+            )
         paths += [f"{split}/{name}/{f}" for f in files]
         labels += [ci] * len(files)
     if not paths:

@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
 
-from ddflow.models.convnet import ConvNet
-from ddflow.models.resnet import resnet18_lowres
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def _convnet(depth: int):
-    return lambda nc, c, size: ConvNet(depth, nc, c, size)
+    def build(nc, c, size):
+        from ddflow.models.convnet import ConvNet
+
+        return ConvNet(depth, nc, c, size)
+
+    return build
 
 
+def _resnet18_lowres(nc, c, size):
+    from ddflow.models.resnet import resnet18_lowres
+
+    return resnet18_lowres(nc, c)
+
+
+# Imports stay inside the builders: config validation looks names up without loading torch.
 _OWN = {
     **{f"convnet_d{d}": _convnet(d) for d in (3, 4, 5, 6)},
-    "resnet18_lowres": lambda nc, c, size: resnet18_lowres(nc, c),
+    "resnet18_lowres": _resnet18_lowres,
 }
 _ALIASES = {
     "conv3": "convnet_d3",
@@ -27,6 +39,32 @@ _ALIASES = {
 
 def list_models() -> list[str]:
     return sorted(_OWN) + ["torchvision:<name>", "timm:<name>"]
+
+
+def check_model_name(name: str, resolve_libraries: bool = False) -> None:
+    """Raise ValueError for a name no builder knows. ddflow's own names and the prefix form are
+    checked without torch; `resolve_libraries` also looks torchvision:/timm: names up (slower)."""
+    name = _ALIASES.get(name, name)
+    if name in _OWN:
+        return
+    lib, _, model = name.partition(":")
+    if lib not in ("torchvision", "timm") or not model:
+        raise ValueError(f"unknown model '{name}'; known: {list_models()}")
+    if not resolve_libraries:
+        return
+    if lib == "torchvision":
+        import torchvision
+
+        known = torchvision.models.list_models()
+    else:
+        import timm
+
+        known = timm.list_models()
+    if model not in known:
+        import difflib
+
+        close = difflib.get_close_matches(model, known, n=5)
+        raise ValueError(f"{lib} has no model '{model}' (closest: {close})")
 
 
 def build_model(
@@ -54,6 +92,8 @@ def build_model(
 
 def final_linear(model: nn.Module) -> str:
     """Name of the classifier: the last Linear layer (teacher features, class-row slicing)."""
+    from torch import nn
+
     names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
     if not names:
         raise ValueError(
