@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ddflow.config import SHARDED_KINDS, ConfigError, StageIds, check_models, load_config
+from ddflow.config import SHARDED_KINDS, StageIds, check_models, load_config
 from ddflow.data.catalog import num_classes
-from ddflow.data.datasets import DataError
+from ddflow.errors import DdflowError
 from ddflow.recover.shards import method_shards
 
 
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                 only=args.only,
             )
         _describe(args.config, args.command == "plan")
-    except (ConfigError, DataError, FileNotFoundError) as e:
+    except (DdflowError, FileNotFoundError) as e:
         print(f"ddflow: error: {e}", file=sys.stderr)
         return 2
     return 0

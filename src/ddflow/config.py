@@ -17,6 +17,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from ddflow.errors import DdflowError
 from ddflow.presets import RECOVER_PRESETS
 
 # Bumped when a stage's algorithm changes in a way that changes its results.
@@ -50,7 +51,7 @@ PATH_NAME_PATTERNS = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(DdflowError):
     """A config problem, with the offending key in the message."""
 
 

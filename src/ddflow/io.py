@@ -22,6 +22,7 @@ import numpy as np
 import yaml
 
 import ddflow
+from ddflow.errors import DdflowError
 
 
 @contextlib.contextmanager
@@ -95,7 +96,7 @@ _PICKLE_ALLOWED = {
 }
 
 
-class UntrustedPickleError(ValueError):
+class UntrustedPickleError(DdflowError):
     """A pickle asked for something its format never holds: refused before it runs."""
 
 
@@ -150,7 +151,7 @@ def save_checkpoint(path: str | os.PathLike, state_dict: dict, meta: dict) -> No
         torch.save({"state_dict": state_dict, "meta_json": json.dumps(meta)}, tmp)
 
 
-class CorruptArtifactError(ValueError):
+class CorruptArtifactError(DdflowError):
     """An intermediate ddflow wrote cannot be read back: names the file and how to remake it."""
 
 

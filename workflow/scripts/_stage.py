@@ -15,6 +15,7 @@ def stage(snakemake):
     sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
     from ddflow import gpu_slots
     from ddflow.config import validate_config
+    from ddflow.errors import DdflowError
 
     runtime = validate_config(snakemake.config)["runtime"]
     params = {k: json.loads(v) for k, v in snakemake.params.items()}  # all canonical JSON
@@ -40,6 +41,9 @@ def stage(snakemake):
                 os.environ.get("CUDA_VISIBLE_DEVICES", "unset"),
             )
             yield runtime, params
+        except DdflowError as e:  # the user's input or files: one line, no traceback
+            logging.error("ddflow error: %s", e)
+            raise SystemExit(f"ddflow error: {e}") from None
         except Exception:
             logging.exception("stage failed")
             raise

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ddflow.data.files import ImageFiles, decode_image, take
+from ddflow.errors import DdflowError
 from ddflow.io import (
     UntrustedPickleError,
     load_array_pickle,
@@ -25,7 +26,7 @@ from ddflow.io import (
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff"}
 
 
-class DataError(ValueError):
+class DataError(DdflowError):
     """A dataset problem, with the path and the fix in the message."""
 
 

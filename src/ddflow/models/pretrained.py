@@ -13,10 +13,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ddflow.errors import DdflowError
 from ddflow.models.registry import build_model, final_linear
 
 
-class TeacherError(ValueError):
+class TeacherError(DdflowError):
     """A teacher that cannot be loaded as configured, with the fix in the message."""
 
 

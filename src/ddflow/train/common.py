@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ddflow.data.pixels import Normalizer
+from ddflow.errors import DdflowError
 from ddflow.recover.augment import crop_resize, sample_rrc_box
 
 
@@ -117,7 +118,7 @@ def rand_augment(config: str, image_size: int, mean: list[float]):
     return apply
 
 
-class TrainingDiverged(ValueError):
+class TrainingDiverged(DdflowError):
     """A training loss or weight went non-finite: the job stops before anything is written."""
 
 

@@ -1,0 +1,446 @@
+"""Bad inputs and faults: each ends in one message that names the file or key and the fix.
+
+Each case builds its bad input in a temporary folder, runs the ddflow code that reads it, and
+checks the message (not only that something raised). Malicious pickles must not run.
+"""
+
+import copy
+import os
+import pickle
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from ddflow.config import ConfigError, load_config, validate_config
+from ddflow.data.datasets import DataError, load_bundle, prepare
+from ddflow.errors import DdflowError
+from ddflow.io import (
+    CorruptArtifactError,
+    load_checkpoint,
+    load_npz,
+    save_checkpoint,
+    save_npz,
+    write_json,
+)
+
+from conftest import snakemake_cmd
+
+BASE = {
+    "dataset": {"name": "digits", "source": "mnist-embedded"},
+    "teacher": {"arch": "convnet_d3"},
+    "student": {"arch": "convnet_d3"},
+    "ipc": [1],
+    "methods": {"random": {"kind": "random"}},
+}
+
+
+def _with(path: str, value):
+    cfg = copy.deepcopy(BASE)
+    *parents, key = path.split(".")
+    node = cfg
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[key] = value
+    return cfg
+
+
+CONFIG_CASES = [
+    ("dataset.name", "..", "config key 'dataset.name': '..' becomes part of an output path"),
+    ("dataset.name", "a/b", "config key 'dataset.name': 'a/b' becomes part of an output path"),
+    ("report.name", "..", "config key 'report.name': '..' becomes part of an output path"),
+    ("report.name", ".hidden", "config key 'report.name': '.hidden' becomes part of"),
+    ("teacher.arch", "../evil", "config key 'teacher.arch': '../evil' becomes part of"),
+    ("student.arch", "torchvision:../x", "config key 'student.arch'"),
+    ("ranker", {"arch": "a/b", "pretrained": "X"}, "config key 'ranker.arch': 'a/b' becomes"),
+    ("teacher.arch", "resnet_18", "config key 'teacher.arch': unknown model 'resnet_18'"),
+    ("student.arch", "timm", "config key 'student.arch': unknown model 'timm'"),
+    ("methods", {"a/b": {"kind": "random"}}, "config key 'methods'"),
+    ("report.paper", {"tables": ["cda/table99"], "scale": "mini"}, "no published numbers for"),
+    ("report.paper", {"tables": ["cda/table4"]}, "'scale' is a required property"),
+    ("student.lr", -1, "config key 'student.lr'"),
+    ("ipc", [0], "config key 'ipc.0'"),
+    ("dataset.source", "cifar10", "config key 'dataset.root': source 'cifar10' needs a data root"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "message"), CONFIG_CASES)
+def test_bad_config_value_names_the_key(key, value, message):
+    with pytest.raises(ConfigError, match=None) as e:
+        validate_config(_with(key, value))
+    assert message in str(e.value)
+
+
+def test_library_model_names_are_resolved_by_ddflow_check(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(_with("teacher.arch", "torchvision:resnet_18")))
+    out = subprocess.run(["ddflow", "check", str(cfg)], capture_output=True, text=True)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "config key 'teacher.arch': torchvision has no model 'resnet_18'" in out.stderr
+    assert "'resnet18'" in out.stderr  # the closest names
+
+
+YAML_CASES = [
+    ("dataset:\n  name: a\n  name: b\n", "line 3, column 3: key 'name' is given twice"),
+    ("dataset: {name: a\n  x: [\n", "line 2, column 4: not valid YAML"),
+    ("- a\n- b\n", "a config is a mapping of keys, not a list"),
+    ("methods:\n  random: {kind: random}\n  random: {kind: random}\n", "key 'random' is given"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), YAML_CASES)
+def test_config_files_are_read_strictly(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_config(str(path))
+    assert str(path) in str(e.value) and message in str(e.value)
+
+
+def test_yaml_merge_keys_may_be_overridden(tmp_path):
+    path = tmp_path / "merge.yaml"
+    cfg = {**BASE, "methods": {"random": {"kind": "random", "seed": 1}}}
+    text = yaml.safe_dump(cfg).replace("  random:\n", "  base: &b {kind: random}\n  random:\n")
+    path.write_text(text.replace("    kind: random\n    seed: 1", "    <<: *b\n    seed: 1", 1))
+    assert load_config(str(path))["methods"]["random"]["seed"] == 1
+
+
+def test_snakemake_refuses_a_repeated_key(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text(yaml.safe_dump(BASE) + "ipc: [2]\n")
+    out = subprocess.run(snakemake_cmd(tmp_path, path, "-n"), capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "key 'ipc' is given twice in one block" in out.stdout + out.stderr
+
+
+# ---- data: pickles, images, folders -------------------------------------------------------
+
+
+class _Exploit:
+    marker = None
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _evil_pickle(path, marker, payload_key):
+    _Exploit.marker = marker
+    obj = {b"data": np.zeros((1, 3072), np.uint8), b"labels": [0], payload_key: _Exploit()}
+    path.write_bytes(pickle.dumps(obj))
+
+
+@pytest.fixture
+def cifar_root(tmp_path):
+    """A CIFAR-10 python layout (2 images a class) written with plain pickle."""
+    base = tmp_path / "cifar" / "cifar-10-batches-py"
+    base.mkdir(parents=True)
+    names = [f"c{i}" for i in range(10)]
+    (base / "batches.meta").write_bytes(pickle.dumps({b"label_names": [n.encode() for n in names]}))
+    rng = np.random.default_rng(0)
+    for f in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]:
+        data = rng.integers(0, 255, (20, 3072), dtype=np.uint8)
+        (base / f).write_bytes(pickle.dumps({b"data": data, b"labels": list(range(10)) * 2}))
+    return tmp_path / "cifar"
+
+
+def _prepare(tmp_path, ds):
+    ds = validate_config({**BASE, "dataset": ds})["dataset"]
+    return prepare(ds, str(tmp_path / "out" / "dataset.npz"), str(tmp_path / "out" / "meta.json"))
+
+
+@pytest.mark.parametrize("target", ["data_batch_3", "test_batch", "batches.meta"])
+def test_a_malicious_cifar_pickle_never_runs(cifar_root, tmp_path, target):
+    marker = tmp_path / "pwned"
+    _evil_pickle(cifar_root / "cifar-10-batches-py" / target, marker, b"extra")
+    with pytest.raises(DataError) as e:
+        _prepare(tmp_path, {"name": "c", "source": "cifar10", "root": str(cifar_root)})
+    assert not marker.exists(), "the pickle's code ran"
+    assert f"refusing to load '{cifar_root / 'cifar-10-batches-py' / target}'" in str(e.value)
+    assert "asks to import posix.system" in str(e.value)
+
+
+def test_a_truncated_cifar_batch_names_the_file(cifar_root, tmp_path):
+    batch = cifar_root / "cifar-10-batches-py" / "data_batch_2"
+    batch.write_bytes(batch.read_bytes()[:500])
+    with pytest.raises(DataError) as e:
+        _prepare(tmp_path, {"name": "c", "source": "cifar10", "root": str(cifar_root)})
+    assert f"'{batch}' is not a readable CIFAR python batch" in str(e.value)
+    assert "extract it again" in str(e.value)
+
+
+def test_the_plain_cifar_layout_still_loads(cifar_root, tmp_path):
+    bundle = _prepare(tmp_path, {"name": "c", "source": "cifar10", "root": str(cifar_root)})
+    assert bundle.train_x.shape == (100, 32, 32, 3) and bundle.classes[3] == "c3"
+
+
+def _folder(root, classes, n=2, size=(12, 10)):
+    for split in ("train", "test"):
+        for c in classes:
+            (root / split / c).mkdir(parents=True)
+            for i in range(n):
+                arr = np.full((*size, 3), 40 * i, np.uint8)
+                Image.fromarray(arr).save(root / split / c / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("storage", ["array", "files"])
+def test_unicode_and_spaces_in_class_names_are_valid(tmp_path, storage):
+    classes = ["dog with space", "kätze-猫"]
+    root = _folder(tmp_path / "imgs", classes)
+    ds = {"name": "u", "source": "imagefolder", "root": str(root)}
+    if storage == "files":
+        ds.update(storage="files", image_size=8)
+    _prepare(tmp_path, ds)
+    bundle = load_bundle(str(tmp_path / "out/dataset.npz"), str(tmp_path / "out/meta.json"))
+    assert bundle.classes == sorted(classes)
+    assert np.asarray(bundle.train_x[:]).shape[0] == 4
+
+
+@pytest.mark.parametrize("storage", ["array", "files"])
+@pytest.mark.parametrize("damage", ["truncated", "not an image"])
+def test_a_damaged_image_names_the_file(tmp_path, storage, damage):
+    root = _folder(tmp_path / "imgs", ["a", "b"])
+    bad = root / "train" / "b" / "1.png"
+    if damage == "truncated":
+        bad.write_bytes(bad.read_bytes()[:40])
+    else:
+        bad.write_text("<html>not found</html>")
+    ds = {"name": "d", "source": "imagefolder", "root": str(root)}
+    if storage == "files":
+        ds.update(storage="files", image_size=8, mean=[0.5] * 3, std=[0.2] * 3)
+    with pytest.raises(DataError) as e:
+        _prepare(tmp_path, ds)
+        load_bundle(str(tmp_path / "out/dataset.npz"), str(tmp_path / "out/meta.json"))
+        bundle = load_bundle(str(tmp_path / "out/dataset.npz"), str(tmp_path / "out/meta.json"))
+        bundle.train_x[:]
+    assert f"cannot read image '{bad}'" in str(e.value)
+    assert "truncated or not an image" in str(e.value)
+
+
+def test_an_empty_class_folder_is_refused(tmp_path):
+    root = _folder(tmp_path / "imgs", ["a", "b"])
+    for f in (root / "test" / "b").iterdir():
+        f.unlink()
+    with pytest.raises(DataError) as e:
+        _prepare(tmp_path, {"name": "e", "source": "imagefolder", "root": str(root)})
+    assert f"class folder '{root / 'test' / 'b'}' holds no images" in str(e.value)
+
+
+def test_a_dead_link_class_folder_is_refused(tmp_path):
+    root = _folder(tmp_path / "imgs", ["a", "b"])
+    (root / "train" / "c").symlink_to(tmp_path / "gone")
+    with pytest.raises(DataError) as e:
+        _prepare(tmp_path, {"name": "e", "source": "imagefolder", "root": str(root)})
+    assert "holds links to nothing: ['c']" in str(e.value)
+
+
+# ---- checkpoints ----------------------------------------------------------------------------
+
+
+def _teacher_cfg(path):
+    return {"arch": "convnet_d3", "checkpoint": str(path)}
+
+
+def _load_teacher(path):
+    from ddflow.models.pretrained import load_pretrained
+
+    return load_pretrained(
+        _teacher_cfg(path), [str(i) for i in range(10)], (1, 28, 28), [0.1], [0.3]
+    )
+
+
+def _state():
+    from ddflow.models.registry import build_model
+
+    return build_model("convnet_d3", 10, 1, (28, 28)).state_dict()
+
+
+CHECKPOINT_CASES = {
+    "truncated": (lambda p: p.write_bytes(_saved(p)[:300]), "cannot be read as a weights file"),
+    "text file": (lambda p: p.write_text("not torch"), "cannot be read as a weights file"),
+    "a list": (lambda p: torch.save([1, 2], p), "holds a list, not a state dict"),
+    "non-finite": (lambda p: torch.save(_nan_state(), p), "hold non-finite values"),
+}
+
+
+def _saved(p):
+    torch.save(_state(), p)
+    return p.read_bytes()
+
+
+def _nan_state():
+    state = _state()
+    next(v for v in state.values() if v.is_floating_point()).fill_(float("nan"))
+    return state
+
+
+@pytest.mark.parametrize("case", sorted(CHECKPOINT_CASES))
+def test_a_bad_teacher_checkpoint_names_the_file(tmp_path, case):
+    path = tmp_path / "observer.pth"
+    write, message = CHECKPOINT_CASES[case]
+    write(path)
+    with pytest.raises(DdflowError) as e:
+        _load_teacher(path)
+    assert message in str(e.value)
+    if "weights file" in message:
+        assert f"'{path}'" in str(e.value)
+
+
+def test_a_malicious_checkpoint_never_runs(tmp_path):
+    marker, path = tmp_path / "pwned", tmp_path / "observer.pth"
+    _Exploit.marker = marker
+    torch.save({"model": _state(), "extra": _Exploit()}, path)
+    with pytest.raises(DdflowError) as e:
+        _load_teacher(path)
+    assert not marker.exists()
+    assert "holds Python objects beyond tensors (refused" in str(e.value)
+
+
+# ---- intermediates written by ddflow --------------------------------------------------------
+
+
+def _truncate(path, keep=200):
+    path.write_bytes(path.read_bytes()[:keep])
+
+
+def test_a_damaged_intermediate_npz_says_delete_and_rerun(tmp_path):
+    path = tmp_path / "shard.npz"
+    save_npz(path, images=np.zeros((4, 8, 8, 3), np.uint8))
+    _truncate(path)
+    with pytest.raises(CorruptArtifactError) as e:
+        load_npz(path, "images")
+    assert f"'{path}' cannot be read" in str(e.value) and "Delete it and rerun" in str(e.value)
+
+
+def test_a_damaged_dataset_npz_says_delete_and_rerun(tmp_path):
+    root = _folder(tmp_path / "imgs", ["a", "b"])
+    _prepare(tmp_path, {"name": "x", "source": "imagefolder", "root": str(root)})
+    npz = tmp_path / "out/dataset.npz"
+    _truncate(npz, 1000)
+    with pytest.raises(CorruptArtifactError) as e:
+        load_bundle(str(npz), str(tmp_path / "out/meta.json"))
+    assert f"'{npz}' cannot be read" in str(e.value)
+
+
+def test_a_damaged_teacher_checkpoint_says_delete_and_rerun(tmp_path):
+    path = tmp_path / "teacher.pt"
+    save_checkpoint(path, _state(), {"arch": "convnet_d3"})
+    _truncate(path, 500)
+    with pytest.raises(CorruptArtifactError) as e:
+        load_checkpoint(path)
+    assert f"'{path}' cannot be read" in str(e.value)
+
+
+def test_a_damaged_distilled_image_says_delete_and_rerun(tmp_path):
+    from ddflow.distilled import read_distilled
+
+    images = tmp_path / "images"
+    (images / "0").mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(images / "0" / "0.png")
+    _truncate(images / "0" / "0.png", 30)
+    manifest = {"classes": ["0"], "files": [{"file": "0/0.png", "label": 0}]}
+    write_json(tmp_path / "manifest.json", manifest)
+    with pytest.raises(CorruptArtifactError) as e:
+        read_distilled(str(images), str(tmp_path / "manifest.json"), ["0"])
+    assert "0.png' cannot be read" in str(e.value)
+
+
+# ---- training and writing -----------------------------------------------------------------
+
+
+def _digits_bundle(tmp_path):
+    return _prepare(
+        tmp_path,
+        {
+            "name": "m",
+            "source": "mnist-embedded",
+            "max_train_per_class": 6,
+            "max_test_per_class": 2,
+        },
+    )
+
+
+def test_a_diverging_teacher_stops_before_writing(tmp_path):
+    from ddflow.train.common import TrainingDiverged
+    from ddflow.train.teacher import train_teacher
+
+    cfg = validate_config({**BASE, "teacher": {"arch": "convnet_d3", "lr": 1e12, "epochs": 2}})
+    with pytest.raises(TrainingDiverged) as e:
+        train_teacher(_digits_bundle(tmp_path), cfg["teacher"], torch.device("cpu"))
+    assert re.search(r"^teacher training diverged at epoch [12] \(", str(e.value))
+    assert "Lower teacher.lr" in str(e.value)
+
+
+def test_a_diverging_student_stops_before_writing(tmp_path):
+    from ddflow.train.common import TrainingDiverged
+    from ddflow.train.student import train_student
+
+    bundle = _digits_bundle(tmp_path)
+    cfg = validate_config({**BASE, "student": {"arch": "convnet_d3", "lr": 1e12, "epochs": 2}})
+    teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 10)).eval()
+    with pytest.raises(TrainingDiverged) as e:
+        train_student(bundle.train_x[:10], teacher, bundle, cfg["student"], 0, torch.device("cpu"))
+    assert re.search(r"^student \(seed 0\) training diverged at epoch [12] \(", str(e.value))
+    assert "Lower student.lr" in str(e.value)
+
+
+def test_nan_never_reaches_a_json_result(tmp_path):
+    with pytest.raises(ValueError) as e:
+        write_json(tmp_path / "r.json", {"top1": float("nan")})
+    assert "refusing to write a non-finite number" in str(e.value)
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_results_get_the_umask_permissions(tmp_path):
+    from ddflow.io import atomic_path
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    write_json(tmp_path / "r.json", {"a": 1})
+    with atomic_path(tmp_path / "images", is_dir=True) as d:
+        (d / "x").write_text("x")
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o666 & ~mask
+    assert (tmp_path / "images").stat().st_mode & 0o777 == 0o777 & ~mask
+
+
+def test_a_full_disk_is_named(tmp_path):
+    if os.geteuid() != 0 or sys.platform != "linux":
+        pytest.skip("needs root to mount a small tmpfs")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)]).returncode:
+        pytest.skip("mount -t tmpfs is not permitted here")
+    try:
+        with pytest.raises(OSError) as e:
+            save_npz(mnt / "big.npz", x=np.ones(1 << 20, np.uint8))
+        assert f"no space left on device while writing '{mnt / 'big.npz'}'" in str(e.value)
+        assert not list(mnt.iterdir()), "a partial file was left"
+        with pytest.raises(OSError) as e:
+            save_checkpoint(mnt / "teacher.pt", {"w": torch.ones(1 << 18)}, {})
+        assert "no space left on device while writing" in str(e.value)
+    finally:
+        subprocess.run(["umount", str(mnt)])
+
+
+def test_a_job_prints_a_user_error_in_one_line(tmp_path):
+    """Through Snakemake: a damaged image ends the data job with the message, no traceback."""
+    root = _folder(tmp_path / "imgs", ["a", "b"])
+    (root / "train" / "a" / "0.png").write_text("oops")
+    cfg = {**BASE, "dataset": {"name": "bad", "source": "imagefolder", "root": str(root)}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = subprocess.run(
+        snakemake_cmd(tmp_path, path, "--cores", "1", "--until", "data"),
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode != 0
+    text = out.stdout + out.stderr
+    assert f"ddflow error: cannot read image '{root / 'train' / 'a' / '0.png'}'" in text
+    [log] = tmp_path.glob("results/bad/data-*/data.log")
+    assert "Traceback" not in log.read_text()
