@@ -444,3 +444,44 @@ def test_a_job_prints_a_user_error_in_one_line(tmp_path):
     assert f"ddflow error: cannot read image '{root / 'train' / 'a' / '0.png'}'" in text
     [log] = tmp_path.glob("results/bad/data-*/data.log")
     assert "Traceback" not in log.read_text()
+
+
+# ---- caught before a job runs ---------------------------------------------------------------
+
+
+def test_ipc_larger_than_a_class_is_caught_at_parse_time(tmp_path):
+    cfg = {**BASE, "ipc": [30], "dataset": {**BASE["dataset"], "max_train_per_class": 20}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = subprocess.run(snakemake_cmd(tmp_path, path, "-n"), capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "config key 'ipc': 30 images a class, but every class has only 20" in out.stdout
+
+
+def test_ddflow_check_counts_folder_classes_for_ipc(tmp_path):
+    root = _folder(tmp_path / "imgs", ["a", "b"], n=3)
+    (root / "train" / "b" / "2.png").unlink()
+    cfg = {**BASE, "ipc": [3], "dataset": {"name": "f", "source": "imagefolder", "root": str(root)}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = subprocess.run(["ddflow", "check", str(path)], capture_output=True, text=True)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "config key 'ipc': 3 images a class, but class 'b' has only 2" in out.stderr
+
+
+def test_the_random_subset_names_the_ipc_key():
+    from ddflow.baselines import random_subset
+
+    with pytest.raises(DataError) as e:
+        random_subset(np.array([0, 0, 1]), 2, 0, 2)
+    assert "config key 'ipc': class 1 has 1 training images, fewer than IPC 2" in str(e.value)
+
+
+def test_cuda_on_a_machine_without_it_names_the_key():
+    from ddflow.compute import resolve_device
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ConfigError) as e:
+        resolve_device("cuda")
+    assert "config key 'runtime.device': 'cuda' but this machine has no CUDA device" in str(e.value)

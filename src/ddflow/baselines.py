@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ddflow.data.datasets import DataError
+
 
 def random_subset(labels: np.ndarray, ipc: int, seed: int, num_classes: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
@@ -14,6 +16,9 @@ def random_subset(labels: np.ndarray, ipc: int, seed: int, num_classes: int) -> 
     for c in range(num_classes):
         idx = np.flatnonzero(labels == c)
         if len(idx) < ipc:
-            raise ValueError(f"class {c} has {len(idx)} training images, fewer than IPC {ipc}")
+            raise DataError(
+                f"config key 'ipc': class {c} has {len(idx)} training images, fewer than IPC "
+                f"{ipc}; lower ipc"
+            )
         picks.append(idx[rng.permutation(len(idx))[:ipc]])
     return np.concatenate(picks)

@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from ddflow.config import SHARDED_KINDS, StageIds, check_models, load_config
-from ddflow.data.catalog import num_classes
+from ddflow.data.catalog import check_ipc_fits, num_classes
 from ddflow.errors import DdflowError
 from ddflow.recover.shards import method_shards
 
@@ -20,6 +20,7 @@ from ddflow.recover.shards import method_shards
 def _describe(path: str, list_jobs: bool) -> None:
     cfg = load_config(path)
     check_models(cfg, resolve_libraries=True)  # torchvision:/timm: names too (imports them)
+    check_ipc_fits(cfg["dataset"], cfg["ipc"], list_folders=True)
     ids = StageIds(cfg)
     ds = cfg["dataset"]["name"]
     n_classes = num_classes(cfg["dataset"])

@@ -26,9 +26,11 @@ def keep_large_blocks_on_heap() -> bool:
 
 def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            "runtime.device is 'cuda' but no CUDA device is available; "
-            "set runtime.device to 'auto' or 'cpu'"
+        from ddflow.config import ConfigError
+
+        raise ConfigError(
+            "config key 'runtime.device': 'cuda' but this machine has no CUDA device "
+            f"({platform.node()}); set runtime.device to 'auto' or 'cpu', or run on a GPU node"
         )
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"

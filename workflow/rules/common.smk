@@ -20,7 +20,7 @@ from ddflow.config import (
     teacher_result_keys,
     validate_config,
 )
-from ddflow.data.catalog import num_classes
+from ddflow.data.catalog import check_ipc_fits, num_classes
 from ddflow.recover.shards import Shard, method_shards
 from ddflow.report.paper_figures import figure_for, file_stem
 from ddflow.resources import (
@@ -38,6 +38,7 @@ IDS = StageIds(CFG)
 DS = CFG["dataset"]["name"]
 NUM_CLASSES = num_classes(CFG["dataset"])
 IPCS = sorted(CFG["ipc"])
+check_ipc_fits(CFG["dataset"], IPCS)
 METHODS = CFG["methods"]
 SHARDED = [m for m in METHODS if METHODS[m]["kind"] in SHARDED_KINDS]
 RANDOM = [m for m in METHODS if METHODS[m]["kind"] == "random"]

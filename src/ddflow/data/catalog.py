@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 FIXED_CLASSES = {"mnist-embedded": 10, "cifar10": 10, "cifar100": 100}
+# Training images a class in the fixed sources (the embedded MNIST: 500 a class, split here).
+FIXED_TRAIN_PER_CLASS = {"cifar10": 5000, "cifar100": 500}
 
 
 def num_classes(ds_cfg: dict) -> int:
@@ -30,3 +32,39 @@ def _require(path: Path, what: str) -> Path:
             "Set dataset.root in your config (see config/README.md, 'dataset')."
         )
     return path
+
+
+def min_train_per_class(ds_cfg: dict, list_folders: bool = False) -> tuple[int, str] | None:
+    """(fewest training images of any class, that class), as far as is known without reading
+    images: fixed sources from their size, folders only with `list_folders` (a directory scan)."""
+    cap = ds_cfg.get("max_train_per_class") or float("inf")
+    source = ds_cfg["source"]
+    if source == "mnist-embedded":
+        n = 500 - round(500 * ds_cfg.get("test_fraction", 0.2))
+        return min(n, cap), "every class"
+    if source in FIXED_TRAIN_PER_CLASS:
+        return min(FIXED_TRAIN_PER_CLASS[source], cap), "every class"
+    if not list_folders:
+        return None
+    from ddflow.data.datasets import IMAGE_EXTS
+
+    train = _require(Path(ds_cfg["root"]) / "train", "train/<class>/<image> folders")
+    counts = {
+        d.name: sum(1 for f in d.iterdir() if f.suffix.lower() in IMAGE_EXTS)
+        for d in train.iterdir()
+        if d.is_dir()
+    }
+    name = min(counts, key=counts.get)
+    return min(counts[name], cap), f"class '{name}'"
+
+
+def check_ipc_fits(ds_cfg: dict, ipcs: list[int], list_folders: bool = False) -> None:
+    """Every IPC can be drawn from the real training images (random subset, real init, RDED)."""
+    known = min_train_per_class(ds_cfg, list_folders)
+    if known and max(ipcs) > known[0]:
+        from ddflow.config import ConfigError
+
+        raise ConfigError(
+            f"config key 'ipc': {max(ipcs)} images a class, but {known[1]} has only {known[0]} "
+            "training images (dataset.max_train_per_class caps them); lower ipc"
+        )

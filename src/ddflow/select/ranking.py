@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ddflow.data.datasets import DataError
 from ddflow.data.pixels import Normalizer
 
 CRITERIA = ("lowest", "highest", "medium")
@@ -57,7 +58,10 @@ def select(
     for c in range(num_classes):
         idx = np.flatnonzero(labels == c)
         if len(idx) < ipc:
-            raise ValueError(f"class {c} has {len(idx)} training images, fewer than IPC {ipc}")
+            raise DataError(
+                f"config key 'ipc': class {c} has {len(idx)} training images, fewer than IPC "
+                f"{ipc}; lower ipc"
+            )
         ascending = idx[np.argsort(scores[idx], kind="stable")]
         if criterion == "lowest":
             rows.append(ascending[:ipc])
