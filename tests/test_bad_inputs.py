@@ -348,6 +348,35 @@ def test_a_damaged_distilled_image_says_delete_and_rerun(tmp_path):
     with pytest.raises(CorruptArtifactError) as e:
         read_distilled(str(images), str(tmp_path / "manifest.json"), ["0"])
     assert "0.png' cannot be read" in str(e.value)
+    # an image changed but still readable: its manifest checksum catches it
+    Image.fromarray(np.ones((8, 8, 3), np.uint8)).save(images / "0" / "0.png")
+    write_json(
+        tmp_path / "manifest.json",
+        {**manifest, "files": [{**manifest["files"][0], "sha256": "0" * 64}]},
+    )
+    with pytest.raises(CorruptArtifactError) as e:
+        read_distilled(str(images), str(tmp_path / "manifest.json"), ["0"])
+    assert "does not match the sha256 in" in str(e.value)
+
+
+def test_a_silently_changed_intermediate_fails_its_checksum(tmp_path):
+    path = tmp_path / "shard.npz"
+    save_npz(path, images=np.zeros((4, 8, 8, 3), np.uint8), labels=np.arange(4))
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["images"][0, 0, 0, 0] = 1  # one flipped pixel, a valid file
+    np.savez(path, **arrays)
+    with pytest.raises(CorruptArtifactError) as e:
+        load_npz(path, "images")
+    assert "does not match the checksum recorded when it was written" in str(e.value)
+    ckpt = tmp_path / "teacher.pt"
+    save_checkpoint(ckpt, _state(), {})
+    blob = torch.load(ckpt, weights_only=True)
+    next(iter(blob["state_dict"].values())).add_(1.0)
+    torch.save(blob, ckpt)
+    with pytest.raises(CorruptArtifactError) as e:
+        load_checkpoint(ckpt)
+    assert "do not match their checksum" in str(e.value)
 
 
 # ---- training and writing -----------------------------------------------------------------

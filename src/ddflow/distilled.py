@@ -7,6 +7,7 @@ class order as the teacher; the manifest's class map is checked on every load an
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from ddflow.data.datasets import DataError, check_class_map
-from ddflow.io import atomic_path, read_json, reading, write_json
+from ddflow.io import CorruptArtifactError, atomic_path, read_json, reading, write_json
 
 
 def class_folder(index: int, name: str) -> str:
@@ -65,7 +66,13 @@ def read_distilled(images_dir: str, manifest_path: str, classes: list[str]):
                 f"distilled image '{path}' listed in the manifest is missing; "
                 "rerun the assemble step"
             )
-        with reading(path), Image.open(path) as im:
+        data = path.read_bytes()
+        if "sha256" in entry and hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise CorruptArtifactError(
+                f"distilled image '{path}' does not match the sha256 in '{manifest_path}': it "
+                "was changed after assembly. Delete the set's folder and rerun"
+            )
+        with reading(path), Image.open(io.BytesIO(data)) as im:
             arr = np.asarray(im)
         imgs.append(arr[..., None] if arr.ndim == 2 else arr)
         labels.append(entry["label"])

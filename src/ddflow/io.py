@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import pickle
@@ -137,18 +138,37 @@ def read_json(path: str | os.PathLike) -> Any:
     return json.loads(Path(path).read_text())
 
 
+# The checksum a producing stage records inside its .npz; consumers verify it on load.
+NPZ_CHECKSUM = "__sha256__"
+
+
+def _arrays_sha256(arrays: dict) -> str:
+    h = hashlib.sha256()
+    for k in sorted(arrays):
+        a = np.asarray(arrays[k])
+        h.update(f"{k}:{a.dtype.str}:{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
 def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    digest = np.array(_arrays_sha256(arrays))
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, **arrays, **{NPZ_CHECKSUM: digest})
+
+
+def _tensors_sha256(state_dict: dict) -> str:
+    return _arrays_sha256({k: v.detach().cpu().numpy() for k, v in state_dict.items()})
 
 
 def save_checkpoint(path: str | os.PathLike, state_dict: dict, meta: dict) -> None:
-    """Weights plus JSON-able meta; loadable with weights_only=True (no arbitrary unpickling)."""
+    """Weights plus JSON-able meta and their checksum; loadable with weights_only=True."""
     import torch
 
+    blob = {"state_dict": state_dict, "meta_json": json.dumps(meta)}
     with atomic_path(path) as tmp:
-        torch.save({"state_dict": state_dict, "meta_json": json.dumps(meta)}, tmp)
+        torch.save({**blob, "sha256": _tensors_sha256(state_dict)}, tmp)
 
 
 class CorruptArtifactError(DdflowError):
@@ -163,17 +183,28 @@ def reading(path: str | os.PathLike):
     except (CorruptArtifactError, FileNotFoundError):
         raise
     except Exception as e:
-        raise CorruptArtifactError(
-            f"'{path}' cannot be read ({type(e).__name__}: {str(e).splitlines()[0][:200]}): it is "
-            "truncated or damaged. Delete it and rerun; Snakemake remakes it with the rule that "
-            "wrote it"
-        ) from None
+        what = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+        raise CorruptArtifactError(_damaged(path, what)) from None
 
 
 def load_npz(path: str | os.PathLike, *keys: str) -> dict[str, np.ndarray]:
-    """The named arrays of an .npz that ddflow wrote, fully read (so damage shows here)."""
+    """The named arrays of an .npz that ddflow wrote, checked against the checksum recorded
+    when it was written (so damage shows here, naming the file)."""
     with reading(path), np.load(path) as z:
-        return {k: z[k] for k in keys}
+        arrays = {k: z[k] for k in z.files}
+    recorded = arrays.pop(NPZ_CHECKSUM, None)
+    if recorded is not None and str(recorded) != _arrays_sha256(arrays):
+        raise CorruptArtifactError(
+            _damaged(path, "its content does not match the checksum recorded when it was written")
+        )
+    return {k: arrays[k] for k in keys}
+
+
+def _damaged(path, what: str) -> str:
+    return (
+        f"'{path}' cannot be read ({what}): it is truncated or damaged. Delete it and rerun; "
+        "Snakemake remakes it with the rule that wrote it"
+    )
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
@@ -181,7 +212,10 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
 
     with reading(path):
         blob = torch.load(path, map_location="cpu", weights_only=True)
-        return blob["state_dict"], json.loads(blob["meta_json"])
+        state, meta = blob["state_dict"], json.loads(blob["meta_json"])
+    if "sha256" in blob and blob["sha256"] != _tensors_sha256(state):
+        raise CorruptArtifactError(_damaged(path, "its weights do not match their checksum"))
+    return state, meta
 
 
 def _git_commit() -> str | None:
