@@ -514,3 +514,36 @@ def test_cuda_on_a_machine_without_it_names_the_key():
     with pytest.raises(ConfigError) as e:
         resolve_device("cuda")
     assert "config key 'runtime.device': 'cuda' but this machine has no CUDA device" in str(e.value)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "malicious"])
+def test_an_unreadable_resume_state_only_restarts_the_shard(tmp_path, damage):
+    from ddflow.recover.resume import ShardResume
+
+    path = tmp_path / ".shard.npz.resume.pt"
+    ShardResume(path, "stage/shard", every=5).finish(0, np.zeros((2, 3, 3, 1), np.uint8))
+    marker = tmp_path / "pwned"
+    if damage == "truncated":
+        _truncate(path, 100)
+    else:
+        _Exploit.marker = marker
+        torch.save({"identity": "stage/shard", "x": _Exploit()}, path)
+    resumed = ShardResume(path, "stage/shard", every=5)
+    assert resumed.finished(0) is None and not path.exists() and not marker.exists()
+
+
+def test_cuda_without_it_stops_a_local_run_before_any_job(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({**BASE, "runtime": {"device": "cuda"}}))
+    plan = subprocess.run(snakemake_cmd(tmp_path, path, "-n"), capture_output=True, text=True)
+    assert plan.returncode == 0  # a plan (say, on a cluster's login node) only warns
+    assert "ddflow: warning: config key 'runtime.device': 'cuda'" in plan.stderr
+    run = subprocess.run(
+        snakemake_cmd(tmp_path, path, "--cores", "1"), capture_output=True, text=True
+    )
+    assert run.returncode != 0 and not (tmp_path / "results").exists()
+    assert "config key 'runtime.device': 'cuda' but this machine has no CUDA" in run.stderr
+    check = subprocess.run(["ddflow", "check", str(path)], capture_output=True, text=True)
+    assert check.returncode == 0 and "warning (fine on a cluster" in check.stdout

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ddflow.config import SHARDED_KINDS, StageIds, check_models, load_config
+from ddflow.config import SHARDED_KINDS, StageIds, check_models, cuda_missing, load_config
 from ddflow.data.catalog import check_ipc_fits, num_classes
 from ddflow.errors import DdflowError
 from ddflow.recover.shards import method_shards
@@ -21,6 +21,8 @@ def _describe(path: str, list_jobs: bool) -> None:
     cfg = load_config(path)
     check_models(cfg, resolve_libraries=True)  # torchvision:/timm: names too (imports them)
     check_ipc_fits(cfg["dataset"], cfg["ipc"], list_folders=True)
+    if cfg["runtime"]["device"] == "cuda" and (note := cuda_missing()):
+        print(f"warning (fine on a cluster whose GPU nodes run the jobs): {note}")
     ids = StageIds(cfg)
     ds = cfg["dataset"]["name"]
     n_classes = num_classes(cfg["dataset"])

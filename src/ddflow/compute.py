@@ -26,12 +26,9 @@ def keep_large_blocks_on_heap() -> bool:
 
 def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
-        from ddflow.config import ConfigError
+        from ddflow.config import ConfigError, cuda_missing
 
-        raise ConfigError(
-            "config key 'runtime.device': 'cuda' but this machine has no CUDA device "
-            f"({platform.node()}); set runtime.device to 'auto' or 'cpu', or run on a GPU node"
-        )
+        raise ConfigError(cuda_missing())
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)

@@ -232,6 +232,20 @@ def validate_config(config: dict) -> dict:
     return cfg
 
 
+def cuda_missing() -> str | None:
+    """Why `runtime.device: cuda` cannot run on this machine, or None (imports torch)."""
+    import platform
+
+    import torch
+
+    if torch.cuda.is_available():
+        return None
+    return (
+        "config key 'runtime.device': 'cuda' but this machine has no CUDA device "
+        f"({platform.node()}); set runtime.device to 'auto' or 'cpu', or run on a GPU node"
+    )
+
+
 def check_models(cfg: dict, resolve_libraries: bool = False) -> None:
     """Every model name is one a builder knows (`ddflow check` also resolves library names)."""
     from ddflow.models.registry import check_model_name

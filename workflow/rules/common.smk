@@ -13,6 +13,8 @@ from ddflow.config import (
     SHARDED_KINDS,
     StageIds,
     canonical_json,
+    ConfigError,
+    cuda_missing,
     experiment_record,
     load_yaml,
     paper_table_names,
@@ -84,6 +86,8 @@ def shown_path(path):
 
 def announce_experiment():
     """Print at the start of a run what runs: config files, stage ids, where they are recorded."""
+    if CUDA_MISSING and workflow.local_exec:
+        raise ConfigError(CUDA_MISSING)
     ids = EXPERIMENT["stage_ids"]
     methods = ", ".join(f"{m}-{i}" for m, i in ids["methods"].items())
     print(
@@ -101,6 +105,11 @@ def threads_for_job():
 # Scheduler resources (ddflow/resources.py): GPU jobs ask for one `gpu` when runtime.device is
 # cuda; memory and runtime follow the stage and the dataset, runtime growing with each retry.
 DEVICE = "cuda" if CFG["runtime"]["device"] == "cuda" else "cpu"
+# Parsing cannot tell a local run from a plan or a cluster's submit host: warn here, and stop a
+# local run at its start (announce_experiment), before any job.
+CUDA_MISSING = cuda_missing() if DEVICE == "cuda" and not workflow.remote_exec else None
+if CUDA_MISSING:
+    print(f"ddflow: warning: {CUDA_MISSING}", file=sys.stderr)
 GPU = int(DEVICE == "cuda")
 DATA_MEM_MB = data_mem_mb(CFG["dataset"], NUM_CLASSES)
 

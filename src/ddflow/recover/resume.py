@@ -33,8 +33,8 @@ class ShardResume:
         self.path, self.identity, self.every = Path(path), identity, every
         self.done: dict[int, np.ndarray] = {}
         self.current: dict | None = None
-        if every and self.path.exists():
-            saved = torch.load(self.path, map_location="cpu", weights_only=True)
+        saved = self._read() if every and self.path.exists() else None
+        if saved is not None:
             if saved["identity"] == identity:
                 self.done = {int(k): v.numpy() for k, v in saved["done"].items()}
                 self.current = saved["current"]
@@ -49,6 +49,19 @@ class ShardResume:
                 log.warning(
                     "ignoring %s: saved for %s, not %s", self.path, saved["identity"], identity
                 )
+
+    def _read(self) -> dict | None:
+        """The saved progress; an unreadable file (damaged, or objects weights_only refuses) is
+        only lost time: it is set aside and the shard starts over."""
+        try:
+            saved = torch.load(self.path, map_location="cpu", weights_only=True)
+            if not isinstance(saved, dict) or "identity" not in saved:
+                raise ValueError("not a ddflow resume state")
+            return saved
+        except Exception as e:
+            log.warning("ignoring unreadable resume state %s (%s); starting over", self.path, e)
+            self.path.unlink()
+            return None
 
     def finished(self, key: int) -> np.ndarray | None:
         return self.done.get(key)
