@@ -9,6 +9,19 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT / "src"))
 
 
+def with_key(cfg: dict, path: str, value) -> dict:
+    """A deep copy of `cfg` with the dotted key `path` set to `value`."""
+    import copy
+
+    cfg = copy.deepcopy(cfg)
+    *parents, last = path.split(".")
+    node = cfg
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[last] = value
+    return cfg
+
+
 def snakemake_cmd(workdir, configfile, *extra) -> list[str]:
     """`python -m snakemake` on this repository's Snakefile, in a test working directory."""
     return [

@@ -4,7 +4,6 @@ Each case builds its bad input in a temporary folder, runs the ddflow code that 
 checks the message (not only that something raised). Malicious pickles must not run.
 """
 
-import copy
 import os
 import pickle
 import re
@@ -29,7 +28,7 @@ from ddflow.io import (
     write_json,
 )
 
-from conftest import snakemake_cmd
+from conftest import snakemake_cmd, with_key
 
 BASE = {
     "dataset": {"name": "digits", "source": "mnist-embedded"},
@@ -41,13 +40,7 @@ BASE = {
 
 
 def _with(path: str, value):
-    cfg = copy.deepcopy(BASE)
-    *parents, key = path.split(".")
-    node = cfg
-    for p in parents:
-        node = node.setdefault(p, {})
-    node[key] = value
-    return cfg
+    return with_key(BASE, path, value)
 
 
 CONFIG_CASES = [

@@ -1,11 +1,9 @@
-import copy
-
 import pytest
 import yaml
 
 from ddflow.config import ConfigError, StageIds, validate_config
 
-from conftest import ROOT
+from conftest import ROOT, with_key
 
 BASE = {
     "dataset": {"name": "m", "source": "mnist-embedded"},
@@ -17,13 +15,7 @@ BASE = {
 
 
 def with_change(path: str, value):
-    cfg = copy.deepcopy(BASE)
-    *parents, last = path.split(".")
-    node = cfg
-    for p in parents:
-        node = node.setdefault(p, {})
-    node[last] = value
-    return cfg
+    return with_key(BASE, path, value)
 
 
 def test_defaults_filled_and_random_baseline_added():
