@@ -28,7 +28,7 @@ from ddflow.io import (
     write_json,
 )
 
-from conftest import snakemake_cmd, with_key
+from conftest import ROOT, snakemake_cmd, with_key
 
 BASE = {
     "dataset": {"name": "digits", "source": "mnist-embedded"},
@@ -540,3 +540,59 @@ def test_cuda_without_it_stops_a_local_run_before_any_job(tmp_path):
     assert "config key 'runtime.device': 'cuda' but this machine has no CUDA" in run.stderr
     check = subprocess.run(["ddflow", "check", str(path)], capture_output=True, text=True)
     assert check.returncode == 0 and "warning (fine on a cluster" in check.stdout
+
+
+@pytest.mark.workflow
+def test_killing_snakemake_mid_teacher_and_mid_student_loses_nothing(tmp_path):
+    """SIGKILL the whole run while the teacher trains, rerun, kill it while students train, rerun:
+    no half-written file is ever left, and the finished teacher is not retrained."""
+    import signal
+    import time
+
+    tiny = yaml.safe_load((ROOT / "tests" / "data" / "tiny.yaml").read_text())
+    tiny["teacher"]["epochs"] = 15  # long enough to be killed mid-way
+    tiny["student"]["epochs"] = 20
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(tiny))
+
+    def run_until(log_glob):
+        unlock = snakemake_cmd(tmp_path, path, "--unlock")  # a killed run leaves its lock
+        subprocess.run(unlock, capture_output=True, check=True)
+        job = subprocess.Popen(
+            snakemake_cmd(tmp_path, path, "--cores", "1"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        end = time.time() + 300
+        while not list(tmp_path.glob(log_glob)) and job.poll() is None and time.time() < end:
+            time.sleep(0.2)
+        time.sleep(1.0)  # into the job's work
+        assert job.poll() is None, "the run ended before the stage to kill"
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+
+    def half_written():
+        files = [p for p in tmp_path.glob("results/**/*") if p.is_file()]
+
+        def empty_ok(p):  # a log, or Snakemake's marker in a directory output
+            return p.suffix == ".log" or p.name == ".snakemake_timestamp"
+
+        return [p for p in files if ".tmp" in p.name or (p.stat().st_size == 0 and not empty_ok(p))]
+
+    run_until("results/tiny/teacher/*/teacher.log")
+    assert not list(tmp_path.glob("results/tiny/teacher/*/teacher.pt"))
+    assert not half_written()
+    run_until("results/tiny/students/*/ipc2/student-*/seed0.log")
+    [teacher] = tmp_path.glob("results/tiny/teacher/*/teacher.pt")
+    trained = teacher.stat().st_mtime
+    assert not list(tmp_path.glob("results/tiny/students/*/ipc2/student-*/seed0.json"))
+    assert not half_written()
+    subprocess.run(snakemake_cmd(tmp_path, path, "--unlock"), capture_output=True, check=True)
+    out = subprocess.run(
+        snakemake_cmd(tmp_path, path, "--cores", "1"), capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert teacher.stat().st_mtime == trained  # finished work is kept
+    assert len(list(tmp_path.glob("results/tiny/students/*/ipc2/student-*/seed0.json"))) == 2
+    assert not half_written()
