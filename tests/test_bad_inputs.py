@@ -329,6 +329,17 @@ def test_a_damaged_teacher_checkpoint_says_delete_and_rerun(tmp_path):
     assert f"'{path}' cannot be read" in str(e.value)
 
 
+def test_a_malicious_teacher_pt_in_results_never_runs(tmp_path):
+    """results/ may be shared or copied: its teacher.pt is loaded with weights_only too."""
+    marker, path = tmp_path / "pwned", tmp_path / "teacher.pt"
+    _Exploit.marker = marker
+    torch.save({"state_dict": _state(), "meta_json": "{}", "x": _Exploit()}, path)
+    with pytest.raises(CorruptArtifactError) as e:
+        load_checkpoint(path)
+    assert not marker.exists()
+    assert f"'{path}' cannot be read (UnpicklingError" in str(e.value)
+
+
 def test_a_damaged_distilled_image_says_delete_and_rerun(tmp_path):
     from ddflow.distilled import read_distilled
 
