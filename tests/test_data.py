@@ -55,6 +55,16 @@ def test_imagefolder_and_cifar_python_agree(cifar_export, tmp_path):
     assert len(pickled.test_y) == 30
     assert num_classes({"source": "imagefolder", "root": str(cifar_export / "imagefolder")}) == 10
     assert num_classes({"source": "cifar10", "root": str(cifar_export / "cifar-python")}) == 10
+    # the same images under the same labels (PNG is lossless; CIFAR-10's names are sorted)
+    assert folder.classes == pickled.classes
+    for split in ("train", "test"):
+        for c in range(10):
+
+            def images(bundle, c=c, split=split):
+                x, y = getattr(bundle, f"{split}_x"), getattr(bundle, f"{split}_y")
+                return sorted(img.tobytes() for img in x[y == c])
+
+            assert images(folder) == images(pickled), (split, c)
 
 
 @pytest.mark.parametrize("source", ["imagefolder", "cifar10", "cifar100"])

@@ -37,9 +37,17 @@ def test_cutmix_pastes_one_box_from_a_permutation():
     x = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1).expand(4, 1, 8, 8).clone()
     out = cutmix(x, 1.0, torch.Generator().manual_seed(3))
     changed = (out != x).any(0).any(0)  # the same box for every image
+    assert changed.any(), "no box was pasted"
+    rows, cols = changed.nonzero(as_tuple=True)
+    box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
+    assert changed[box].all(), "the pasted region is not one rectangle"
+    sources = []
     for i in range(4):
-        vals = out[i, 0][changed].unique()
-        assert len(vals) <= 1
+        vals = out[i, 0][box].unique()
+        assert len(vals) == 1  # one source image fills the box
+        sources.append(int(vals))
+    assert sorted(sources) == [0, 1, 2, 3]  # a permutation of the batch
+    assert sources != [0, 1, 2, 3]
     assert (out[:, :, ~changed] == x[:, :, ~changed]).all()
 
 
