@@ -136,3 +136,61 @@ def test_teacher_random_resized_crops_are_seeded_and_replace_padding():
     rrc = weights(min_scale=0.3)
     assert torch.equal(rrc, weights(min_scale=0.3))  # same seed, same crops, same bytes
     assert not torch.equal(rrc, weights())  # the crops are applied (padding 0 = no crop)
+
+
+class _Spy(torch.nn.Module):
+    """Records every input it sees, with the mode it was in."""
+
+    def __init__(self, inner, seen):
+        super().__init__()
+        self.inner, self.seen = inner, seen
+
+    def forward(self, x):
+        self.seen.append((x.detach().clone(), self.training))
+        return self.inner(x)
+
+
+def test_the_online_teacher_sees_exactly_the_students_input_in_eval_mode(monkeypatch):
+    import ddflow.train.student as student
+
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, (24, 12, 12, 1), dtype=np.uint8)
+    y = np.repeat(np.arange(4), 6)
+    bundle = DatasetBundle(x, y, x[:8], y[:8], ["a", "b", "c", "d"], [0.5], [0.25])
+    seen_student, seen_teacher = [], []
+    build = student.build_model
+    monkeypatch.setattr(student, "build_model", lambda *a, **k: _Spy(build(*a, **k), seen_student))
+    teacher = _Spy(build_model("convnet_d3", 4, 1, (12, 12)), seen_teacher)
+    teacher.train()  # whatever mode it arrives in, it must label in eval mode
+    cfg = {
+        "arch": "convnet_d3", "epochs": 2, "batch_size": 4, "lr": 1e-3, "weight_decay": 0.0,
+        "no_decay_bn_bias": False, "schedule": "cosine", "temperature": 4, "t2_factor": False,
+        "min_scale": 0.3, "max_scale": 1.0, "hflip": True, "cutmix": 1.0, "eval_every": 1,
+        "randaugment": None,
+    }  # fmt: skip
+    train_student(x[:12], teacher, bundle, cfg, 0, torch.device("cpu"))
+    trained_on = [inp for inp, training in seen_student if training]
+    assert len(trained_on) == len(seen_teacher) == 2 * 3  # 12 images, batches of 4, 2 epochs
+    for s, (t, teacher_training) in zip(trained_on, seen_teacher):
+        assert torch.equal(s, t) and not teacher_training  # after crop, flip and CutMix
+    assert not any(torch.equal(trained_on[0], t) for t in trained_on[1:])  # fresh draws
+
+
+def test_evaluate_counts_a_known_answer():
+    from ddflow.data.pixels import Normalizer
+    from ddflow.train.common import evaluate
+
+    class Brightness(torch.nn.Module):
+        """Predicts class 1 for bright images, 0 for dark ones; 3 classes."""
+
+        def forward(self, x):
+            m = x.mean(dim=(1, 2, 3))
+            return torch.stack([-m, m, torch.full_like(m, -1e9)], 1)
+
+    images = np.zeros((7, 4, 4, 1), np.uint8)
+    images[:3] = 200  # bright
+    labels = np.array([1, 1, 0, 0, 0, 2, 1])  # right: 0, 1, 3, 4 -> 4 of 7
+    model = Brightness().train()
+    top1 = evaluate(model, images, labels, Normalizer([0.5], [0.25]), batch_size=3)
+    assert top1 == pytest.approx(100 * 4 / 7)
+    assert model.training  # the mode is restored
