@@ -188,3 +188,18 @@ def test_cda_figure5_draws_ddflow_curves_over_the_papers_points(tmp_path):
     # the paper's milestones 0.5 and 1.0 of each scheduler are among the mini's 0.25..1.0
     assert len(filled) == 6 and set(filled.ddflow_mean) == {40.5, 41.0}
     assert set(filled.setting.str.extract(r"milestone=([\d.]+)")[0].astype(float)) == {0.5, 1.0}
+
+
+def test_a_printed_gain_is_filled_with_ddflows_own_gain():
+    published = load_published(
+        io.StringIO(
+            PUBLISHED.splitlines()[0]
+            + "\ncda,table4,Tiny / 50,R18 / SRe2L,tiny-imagenet,sre2l,50,resnet18,,top1,41.1,,0,"
+            + "\ncda,table4,Tiny / 50,R18 / Ours,tiny-imagenet,cda,50,resnet18,,top1,48.7,,0,"
+            + "\ncda,table4,Tiny / 50,R18 / Ours,tiny-imagenet,cda,50,resnet18,,top1_gain,7.6,,0,\n"
+        )
+    )
+    cells = _cells().assign(table="cda/table4")
+    m = match(published, cells, "cda/table4").set_index("metric")
+    assert m.loc["top1_gain", "ddflow_mean"] == pytest.approx(45.5 - 38.0)
+    assert m.loc["top1_gain", "ddflow_std"] == pytest.approx((0.5**2 + 1.0**2) ** 0.5)

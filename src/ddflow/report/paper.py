@@ -120,31 +120,54 @@ def _run_key(run) -> tuple:
     return (run.kind, run.ipc, run.student, run.method_config, run.student_config, run.dataset)
 
 
+# Printed gains (an arrow or "(+x)" beside a cell): the method over this baseline, same cell.
+GAIN_OVER = {"cda/table4": "sre2l", "delt/table4": "rded", "delt/table6": "rded"}
+
+
+def _fill(cell, runs: pd.DataFrame) -> tuple[object | None, bool]:
+    """(the one run that fills a top-1 cell, or None; whether several did)."""
+    fits = [r for r in runs.itertuples() if _fits(cell, r)]
+    if len(fits) > 1 and not cell.setting:
+        fits = [r for r in fits if not r.sweep] or fits
+    if len(fits) > 1:  # one run shared by several experiments counts once
+        fits = list({_run_key(r): r for r in reversed(fits)}.values())
+    return (fits[0] if len(fits) == 1 else None), len(fits) > 1
+
+
 def match(published: pd.DataFrame, cells: pd.DataFrame, table: str) -> pd.DataFrame:
     """The table's published cells (paper order) with the ddflow run that fills each, if any.
 
     A cell without a setting is the paper's main recipe: among several fitting runs the one that
-    is not a sweep variant fills it; a tie is left empty and reported.
+    is not a sweep variant fills it; a tie is left empty and reported. A printed gain is filled
+    with ddflow's own gain over the same baseline (std: both stds in quadrature).
     """
     paper, name = table.split("/")
     pub = published[(published.paper == paper) & (published.table == name)].copy()
     runs = _runs(cells, table)
     filled = []
     for cell in pub.itertuples():
-        fits = [r for r in runs.itertuples() if cell.metric == "top1" and _fits(cell, r)]
-        if len(fits) > 1 and not cell.setting:
-            fits = [r for r in fits if not r.sweep] or fits
-        if len(fits) > 1:  # one run shared by several experiments counts once
-            fits = list({_run_key(r): r for r in reversed(fits)}.values())
-        run = fits[0] if len(fits) == 1 else None
+        run, ambiguous, mean, std = None, False, float("nan"), float("nan")
+        if cell.metric == "top1":
+            run, ambiguous = _fill(cell, runs)
+            if run:
+                mean, std = run.top1_mean, run.top1_std
+        elif cell.metric == "top1_gain" and table in GAIN_OVER:
+            run, ambiguous = _fill(cell, runs)
+            base, base_ambiguous = _fill(cell._replace(method=GAIN_OVER[table]), runs)
+            ambiguous |= base_ambiguous
+            if run and base:
+                mean = run.top1_mean - base.top1_mean
+                std = math.hypot(run.top1_std, base.top1_std)
+            else:
+                run = None
         filled.append(
             {
                 "ddflow_method": run.method if run else "",
                 "ddflow_experiment": run.experiment if run else "",
-                "ddflow_mean": run.top1_mean if run else float("nan"),
-                "ddflow_std": run.top1_std if run else float("nan"),
+                "ddflow_mean": mean,
+                "ddflow_std": std,
                 "ddflow_seeds": run.seeds if run else 0,
-                "ambiguous": len(fits) > 1,
+                "ambiguous": ambiguous,
             }
         )
     return pd.concat([pub.reset_index(drop=True), pd.DataFrame(filled)], axis=1)
@@ -209,6 +232,12 @@ def caption(table: str, cells: pd.DataFrame) -> str:
         "Cells: **ddflow** / paper (ddflow − paper). — = not run here; (quoted) = a method "
         "ddflow does not implement, published number only; † = cell reconstructed from a "
         "garbled PDF extraction."
+        + (
+            f" Gain cells: ddflow's method minus its {GAIN_OVER[table]} in the same row and "
+            "column (std: both stds in quadrature)."
+            if table in GAIN_OVER
+            else ""
+        )
     )
     return "\n".join(lines)
 
