@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from ddflow.config import ConfigError, load_config, paper_table_names
-from ddflow.io import atomic_path, write_json
+from ddflow.io import atomic_path, read_json, write_json
 
 
 def paper_configs(paper: str, size: str) -> list[Path]:
@@ -66,6 +66,8 @@ def regenerate_paper(
     if dry_run:
         return 0
     out = Path("results", "papers", f"{paper}-{size}")
+    if (out / "timings.json").exists():  # times of configs not run by this call are kept
+        timings = {**read_json(out / "timings.json"), **timings}
     items = render_paper(paper, size, cfgs, out, timings)
     print(f"ddflow paper: {len(items)} tables and figures in {out}/index.md", flush=True)
     return 0
