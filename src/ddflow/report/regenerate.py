@@ -105,7 +105,7 @@ def _write_index(paper, size, cfgs, out, items, timings, missing) -> None:
         f"`ddflow paper {paper} {size}`, rendered {datetime.now(UTC):%Y-%m-%d %H:%M} UTC."
         " Published numbers: `src/ddflow/report/published.csv` (transcribed from the paper).",
         "",
-        "| experiment | config | report | wall s (this command) |",
+        "| experiment | config | report | wall s (its last `ddflow paper` run) |",
         "|---|---|---|---|",
     ]
     for c, cfg in cfgs.items():
