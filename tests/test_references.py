@@ -1,0 +1,88 @@
+"""Independent references for numbers that reach a table: each recomputed here another way."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ddflow.baselines import random_subset
+from ddflow.data.pixels import Normalizer
+from ddflow.recover.init import real_init
+from ddflow.report.tables import summarize
+
+
+def test_the_random_subset_is_ipc_distinct_images_of_each_class_and_nested_over_ipc():
+    rng = np.random.default_rng(0)
+    labels = rng.permutation(np.repeat(np.arange(5), 30))
+    small, large = random_subset(labels, 3, 7, 5), random_subset(labels, 10, 7, 5)
+    for picks, ipc in ((small, 3), (large, 10)):
+        assert len(set(picks.tolist())) == len(picks) == 5 * ipc
+        assert (labels[picks] == np.repeat(np.arange(5), ipc)).all()  # class-major
+    assert (large.reshape(5, 10)[:, :3] == small.reshape(5, 3)).all()  # IPC 3 is a prefix
+    assert not np.array_equal(random_subset(labels, 3, 8, 5), small)  # the seed matters
+    # uniform over a class: across seeds every image of class 0 is drawn about equally often
+    counts = np.zeros(len(labels))
+    for seed in range(600):
+        np.add.at(counts, random_subset(labels, 3, seed, 5)[:3], 1)
+    drawn = counts[labels == 0]
+    assert drawn.min() > 0.5 * drawn.mean() and drawn.max() < 1.5 * drawn.mean()
+
+
+def test_real_init_of_a_shard_not_starting_at_class_zero_takes_that_shards_classes():
+    labels = np.repeat(np.arange(6), 4)
+    images = np.repeat(np.arange(24, dtype=np.uint8), 4).reshape(24, 2, 2, 1)  # image i == i
+    scores = np.arange(24, dtype=np.float64)[::-1].copy()  # lower index = higher score
+    norm = Normalizer([0.0], [1.0 / 255])
+    x = real_init(images, labels, scores, range(3, 5), 2, "highest", norm)
+    picked = x[:, 0, 0, 0].round().long().tolist()
+    # class 3 holds images 12..15 and class 4 holds 16..19; highest scores first
+    assert picked == [12, 13, 16, 17]
+
+
+def test_the_summary_is_mean_and_sample_std_of_the_per_seed_results(tmp_path):
+    rows = [("sre2l", "sre2l", 41.0), ("sre2l", "sre2l", 44.5), ("sre2l", "sre2l", 43.0)]
+    rows += [("random", "random", 50.0), ("random", "random", 52.0)]
+    paths = []
+    for i, (method, kind, top1) in enumerate(rows):
+        p = tmp_path / f"{i}.json"
+        p.write_text(
+            json.dumps(
+                {
+                    "dataset": "d",
+                    "method": method,
+                    "kind": kind,
+                    "ipc": 10,
+                    "student": "convnet_d3",
+                    "seed": i,
+                    "top1_last": top1,
+                    "top1_best": top1 + 1,
+                    "teacher_top1": 60.0,
+                }  # fmt: skip
+            )
+        )
+        paths.append(str(p))
+    table = summarize(paths).set_index("method")
+    seeds = [41.0, 44.5, 43.0]
+    assert table.loc["sre2l", "top1_last_mean"] == pytest.approx(np.mean(seeds), abs=0.005)
+    assert table.loc["sre2l", "top1_last_std"] == pytest.approx(np.std(seeds, ddof=1), abs=0.005)
+    assert table.loc["sre2l", "seeds"] == 3
+    assert table.loc["sre2l", "top1_best_mean"] == pytest.approx(np.mean(seeds) + 1, abs=0.005)
+    assert table.loc["sre2l", "random_top1_last_mean"] == 51.0  # the random subset's mean
+
+
+def test_kd_loss_by_an_independent_formula():
+    """KL(p_t || p_s) at temperature T, written out elementwise, batch-mean."""
+    from ddflow.labels.soft import kd_loss
+
+    s = torch.tensor([[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]])
+    t = torch.tensor([[0.5, 2.5, 0.0], [1.0, 0.0, 2.0]])
+    T = 2.0
+    total = 0.0
+    for i in range(2):
+        zs = [float(v) / T for v in s[i]]
+        zt = [float(v) / T for v in t[i]]
+        ls = [z - np.log(sum(np.exp(zs))) for z in zs]
+        pt = [np.exp(z) / sum(np.exp(zt)) for z in zt]
+        total += sum(p * (np.log(p) - q) for p, q in zip(pt, ls))
+    assert kd_loss(s, t, T).item() == pytest.approx(total / 2, rel=1e-5)
