@@ -86,3 +86,100 @@ def test_kd_loss_by_an_independent_formula():
         pt = [np.exp(z) / sum(np.exp(zt)) for z in zt]
         total += sum(p * (np.log(p) - q) for p, q in zip(pt, ls))
     assert kd_loss(s, t, T).item() == pytest.approx(total / 2, rel=1e-5)
+
+
+def _tiny_bundle(n_per_class=6, size=12):
+    from ddflow.data.datasets import DatasetBundle
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), n_per_class)
+    x = (rng.integers(0, 60, (len(y), size, size, 1)) + 40 * y[:, None, None, None]).astype(
+        np.uint8
+    )
+    return DatasetBundle(x, y, x[::2], y[::2], ["a", "b", "c", "d"], [0.4], [0.3])
+
+
+STUDENT_CHANGES = {
+    "epochs": 3,
+    "batch_size": 4,
+    "lr": 0.01,
+    "weight_decay": 0.5,
+    "no_decay_bn_bias": False,
+    "schedule": "cosine",
+    "temperature": 2,
+    "t2_factor": True,
+    "min_scale": 0.6,
+    "max_scale": 0.7,
+    "hflip": False,
+    "cutmix": 0.0,
+    "randaugment": "rand-m9-n2-mstd0.5",
+}
+
+
+@pytest.mark.parametrize("key", sorted(STUDENT_CHANGES))
+def test_every_student_key_reaches_the_training(key):
+    """Changing any recipe key changes the student's training curve (no key is dropped)."""
+    from ddflow.config import validate_config
+    from ddflow.models import build_model
+    from ddflow.train.student import train_student
+
+    base = {"arch": "convnet_d3", "epochs": 2, "batch_size": 8, "eval_every": 1, "cutmix": 1.0}
+    cfgs = [
+        validate_config(
+            {
+                "dataset": {"name": "d", "source": "mnist-embedded"},
+                "teacher": {"arch": "convnet_d3"},
+                "student": student,
+                "ipc": [1],
+                "methods": {"random": {"kind": "random"}},
+            }
+        )["student"]
+        for student in (base, {**base, key: STUDENT_CHANGES[key]})
+    ]
+    assert cfgs[0][key] != cfgs[1][key]
+    bundle = _tiny_bundle()
+    teacher = build_model("convnet_d3", 4, 1, (12, 12)).eval()
+    curves = [
+        train_student(bundle.train_x[:12], teacher, bundle, c, 0, torch.device("cpu"))["curve"]
+        for c in cfgs
+    ]
+    assert curves[0] != curves[1]
+
+
+TEACHER_CHANGES = {
+    "epochs": 2,
+    "batch_size": 6,
+    "lr": 0.2,
+    "momentum": 0.5,
+    "weight_decay": 0.05,
+    "warmup_epochs": 1,
+    "crop_padding": 0,
+    "hflip": True,
+    "seed": 3,
+    "min_scale": 0.3,
+}
+
+
+@pytest.mark.parametrize("key", sorted(TEACHER_CHANGES))
+def test_every_teacher_key_reaches_the_training(key):
+    from ddflow.config import validate_config
+    from ddflow.train.teacher import train_teacher
+
+    base = {"arch": "convnet_d3", "epochs": 1, "batch_size": 8, "crop_padding": 2}
+    changed = {**base, key: TEACHER_CHANGES[key]}
+    if key == "min_scale":
+        changed["crop_padding"] = 0  # random-resized crops replace the padded ones
+    curves = []
+    for teacher in (base, changed):
+        cfg = validate_config(
+            {
+                "dataset": {"name": "d", "source": "mnist-embedded"},
+                "teacher": teacher,
+                "student": {"arch": "convnet_d3"},
+                "ipc": [1],
+                "methods": {"random": {"kind": "random"}},
+            }
+        )["teacher"]
+        _, metrics = train_teacher(_tiny_bundle(), cfg, torch.device("cpu"))
+        curves.append(metrics["curve"])
+    assert curves[0] != curves[1]
