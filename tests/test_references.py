@@ -183,3 +183,27 @@ def test_every_teacher_key_reaches_the_training(key):
         _, metrics = train_teacher(_tiny_bundle(), cfg, torch.device("cpu"))
         curves.append(metrics["curve"])
     assert curves[0] != curves[1]
+
+
+def test_centroid_cosine_by_hand():
+    from ddflow.metrics.diversity import centroid_cosine
+
+    f = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 2.0], [3.0, 0.0], [3.0, 0.0]])
+    labels = np.array([0, 0, 0, 1, 1])
+    # class 0: centroid (1, 1); cosines 1/sqrt2, 1/sqrt2, 1; class 1: identical features -> 1
+    expected0 = (2 / np.sqrt(2) + 1) / 3
+    out = centroid_cosine(f, labels)
+    assert out["per_class"][0] == pytest.approx(expected0, rel=1e-6)
+    assert out["per_class"][1] == pytest.approx(1.0, rel=1e-6)
+    assert out["mean_cosine_to_centroid"] == pytest.approx((expected0 + 1) / 2, rel=1e-6)
+
+
+def test_penultimate_features_are_the_classifier_input():
+    from ddflow.metrics.diversity import penultimate_features
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    images = np.arange(8, dtype=np.uint8).reshape(2, 2, 2, 1)
+    norm = Normalizer([0.0], [1.0])
+    feats = penultimate_features(model, images, norm, batch_size=1)
+    expected = model[1](model[0](norm.to_tensor(images)))
+    torch.testing.assert_close(feats, expected)
