@@ -20,8 +20,24 @@ import yaml
 from ddflow.errors import DdflowError
 from ddflow.presets import RECOVER_PRESETS
 
-# Bumped when a stage's algorithm changes in a way that changes its results.
+# Bumped when a stage's algorithm changes in a way that changes its results (a new id reruns the
+# stage and everything downstream). STAGE_CODE names the modules whose code computes each stage:
+# tests/test_stage_code.py fails when one changes until its author either bumps the stage's
+# version (results change) or records the new code as result-neutral.
 ALGO_VERSION = {"data": 1, "teacher": 1, "recover": 1, "random": 1, "rded": 1, "student": 1}
+STAGE_CODE = {
+    "data": ["data/datasets.py", "data/files.py", "data/pixels.py"],
+    "teacher": ["train/teacher.py", "train/common.py", "models/convnet.py", "models/resnet.py",
+                "models/registry.py", "models/pretrained.py"],
+    "recover": ["recover/augment.py", "recover/bn_loss.py", "recover/delt.py",
+                "recover/early_late.py", "recover/init.py", "recover/loop.py",
+                "recover/schedules.py", "recover/sre2l.py", "select/ranking.py",
+                "select/mosaic.py", "presets.py"],
+    "random": ["baselines.py"],
+    "rded": ["select/mosaic.py", "select/ranking.py"],
+    "student": ["train/student.py", "train/common.py", "labels/soft.py", "models/convnet.py",
+                "models/resnet.py", "models/registry.py"],
+}  # fmt: skip
 # Keys of a method that only change how work is split into jobs, never the images.
 LAYOUT_KEYS = {"ipc_per_shard"}
 # Kinds whose images are produced independently per (class block, IPC index).
