@@ -136,3 +136,25 @@ def test_stale_resume_state_is_ignored(inputs, tmp_path):
     first.finish(0, np.zeros((2, 3, 3, 1), np.uint8))
     assert ShardResume(path, "stage-a/shard", every=5).finished(0) is not None
     assert ShardResume(path, "stage-b/shard", every=5).finished(0) is None
+
+
+def test_a_two_thread_shard_is_reproducible(inputs, tmp_path):
+    """Users run several threads (tests elsewhere pin one): two threads, same bytes twice."""
+    from ddflow.stages import run_recover_shard
+
+    root, cfg, ids, npz, meta, ckpt = inputs
+    outs = []
+    for k in range(2):
+        out = tmp_path / f"{k}.npz"
+        run_recover_shard(
+            npz, meta, ckpt, None, cfg["methods"]["cda"], ids.method("cda"),
+            "c00000-00010_i0000-0002", {**cfg["runtime"], "threads": 2}, str(out), threads=2,
+        )  # fmt: skip
+        outs.append(out)
+    import torch
+
+    assert torch.get_num_threads() == 2
+    with np.load(outs[0]) as a, np.load(outs[1]) as b:
+        assert a["images"].shape == (20, 28, 28, 1)
+        for key in ("images", "labels", "ipc_index"):
+            assert np.array_equal(a[key], b[key]), key
