@@ -5,6 +5,8 @@ from ddflow.data.catalog import num_classes
 from ddflow.data.datasets import DataError, check_class_map, load_bundle, prepare, stratified_split
 from ddflow.distilled import read_distilled, write_distilled
 
+from conftest import ROOT
+
 EMBEDDED = {
     "name": "m",
     "source": "mnist-embedded",
@@ -224,3 +226,28 @@ def test_storage_and_normalization_keys_are_checked(dataset, key):
     }
     with pytest.raises(ConfigError, match=key):
         validate_config(cfg)
+
+
+SHIPPED_CIFAR = ROOT / "tests" / "data" / "cifar"  # real images, official python layouts
+
+
+def test_shipped_cifar100_fixture_reads_100_rgb_classes(tmp_path):
+    from ddflow.config import validate_config
+
+    ds = validate_config(
+        {
+            "dataset": {"name": "c100", "source": "cifar100", "root": str(SHIPPED_CIFAR)},
+            "teacher": {},
+            "student": {},
+            "ipc": [1],
+            "methods": {"random": {"kind": "random"}},
+        }
+    )["dataset"]
+    b = prepare(ds, tmp_path / "d.npz", tmp_path / "m.json")
+    assert b.num_classes == 100 and b.image_shape == (3, 32, 32)
+    assert b.classes[:2] == ["airplane_0", "airplane_1"] and b.classes[-1] == "truck_9"
+    assert (np.bincount(b.train_y, minlength=100) == 1).all()
+    assert (np.bincount(b.test_y, minlength=100) == 1).all()
+    channels = b.train_x.reshape(-1, 3).astype(float)
+    assert channels.std(0).min() > 20  # real photos, not a constant fill
+    assert not np.allclose(channels[:, 0], channels[:, 2])  # colour, not grey

@@ -8,6 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
 from conftest import ROOT, dry_run_plan, snakemake_cmd
 
@@ -372,3 +373,23 @@ def test_imagenet_layout_with_file_storage_and_a_loaded_observer(tmp_path):
     later = os.stat(tmp_path / "observer.pth").st_mtime + 60
     os.utime(tmp_path / "observer.pth", (later, later))
     assert any("/teacher/" in p for p in planned(run, cfg))
+
+
+def test_rgb_cifar_python_end_to_end_on_the_shipped_fixture(tmp_path):
+    """Runs in CI without any external data: the shipped CIFAR-10 fixture (3 images a class)."""
+    cfg = {
+        **TINY,
+        "dataset": {
+            "name": "cifar",
+            "source": "cifar10",
+            "root": str(ROOT / "tests" / "data" / "cifar"),
+        },
+        "methods": {"sre2l": {**TINY["methods"]["sre2l"], "iterations": 2, "flip": True}},
+        "student": {**TINY["student"], "epochs": 1},
+    }
+    run_workflow(tmp_path, cfg)
+    [manifest] = tmp_path.glob("results/cifar/distilled/random-*/ipc2/manifest.json")
+    m = json.loads(manifest.read_text())
+    assert m["classes"][:2] == ["airplane", "automobile"] and m["n_images"] == 20
+    [image] = [f for f in m["files"] if f["label"] == 1][:1]
+    assert np.asarray(Image.open(manifest.parent / "images" / image["file"])).shape == (32, 32, 3)

@@ -88,8 +88,10 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
         tmp.write_text(text + "\n")
 
 
-# What a CIFAR python batch holds besides builtins: numpy arrays (numpy 1 and 2 module paths).
+# What a CIFAR python batch holds besides builtins: numpy arrays (numpy 1 and 2 module paths),
+# and the bytes of a protocol-2 pickle written by Python 3 (_codecs.encode(text, "latin1")).
 _PICKLE_ALLOWED = {
+    ("_codecs", "encode"),
     ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"),
     ("numpy", "ndarray"),
@@ -104,6 +106,10 @@ class UntrustedPickleError(DdflowError):
 class _ArraysOnlyUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
         if (module, name) in _PICKLE_ALLOWED:
+            if module == "_codecs":
+                import codecs
+
+                return codecs.encode
             if module == "numpy":
                 return getattr(np, name)
             return (getattr(np, "_core", None) or np.core).multiarray._reconstruct
