@@ -207,3 +207,56 @@ def test_penultimate_features_are_the_classifier_input():
     feats = penultimate_features(model, images, norm, batch_size=1)
     expected = model[1](model[0](norm.to_tensor(images)))
     torch.testing.assert_close(feats, expected)
+
+
+def test_a_class_with_exactly_ipc_images_gives_them_all():
+    labels = np.repeat(np.arange(3), 4)
+    picks = random_subset(labels, 4, 0, 3)
+    assert sorted(picks.tolist()) == list(range(12))
+    with pytest.raises(ValueError, match="config key 'ipc': class 0 has 4 training images"):
+        random_subset(labels, 5, 0, 3)
+
+
+def test_an_unknown_crop_schedule_is_named():
+    from ddflow.recover.schedules import crop_scale_bounds
+
+    with pytest.raises(ValueError, match="unknown crop schedule 'zigzag'"):
+        crop_scale_bounds(0, 10, "zigzag", 1.0, 0.08, 1.0)
+
+
+def _runs(tmp_path, rows):
+    paths = []
+    for i, (method, kind, ipc, top1) in enumerate(rows):
+        p = tmp_path / f"r{i}.json"
+        p.write_text(
+            json.dumps(
+                {
+                    "dataset": "d",
+                    "method": method,
+                    "kind": kind,
+                    "ipc": ipc,
+                    "student": "s",
+                    "seed": i,
+                    "top1_last": top1,
+                    "top1_best": top1,
+                    "teacher_top1": 60.0,
+                }  # fmt: skip
+            )
+        )
+        paths.append(str(p))
+    return paths
+
+
+def test_the_summary_is_sorted_rounded_and_honest_about_single_seeds(tmp_path):
+    paths = _runs(
+        tmp_path,
+        [("sre2l", "sre2l", 50, 41.23456), ("cda", "cda", 10, 40.0), ("cda", "cda", 10, 42.0)],
+    )
+    table = summarize(paths)
+    assert list(zip(table.method, table.ipc)) == [("cda", 10), ("sre2l", 50)]  # sorted
+    sre2l = table.set_index("method").loc["sre2l"]
+    assert sre2l["top1_last_mean"] == 41.23  # two decimals
+    assert sre2l["top1_last_std"] == 0.0  # one seed: no spread, not NaN
+    assert np.isnan(sre2l["random_top1_last_mean"])  # no random subset run: missing, not 0
+    assert table["random_top1_last_mean"].dtype == np.float64
+    assert (table["teacher_top1"] == 60.0).all()  # the teacher's accuracy rides along
