@@ -260,3 +260,84 @@ def test_the_summary_is_sorted_rounded_and_honest_about_single_seeds(tmp_path):
     assert np.isnan(sre2l["random_top1_last_mean"])  # no random subset run: missing, not 0
     assert table["random_top1_last_mean"].dtype == np.float64
     assert (table["teacher_top1"] == 60.0).all()  # the teacher's accuracy rides along
+
+
+def test_the_table_writers_print_what_the_runs_hold(tmp_path):
+    from ddflow.report.tables import (
+        write_cost_table,
+        write_diversity_table,
+        write_sweep_table,
+        write_tables,
+    )
+
+    def run(i, method, top1, variant=None, wall=10.0, rss=100.0, kind="cda"):
+        p = tmp_path / f"w{i}.json"
+        p.write_text(
+            json.dumps(
+                {
+                    "dataset": "d",
+                    "method": method,
+                    "kind": kind,
+                    "ipc": 10,
+                    "student": "s",
+                    "seed": i,
+                    "top1_last": top1,
+                    "top1_best": top1 + 1,
+                    "teacher_top1": 60.0,
+                    "variant": variant or {},
+                    "distill_cost": {"recover_wall_s": 5.0, "recover_image_iterations": 300},
+                    "distilled_image_bytes": 1234,
+                    "label_storage": {"online_teacher_bytes": 7, "stored_fp16_logits_bytes": 9},
+                    "cost": {"wall_s": wall, "peak_rss_mb": rss, "device": "cpu"},
+                }  # fmt: skip
+            )
+        )
+        return str(p)
+
+    a = [run(0, "s__m_0p5", 40.0, {"m": 0.5}), run(1, "s__m_0p5", 42.0, {"m": 0.5}, 20.0, 300.0)]
+    b = [run(2, "s__m_1p0", 50.0, {"m": 1.0})]
+    base = [run(3, "random", 45.0, kind="random")]
+    table = write_tables(a + b + base, tmp_path / "s.csv", tmp_path / "s.md")
+    md = (tmp_path / "s.md").read_text()
+    assert "| 41.00 ± 1.41 " in md and "| 50.00 ± 0.00 " in md  # mean ± sample std
+    assert (tmp_path / "s.csv").read_text().splitlines()[0].startswith("dataset,method,kind")
+    assert len(table) == 3
+    sweep = write_sweep_table(a + b, base, tmp_path / "w.csv", tmp_path / "w.md")
+    assert list(sweep["m"]) == [0.5, 1.0] and list(sweep["top1_last_mean"]) == [41.0, 50.0]
+    assert list(sweep["random_top1_last_mean"]) == [45.0, 45.0]
+    assert "random" not in set(sweep["method"])
+
+    cost = write_cost_table(
+        a + b, _teacher_metrics(tmp_path), tmp_path / "c.csv", tmp_path / "c.md"
+    )
+    row = cost.set_index("method").loc["s__m_0p5"]
+    assert (row["student_wall_s"], row["student_peak_rss_mb"]) == (15.0, 300.0)  # mean, max
+    assert (row["image_iterations"], row["stored_fp16_label_bytes"]) == (300, 9)
+    assert "teacher, shared by all: 33 s on cpu" in (tmp_path / "c.md").read_text()
+
+    div = []
+    for i, (m, per_class) in enumerate([("x", {"0": 0.9, "1": 0.7}), ("y", {"0": 0.5})]):
+        p = tmp_path / f"d{i}.json"
+        mean = float(np.mean(list(per_class.values())))
+        p.write_text(
+            json.dumps(
+                {
+                    "dataset": "d",
+                    "method": m,
+                    "ipc": 10,
+                    "per_class": per_class,
+                    "mean_cosine_to_centroid": mean,
+                }  # fmt: skip
+            )
+        )
+        div.append(str(p))
+    d = write_diversity_table(div, tmp_path / "v.csv", tmp_path / "v.md")
+    assert list(d["method"]) == ["y", "x"]  # most diverse first
+    assert (d.iloc[1]["min_class"], d.iloc[1]["max_class"]) == (0.7, 0.9)
+    assert "lower = more diverse" in (tmp_path / "v.md").read_text()
+
+
+def _teacher_metrics(tmp_path):
+    p = tmp_path / "teacher.json"
+    p.write_text(json.dumps({"cost": {"wall_s": 33.0, "peak_rss_mb": 500.0, "device": "cpu"}}))
+    return str(p)
