@@ -12,6 +12,13 @@ from ddflow.recover.init import real_init
 from ddflow.report.tables import summarize
 
 
+def _write_run(path, **fields) -> str:
+    """One student run's result file, as the student rule writes it (the fields a table reads)."""
+    record = {"dataset": "d", "ipc": 10, "student": "s", "teacher_top1": 60.0, **fields}
+    path.write_text(json.dumps(record))
+    return str(path)
+
+
 def test_the_random_subset_is_ipc_distinct_images_of_each_class_and_nested_over_ipc():
     rng = np.random.default_rng(0)
     labels = rng.permutation(np.repeat(np.arange(5), 30))
@@ -43,25 +50,11 @@ def test_real_init_of_a_shard_not_starting_at_class_zero_takes_that_shards_class
 def test_the_summary_is_mean_and_sample_std_of_the_per_seed_results(tmp_path):
     rows = [("sre2l", "sre2l", 41.0), ("sre2l", "sre2l", 44.5), ("sre2l", "sre2l", 43.0)]
     rows += [("random", "random", 50.0), ("random", "random", 52.0)]
-    paths = []
-    for i, (method, kind, top1) in enumerate(rows):
-        p = tmp_path / f"{i}.json"
-        p.write_text(
-            json.dumps(
-                {
-                    "dataset": "d",
-                    "method": method,
-                    "kind": kind,
-                    "ipc": 10,
-                    "student": "convnet_d3",
-                    "seed": i,
-                    "top1_last": top1,
-                    "top1_best": top1 + 1,
-                    "teacher_top1": 60.0,
-                }  # fmt: skip
-            )
-        )
-        paths.append(str(p))
+    paths = [
+        _write_run(tmp_path / f"{i}.json", method=m, kind=k, student="convnet_d3", seed=i,
+                   top1_last=t, top1_best=t + 1)
+        for i, (m, k, t) in enumerate(rows)
+    ]  # fmt: skip
     table = summarize(paths).set_index("method")
     seeds = [41.0, 44.5, 43.0]
     assert table.loc["sre2l", "top1_last_mean"] == pytest.approx(np.mean(seeds), abs=0.005)
@@ -225,26 +218,11 @@ def test_an_unknown_crop_schedule_is_named():
 
 
 def _runs(tmp_path, rows):
-    paths = []
-    for i, (method, kind, ipc, top1) in enumerate(rows):
-        p = tmp_path / f"r{i}.json"
-        p.write_text(
-            json.dumps(
-                {
-                    "dataset": "d",
-                    "method": method,
-                    "kind": kind,
-                    "ipc": ipc,
-                    "student": "s",
-                    "seed": i,
-                    "top1_last": top1,
-                    "top1_best": top1,
-                    "teacher_top1": 60.0,
-                }  # fmt: skip
-            )
-        )
-        paths.append(str(p))
-    return paths
+    return [
+        _write_run(tmp_path / f"r{i}.json", method=m, kind=k, ipc=ipc, seed=i, top1_last=t,
+                   top1_best=t)
+        for i, (m, k, ipc, t) in enumerate(rows)
+    ]  # fmt: skip
 
 
 def test_the_summary_is_sorted_rounded_and_honest_about_single_seeds(tmp_path):
@@ -271,28 +249,14 @@ def test_the_table_writers_print_what_the_runs_hold(tmp_path):
     )
 
     def run(i, method, top1, variant=None, wall=10.0, rss=100.0, kind="cda"):
-        p = tmp_path / f"w{i}.json"
-        p.write_text(
-            json.dumps(
-                {
-                    "dataset": "d",
-                    "method": method,
-                    "kind": kind,
-                    "ipc": 10,
-                    "student": "s",
-                    "seed": i,
-                    "top1_last": top1,
-                    "top1_best": top1 + 1,
-                    "teacher_top1": 60.0,
-                    "variant": variant or {},
-                    "distill_cost": {"recover_wall_s": 5.0, "recover_image_iterations": 300},
-                    "distilled_image_bytes": 1234,
-                    "label_storage": {"online_teacher_bytes": 7, "stored_fp16_logits_bytes": 9},
-                    "cost": {"wall_s": wall, "peak_rss_mb": rss, "device": "cpu"},
-                }  # fmt: skip
-            )
-        )
-        return str(p)
+        return _write_run(
+            tmp_path / f"w{i}.json", method=method, kind=kind, seed=i, top1_last=top1,
+            top1_best=top1 + 1, variant=variant or {},
+            distill_cost={"recover_wall_s": 5.0, "recover_image_iterations": 300},
+            distilled_image_bytes=1234,
+            label_storage={"online_teacher_bytes": 7, "stored_fp16_logits_bytes": 9},
+            cost={"wall_s": wall, "peak_rss_mb": rss, "device": "cpu"},
+        )  # fmt: skip
 
     a = [run(0, "s__m_0p5", 40.0, {"m": 0.5}), run(1, "s__m_0p5", 42.0, {"m": 0.5}, 20.0, 300.0)]
     b = [run(2, "s__m_1p0", 50.0, {"m": 1.0})]

@@ -439,6 +439,13 @@ class StageIds:
         }
 
 
+def report_dir(cfg: dict) -> str:
+    """Where an experiment's tables and figures go: its own folder when named, so several
+    experiments share a working directory (and its teacher and shards) without overwriting."""
+    ds, name = cfg["dataset"]["name"], cfg["report"]["name"]
+    return f"results/{ds}/reports/{name}" if name else f"results/{ds}"
+
+
 def experiment_record(cfg: dict) -> dict:
     """What a run is: the effective config (validated, presets and sweeps expanded) and the
     stage ids, written beside the report so a table can be traced. Not the config file's name:

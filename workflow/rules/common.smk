@@ -18,6 +18,7 @@ from ddflow.config import (
     experiment_record,
     load_yaml,
     paper_table_names,
+    report_dir,
     teacher_is_loaded,
     teacher_result_keys,
     validate_config,
@@ -49,10 +50,8 @@ RANKING = f"results/{DS}/ranking/{IDS.ranking_name()}.npz"
 STUDENT_SEEDS = CFG["student"]["seeds"]
 SWEEPS = CFG["sweep_members"]
 SNAPSHOTS = CFG["report"]["snapshots"]
-# Tables and figures of one experiment; a named one keeps its own, so several paper configs
-# can share a working directory (and its teacher and shards) without overwriting each other.
 REPORT_NAME = CFG["report"]["name"]
-REPORT_DIR = f"results/{DS}/reports/{REPORT_NAME}" if REPORT_NAME else f"results/{DS}"
+REPORT_DIR = report_dir(CFG)
 VARIANT_OF = {m: (sweep, v) for sweep, members in SWEEPS.items() for m, v in members}
 
 DATA_DIR = f"results/{DS}/data-{IDS.data}"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ddflow.config import ConfigError, load_config, paper_table_names
+from ddflow.config import ConfigError, load_config, paper_table_names, report_dir
 from ddflow.io import atomic_path, read_json, write_json
 
 
@@ -26,11 +26,6 @@ def paper_configs(paper: str, size: str) -> list[Path]:
             "(papers: cda, delt; sizes: mini, full)"
         )
     return configs
-
-
-def report_dir(cfg: dict) -> Path:
-    ds, name = cfg["dataset"]["name"], cfg["report"]["name"]
-    return Path("results", ds, "reports", name) if name else Path("results", ds)
 
 
 def regenerate_paper(
@@ -81,7 +76,7 @@ def render_paper(
     cells, tables, missing = [], [], []
     for c, cfg in cfgs.items():
         block = cfg["report"]["paper"]
-        path = report_dir(cfg) / "paper" / "cells.csv"
+        path = Path(report_dir(cfg), "paper", "cells.csv")
         if not block:
             missing.append(f"{c} (no report.paper block)")
             continue
@@ -109,7 +104,7 @@ def _write_index(paper, size, cfgs, out, items, timings, missing) -> None:
         "|---|---|---|---|",
     ]
     for c, cfg in cfgs.items():
-        rel = Path("..", "..", *report_dir(cfg).parts[1:])
+        rel = Path("..", "..", *Path(report_dir(cfg)).parts[1:])
         wall = timings.get(str(c), "")
         lines.append(f"| {cfg['report']['name']} | `{c}` | [{rel}]({rel}) | {wall} |")
     if timings:
