@@ -410,6 +410,7 @@ def test_a_diverging_teacher_stops_before_writing(tmp_path):
 
 
 def test_a_diverging_student_stops_before_writing(tmp_path):
+    from ddflow.config import student_protocols
     from ddflow.train.common import TrainingDiverged
     from ddflow.train.student import train_student
 
@@ -417,7 +418,8 @@ def test_a_diverging_student_stops_before_writing(tmp_path):
     cfg = validate_config({**BASE, "student": {"arch": "convnet_d3", "lr": 1e12, "epochs": 2}})
     teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 10)).eval()
     with pytest.raises(TrainingDiverged) as e:
-        train_student(bundle.train_x[:10], teacher, bundle, cfg["student"], 0, torch.device("cpu"))
+        recipe = student_protocols(cfg["student"])["online"]
+        train_student(bundle.train_x[:10], teacher, bundle, recipe, 0, torch.device("cpu"))
     assert re.search(r"^student \(seed 0\) training diverged at epoch [12] \(", str(e.value))
     assert "Lower student.lr" in str(e.value)
 

@@ -55,8 +55,9 @@ def test_every_config_key_is_documented():
     schema = load_schema()
     doc = (ROOT / "config" / "README.md").read_text()
     keys = set(_schema_keys(schema))
-    for kind in schema["$defs"].values():
-        keys |= {f"methods.<name>.{k}" for k in _schema_keys(kind)}
+    for name, sub in schema["$defs"].items():
+        prefix = "methods.<name>." if name.endswith("_method") else f"student.{name}."
+        keys |= {prefix + k for k in _schema_keys(sub)}
     missing = sorted(k for k in keys if f"`{k}`" not in doc)
     assert not missing, f"config/README.md does not document: {missing}"
 

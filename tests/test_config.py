@@ -62,10 +62,10 @@ def test_reordered_keys_give_same_ids():
     reordered = {k: BASE[k] for k in reversed(list(BASE))}
     reordered["methods"] = {"sre2l": {"kind": "sre2l"}}
     b = StageIds(validate_config(reordered))
-    assert (a.data, a.teacher, a.student, a.method("sre2l")) == (
+    assert (a.data, a.teacher, a.students, a.method("sre2l")) == (
         b.data,
         b.teacher,
-        b.student,
+        b.students,
         b.method("sre2l"),
     )
 
@@ -78,14 +78,14 @@ def test_ids_change_only_downstream_of_the_change():
         base.teacher,
         base.method("sre2l"),
     )
-    assert student.student != base.student
+    assert student.students != base.students
     method = StageIds(validate_config(with_change("methods.sre2l.r_bn", 0.1)))
-    assert (method.teacher, method.student) == (base.teacher, base.student)
+    assert (method.teacher, method.students) == (base.teacher, base.students)
     assert method.method("sre2l") != base.method("sre2l")
     assert method.method("random") == base.method("random")  # random does not use the teacher
     teacher = StageIds(validate_config(with_change("teacher.epochs", 9)))
     assert teacher.data == base.data
-    assert teacher.teacher != base.teacher and teacher.student != base.student
+    assert teacher.teacher != base.teacher and teacher.students != base.students
     assert teacher.method("sre2l") != base.method("sre2l")
 
 
@@ -99,9 +99,9 @@ def test_layout_and_runtime_knobs_do_not_change_ids():
         ("ipc", [2, 4]),
     ]:
         other = StageIds(validate_config(with_change(path, value)))
-        assert (other.teacher, other.student, other.method("sre2l")) == (
+        assert (other.teacher, other.students, other.method("sre2l")) == (
             base.teacher,
-            base.student,
+            base.students,
             base.method("sre2l"),
         ), path
 

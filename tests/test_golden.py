@@ -19,7 +19,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from ddflow.config import StageIds, validate_config  # noqa: E402
+from ddflow.config import StageIds, student_protocols, validate_config  # noqa: E402
 from ddflow.io import load_checkpoint, read_json  # noqa: E402
 from ddflow.stages import run_data, run_recover_shard, run_teacher  # noqa: E402
 
@@ -60,7 +60,8 @@ def measure(workdir: Path) -> dict:
         images = z["images"]
     bundle = load_bundle(npz, meta)
     teacher, _ = load_teacher(ckpt, bundle.classes)
-    student = train_student(images, teacher, bundle, cfg["student"], 0, torch.device("cpu"))
+    recipe = student_protocols(cfg["student"])["online"]
+    student = train_student(images, teacher, bundle, recipe, 0, torch.device("cpu"))
     weights, _ = load_checkpoint(ckpt)
     return {
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),

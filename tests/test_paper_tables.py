@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from ddflow.report.paper import (
+    caption,
     experiment_cells,
     layout,
     load_published,
@@ -37,14 +38,20 @@ def _experiment(name, methods, tables, **paper):
         "config": {
             "dataset": {"name": "cifar10-mini"},
             "teacher": {"arch": "convnet_d3"},
-            "student": {"arch": "convnet_d3", "epochs": 300, "seeds": [0, 1]},
+            "student": {
+                "arch": "convnet_d3",
+                "epochs": 300,
+                "seeds": [0, 1],
+                "labels": ["online", "stored"],
+                "label_budget": [{}],
+            },  # fmt: skip
             "methods": methods,
             "report": {"name": name, "paper": {"tables": tables, "scale": "mini", **paper}},
         }
     }
 
 
-def _summary(rows):
+def _summary(rows, protocol="online"):
     """summary.csv rows: (method, kind, ipc, mean, std)."""
     return pd.DataFrame(
         [
@@ -54,6 +61,7 @@ def _summary(rows):
                 "kind": k,
                 "ipc": ipc,
                 "student": "convnet_d3",
+                "protocol": protocol,
                 "seeds": 2,
                 "top1_last_mean": mean,
                 "top1_last_std": std,
@@ -203,3 +211,18 @@ def test_a_printed_gain_is_filled_with_ddflows_own_gain():
     m = match(published, cells, "cda/table4").set_index("metric")
     assert m.loc["top1_gain", "ddflow_mean"] == pytest.approx(45.5 - 38.0)
     assert m.loc["top1_gain", "ddflow_std"] == pytest.approx((0.5**2 + 1.0**2) ** 0.5)
+
+
+def test_with_several_protocols_a_cell_takes_online_labels_unless_it_names_them(published):
+    methods = {"sre2l": {"kind": "sre2l", "iterations": 300}}
+    exp = _experiment("p", methods, ["x/table1"], dataset="tiny-imagenet", student="resnet18")
+    rows = [("sre2l", "sre2l", 50, 38.0, 1.0)]
+    summary = pd.concat([_summary(rows), _summary([(*rows[0][:3], 30.0, 2.0)], "stored")])
+    cells = experiment_cells(summary, exp)
+    assert sorted(cells.protocol) == ["online", "stored"]
+    m = match(published, cells, "x/table1").set_index("col")
+    assert m.loc["SRe2L R18", "ddflow_mean"] == 38.0 and not m.loc["SRe2L R18", "ambiguous"]
+    stored = published.copy()
+    stored.loc[stored.col == "SRe2L R18", "setting"] = "labels=stored"
+    assert match(stored, cells, "x/table1").set_index("col").loc["SRe2L R18", "ddflow_mean"] == 30
+    assert "stored (FKD) soft labels" in caption("x/table1", cells[cells.protocol == "stored"])

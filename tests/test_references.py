@@ -14,7 +14,10 @@ from ddflow.report.tables import summarize
 
 def _write_run(path, **fields) -> str:
     """One student run's result file, as the student rule writes it (the fields a table reads)."""
-    record = {"dataset": "d", "ipc": 10, "student": "s", "teacher_top1": 60.0, **fields}
+    record = {
+        "dataset": "d", "ipc": 10, "student": "s", "protocol": "online", "teacher_top1": 60.0,
+        **fields,
+    }  # fmt: skip
     path.write_text(json.dumps(record))
     return str(path)
 
@@ -112,7 +115,7 @@ STUDENT_CHANGES = {
 @pytest.mark.parametrize("key", sorted(STUDENT_CHANGES))
 def test_every_student_key_reaches_the_training(key):
     """Changing any recipe key changes the student's training curve (no key is dropped)."""
-    from ddflow.config import validate_config
+    from ddflow.config import student_protocols, validate_config
     from ddflow.models import build_model
     from ddflow.train.student import train_student
 
@@ -129,6 +132,7 @@ def test_every_student_key_reaches_the_training(key):
         )["student"]
         for student in (base, {**base, key: STUDENT_CHANGES[key]})
     ]
+    cfgs = [student_protocols(c)["online"] for c in cfgs]
     assert cfgs[0][key] != cfgs[1][key]
     bundle = _tiny_bundle()
     teacher = build_model("convnet_d3", 4, 1, (12, 12)).eval()
@@ -254,7 +258,7 @@ def test_the_table_writers_print_what_the_runs_hold(tmp_path):
             top1_best=top1 + 1, variant=variant or {},
             distill_cost={"recover_wall_s": 5.0, "recover_image_iterations": 300},
             distilled_image_bytes=1234,
-            label_storage={"online_teacher_bytes": 7, "stored_fp16_logits_bytes": 9},
+            labels={"protocol": "online", "teacher_at_training": True, "teacher_bytes": 7},
             cost={"wall_s": wall, "peak_rss_mb": rss, "device": "cpu"},
         )  # fmt: skip
 
@@ -276,7 +280,8 @@ def test_the_table_writers_print_what_the_runs_hold(tmp_path):
     )
     row = cost.set_index("method").loc["s__m_0p5"]
     assert (row["student_wall_s"], row["student_peak_rss_mb"]) == (15.0, 300.0)  # mean, max
-    assert (row["image_iterations"], row["stored_fp16_label_bytes"]) == (300, 9)
+    assert (row["image_iterations"], row["teacher_bytes"], row["label_bytes"]) == (300, 7, 0)
+    assert row["teacher_at_training"] == "yes"
     assert "teacher, shared by all: 33 s on cpu" in (tmp_path / "c.md").read_text()
 
     div = []

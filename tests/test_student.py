@@ -8,8 +8,9 @@ import torch
 from ddflow.data.datasets import DatasetBundle
 from ddflow.labels.soft import kd_loss
 from ddflow.models import build_model
-from ddflow.train.common import cutmix, param_groups, per_sample_rrc
+from ddflow.train.common import param_groups, per_sample_rrc
 from ddflow.train.student import epoch_lr_factor, train_student
+from ddflow.train.views import draw_epoch, render
 
 
 def test_kd_loss_matches_formula():
@@ -33,9 +34,10 @@ def test_lr_schedules():
 
 
 def test_cutmix_pastes_one_box_from_a_permutation():
-    torch.manual_seed(0)
     x = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1).expand(4, 1, 8, 8).clone()
-    out = cutmix(x, 1.0, torch.Generator().manual_seed(3))
+    recipe = {"min_scale": 1.0, "max_scale": 1.0, "hflip": False, "cutmix": 1.0}
+    (view,) = draw_epoch(4, 4, (8, 8), recipe, seed=3, epoch=1)
+    out = render(x, view)
     changed = (out != x).any(0).any(0)  # the same box for every image
     assert changed.any(), "no box was pasted"
     rows, cols = changed.nonzero(as_tuple=True)
@@ -49,6 +51,9 @@ def test_cutmix_pastes_one_box_from_a_permutation():
     assert sorted(sources) == [0, 1, 2, 3]  # a permutation of the batch
     assert sources != [0, 1, 2, 3]
     assert (out[:, :, ~changed] == x[:, :, ~changed]).all()
+    # the hard-label weight is the share of the image left unpasted
+    area = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+    assert view.mix_lam == pytest.approx(1 - float(area) / 64)
 
 
 def test_per_sample_crop_draws_differ_and_no_decay_groups():
@@ -83,6 +88,7 @@ def test_student_reports_last_and_best_on_real_test_set(randaugment):
         "cutmix": 1.0,
         "eval_every": 2,
         "randaugment": randaugment,
+        "labels": "online",
     }
     r1 = train_student(x[:8], teacher, bundle, cfg, 0, torch.device("cpu"))
     r2 = train_student(x[:8], teacher, bundle, cfg, 0, torch.device("cpu"))
@@ -166,7 +172,7 @@ def test_the_online_teacher_sees_exactly_the_students_input_in_eval_mode(monkeyp
         "arch": "convnet_d3", "epochs": 2, "batch_size": 4, "lr": 1e-3, "weight_decay": 0.0,
         "no_decay_bn_bias": False, "schedule": "cosine", "temperature": 4, "t2_factor": False,
         "min_scale": 0.3, "max_scale": 1.0, "hflip": True, "cutmix": 1.0, "eval_every": 1,
-        "randaugment": None,
+        "randaugment": None, "labels": "online",
     }  # fmt: skip
     train_student(x[:12], teacher, bundle, cfg, 0, torch.device("cpu"))
     trained_on = [inp for inp, training in seen_student if training]

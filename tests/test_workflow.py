@@ -1,5 +1,6 @@
 """End to end on the tiny config, then rerun precision through Snakemake's dry-run API."""
 
+import csv
 import hashlib
 import json
 import re
@@ -45,7 +46,7 @@ def files(workdir, pattern):
 
 def test_full_run_outputs(run):
     table = (run / "results/tiny/tables/summary.csv").read_text().splitlines()
-    assert table[0].startswith("dataset,method,kind,ipc,student,seeds,top1_last_mean")
+    assert table[0].startswith("dataset,method,kind,ipc,student,protocol,seeds,top1_last_mean")
     assert {row.split(",")[1] for row in table[1:]} == {"sre2l", "random"}
     for fig in ["student_curves.png", "grid-sre2l-ipc2.png", "grid-random-ipc2.png"]:
         assert (run / "results/tiny/figures" / fig).stat().st_size > 1000
@@ -225,7 +226,7 @@ def test_paper_table_holds_the_runs_and_the_published_cells(run):
     summary = (run / "results/tiny/tables/summary.csv").read_text().splitlines()[1:]
     unmatched = md.split("no published counterpart")[1]
     for row in summary:  # IPC 2 is in no published row: every run is listed, none dropped
-        method, mean = row.split(",")[1], float(row.split(",")[6])
+        method, mean = row.split(",")[1], float(row.split(",")[7])
         assert re.search(rf"\| {method} .*\| +{mean:g} \|", unmatched), (method, unmatched)
 
 
@@ -393,3 +394,55 @@ def test_rgb_cifar_python_end_to_end_on_the_shipped_fixture(tmp_path):
     assert m["classes"][:2] == ["airplane", "automobile"] and m["n_images"] == 20
     [image] = [f for f in m["files"] if f["label"] == 1][:1]
     assert np.asarray(Image.open(manifest.parent / "images" / image["file"])).shape == (32, 32, 3)
+
+
+def _job_inputs(workdir, cfg) -> list[tuple[str, str, str]]:
+    """(rule, output, input line) of every job a dry run would start."""
+    configfile = write_config(workdir / "jobs.yaml", cfg)
+    out = subprocess.run(snakemake_cmd(workdir, configfile, "-n"), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    jobs = re.findall(r"^rule (\w+):\n((?:    .*\n)+)", out.stdout, re.M)
+    field = lambda body, k: (re.search(rf"^    {k}: (.*)$", body, re.M) or [None, ""])[1]  # noqa
+    return [(rule, field(body, "output"), field(body, "input")) for rule, body in jobs]
+
+
+PROTOCOLS = {
+    **TINY,
+    "student": {
+        **TINY["student"],
+        "labels": ["hard", "online", "stored", "hybrid"],
+        "relabel_epochs_per_shard": 1,
+    },
+    "report": {"name": "protocols"},
+}
+
+
+def test_every_protocol_runs_and_only_online_labels_load_the_teacher(run):
+    jobs = _job_inputs(run, PROTOCOLS)
+    students = [(o, i) for rule, o, i in jobs if rule == "student"]
+    assert len(students) == 2 * 3  # hard, stored, hybrid are new; online is the TINY run's
+    relabels = [o for rule, o, _ in jobs if rule == "relabel"]
+    names = sorted(r.split("/")[-1] for r in relabels)
+    assert names == ["epochs0001-0001.npz"] * 2 + ["epochs0002-0002.npz"] * 2
+    assert not [o for o, i in students if "teacher.pt" in i and "/labels/" in i]
+    assert sum("teacher.pt" in i for _, i in students) == 2  # hybrid only (online already ran)
+    assert sum("/labels/" in i for _, i in students) == 2
+    run_workflow(run, PROTOCOLS)
+    table = (run / "results/tiny/reports/protocols/tables/summary.csv").read_text()
+    rows = list(csv.DictReader(table.splitlines()))
+    assert sorted({r["protocol"] for r in rows}) == ["hard", "hybrid", "online", "stored"]
+    for r in rows:
+        gain = float(r["top1_last_mean"]) - float(r["random_top1_last_mean"])
+        assert float(r["gain_over_random"]) == pytest.approx(gain, abs=0.011)
+    cost = list(csv.DictReader((run / "results/tiny/reports/protocols/tables/cost.csv").open()))
+    need = {(r["method"], r["protocol"]): r["teacher_at_training"] for r in cost}
+    assert need[("sre2l", "stored")] == need[("random", "hard")] == "no"
+    assert need[("sre2l", "online")] == need[("random", "hybrid")] == "yes"
+    stored = [r for r in cost if r["protocol"] == "stored"]
+    # 20 images x 2 epochs x 10 classes x fp16, plus each view's index, box, flip, CutMix
+    assert all(int(r["label_bytes"]) > 20 * 2 * 10 * 2 for r in stored)
+    # a smaller label budget reruns only the stored students: relabel is reused
+    plan = planned(run, {**PROTOCOLS, "student": {**PROTOCOLS["student"],
+                                                 "label_budget": {"topk": 3}}})  # fmt: skip
+    assert not [p for p in plan if "/labels/" in p or "/distilled/" in p]
+    assert len([p for p in plan if "/students/" in p]) == 2

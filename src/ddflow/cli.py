@@ -40,10 +40,12 @@ def _describe(path: str, list_jobs: bool) -> None:
             if list_jobs:
                 line += "".join(f"\n  shard {s.name}" for s in shards)
         print(line)
-        n_students += len(cfg["ipc"]) * len(cfg["student"]["seeds"])
+        n_students += len(cfg["ipc"]) * len(cfg["student"]["seeds"]) * len(ids.students)
+    protocols = ", ".join(f"{p} {sid}" for p, sid in ids.students.items())
     print(
-        f"students {cfg['student']['arch']} (id {ids.student}): {n_students} runs "
-        f"(IPC {cfg['ipc']} x seeds {cfg['student']['seeds']} x {len(cfg['methods'])} methods)"
+        f"students {cfg['student']['arch']} (ids: {protocols}): {n_students} runs "
+        f"(IPC {cfg['ipc']} x seeds {cfg['student']['seeds']} x {len(ids.students)} label "
+        f"protocols x {len(cfg['methods'])} methods)"
     )
 
 

@@ -24,7 +24,9 @@ from ddflow.presets import RECOVER_PRESETS
 # stage and everything downstream). STAGE_CODE names the modules whose code computes each stage:
 # tests/test_stage_code.py fails when one changes until its author either bumps the stage's
 # version (results change) or records the new code as result-neutral.
-ALGO_VERSION = {"data": 1, "teacher": 1, "recover": 1, "random": 1, "rded": 1, "student": 1}
+ALGO_VERSION = {
+    "data": 1, "teacher": 1, "recover": 1, "random": 1, "rded": 1, "student": 2, "relabel": 1,
+}  # fmt: skip
 STAGE_CODE = {
     "data": ["data/datasets.py", "data/files.py", "data/pixels.py"],
     "teacher": ["train/teacher.py", "train/common.py", "models/convnet.py", "models/resnet.py",
@@ -35,8 +37,10 @@ STAGE_CODE = {
                 "select/mosaic.py", "presets.py"],
     "random": ["baselines.py"],
     "rded": ["select/mosaic.py", "select/ranking.py"],
-    "student": ["train/student.py", "train/common.py", "labels/soft.py", "models/convnet.py",
+    "student": ["train/student.py", "train/common.py", "train/views.py", "labels/soft.py",
+                "labels/protocols.py", "labels/stored.py", "models/convnet.py",
                 "models/resnet.py", "models/registry.py"],
+    "relabel": ["labels/stored.py", "train/views.py", "recover/augment.py"],
 }  # fmt: skip
 # Keys of a method that only change how work is split into jobs, never the images.
 LAYOUT_KEYS = {"ipc_per_shard"}
@@ -235,6 +239,18 @@ def validate_config(config: dict) -> dict:
             )
     if st["min_scale"] > st["max_scale"]:
         raise ConfigError("config key 'student.min_scale': larger than student.max_scale")
+    if isinstance(st["labels"], str):
+        st["labels"] = [st["labels"]]
+    if isinstance(st["label_budget"], dict):
+        st["label_budget"] = [st["label_budget"]]
+    for budget in st["label_budget"]:
+        _fill_defaults(schema["$defs"]["label_budget"], budget)
+    if "stored" in st["labels"] and st["randaugment"]:
+        raise ConfigError(
+            "config key 'student.randaugment': stored labels replay crops, flips and CutMix "
+            "only (as FKD does); set student.randaugment: null or drop 'stored' from "
+            "student.labels"
+        )
     snaps = cfg["report"]["snapshots"]
     for name in snaps["methods"] if snaps else []:
         if cfg["methods"].get(name, {}).get("kind") not in SHARDED_KINDS:
@@ -378,6 +394,39 @@ def teacher_is_loaded(teacher: dict) -> bool:
     return bool(teacher.get("pretrained") or teacher.get("checkpoint"))
 
 
+# Student keys that fix the views (and so the stored labels): relabel must use the same.
+VIEW_KEYS = ("epochs", "batch_size", "min_scale", "max_scale", "hflip", "cutmix")
+
+
+def _budget_name(b: dict) -> str:
+    parts = [f"top{b['topk']}"] if b["topk"] else []
+    parts += ["int8"] if b["dtype"] == "int8" else []
+    parts += [f"keep{b['keep']:g}"] if b["keep"] < 1 else []
+    return "-".join(["stored", *parts])
+
+
+def student_protocols(student: dict) -> dict[str, dict]:
+    """One student recipe per protocol (and per label budget under stored), by readable name."""
+    out = {}
+    for label in student["labels"]:
+        budgets = student["label_budget"] if label == "stored" else [None]
+        for b in budgets:
+            name = _budget_name(b) if b else label
+            recipe = {k: v for k, v in student.items() if k != "label_budget"}
+            out[name] = {**recipe, "labels": label, **({"label_budget": b} if b else {})}
+    return out
+
+
+def student_result_keys(recipe: dict) -> dict:
+    """The keys of one protocol's recipe that change its results (not seeds or job layout)."""
+    drop = {"seeds", "relabel_epochs_per_shard"}
+    if recipe["labels"] != "stored":
+        drop |= {"relabel_seed"}
+    if recipe["labels"] != "hybrid":
+        drop |= {"hard_weight"}
+    return {k: v for k, v in recipe.items() if k not in drop}
+
+
 def teacher_result_keys(teacher: dict) -> dict:
     if teacher_is_loaded(teacher):
         return {k: v for k, v in teacher.items() if k in LOADED_TEACHER_KEYS}
@@ -397,14 +446,38 @@ class StageIds:
             "v": ALGO_VERSION["teacher"],
         }
         self.teacher = short_hash(self.teacher_slice)
-        self.student_slice = {
-            "teacher": self.teacher,
-            "student": {k: v for k, v in cfg["student"].items() if k != "seeds"},
-            "v": ALGO_VERSION["student"],
-        }
-        self.student = short_hash(self.student_slice)
+        self.protocols = student_protocols(cfg["student"])
+        self.students = {p: short_hash(self.student_slice(p)) for p in self.protocols}
         ranker = cfg.get("ranker")
         self.ranker = short_hash({"data": self.data, "ranker": ranker}) if ranker else None
+
+    def student_slice(self, protocol: str) -> dict:
+        return {
+            "teacher": self.teacher,
+            "student": student_result_keys(self.protocols[protocol]),
+            "v": ALGO_VERSION["student"],
+        }
+
+    def protocol_of(self, sid: str) -> str:
+        """The protocol whose student id is `sid` (a path wildcard)."""
+        for p, s in self.students.items():
+            if s == sid:
+                return p
+        raise ValueError(f"student-{sid} is not one of the current config's {self.students}")
+
+    def relabel_slice(self, method: str, ipc: int) -> dict:
+        st = self.cfg["student"]
+        return {
+            "teacher": self.teacher,
+            "method": self.method(method),
+            "ipc": ipc,
+            "views": {k: st[k] for k in VIEW_KEYS},
+            "seed": st["relabel_seed"],
+            "v": ALGO_VERSION["relabel"],
+        }
+
+    def relabel(self, method: str, ipc: int) -> str:
+        return short_hash(self.relabel_slice(method, ipc))
 
     def ranking_name(self) -> str:
         """The ranking's file stem: a separate ranker's, or the teacher's."""
@@ -435,7 +508,7 @@ class StageIds:
             "teacher": self.teacher,
             "ranking": self.ranking_name(),
             "methods": {name: self.method(name) for name in self.cfg["methods"]},
-            "student": self.student,
+            "students": self.students,
         }
 
 

@@ -194,8 +194,8 @@ def reading(path: str | os.PathLike):
 
 
 def load_npz(path: str | os.PathLike, *keys: str) -> dict[str, np.ndarray]:
-    """The named arrays of an .npz that ddflow wrote, checked against the checksum recorded
-    when it was written (so damage shows here, naming the file)."""
+    """The named arrays (all, when none are named) of an .npz that ddflow wrote, checked against
+    the checksum recorded when it was written (so damage shows here, naming the file)."""
     with reading(path), np.load(path) as z:
         arrays = {k: z[k] for k in z.files}
     recorded = arrays.pop(NPZ_CHECKSUM, None)
@@ -203,7 +203,7 @@ def load_npz(path: str | os.PathLike, *keys: str) -> dict[str, np.ndarray]:
         raise CorruptArtifactError(
             _damaged(path, "its content does not match the checksum recorded when it was written")
         )
-    return {k: arrays[k] for k in keys}
+    return {k: arrays[k] for k in keys or arrays}
 
 
 def _damaged(path, what: str) -> str:

@@ -19,6 +19,8 @@ from ddflow.compute import configure
 from ddflow.data.datasets import DatasetBundle, check_class_map, load_bundle, prepare
 from ddflow.data.pixels import Normalizer
 from ddflow.distilled import read_distilled, write_distilled
+from ddflow.labels.protocols import PROTOCOLS
+from ddflow.labels.stored import LabelBudget, StoredLabels, merge_shards, relabel
 from ddflow.metrics.cost import CostMeter
 from ddflow.metrics.diversity import centroid_cosine, penultimate_features
 from ddflow.models import build_model
@@ -29,7 +31,8 @@ from ddflow.recover.resume import ShardResume, state_path
 from ddflow.recover.shards import Shard, batch_seed
 from ddflow.recover.sre2l import recover_shard, recover_snapshots
 from ddflow.select.ranking import true_class_probs
-from ddflow.train.student import train_student
+from ddflow.train.common import TrainingDiverged
+from ddflow.train.student import batch_size_for, train_student
 from ddflow.train.teacher import squeeze
 
 log = logging.getLogger(__name__)
@@ -371,28 +374,82 @@ def run_random(
     )
 
 
-def run_student(
+def run_relabel(
     images_dir: str,
     manifest_path: str,
     data_npz: str,
     data_meta: str,
     teacher_ckpt: str,
+    params: dict,
+    runtime: dict,
+    out_npz: str,
+    threads: int | None = None,
+) -> None:
+    """FKD relabel of one epoch range: the views and the teacher's fp16 logits (§1.5)."""
+    device = configure(runtime, threads)
+    bundle = load_bundle(data_npz, data_meta)
+    teacher, _ = load_teacher(teacher_ckpt, bundle.classes)
+    images, _, _ = read_distilled(images_dir, manifest_path, bundle.classes)
+    views = params["views"]
+    bs = min(batch_size_for(views["batch_size"], len(images) // bundle.num_classes), len(images))
+    first, last = params["epochs"]
+    with CostMeter(device) as cost:
+        labels = relabel(
+            images,
+            teacher.to(device),
+            Normalizer(bundle.mean, bundle.std, device),
+            views,
+            bs,
+            params["seed"],
+            range(first, last + 1),
+        )
+    if not np.isfinite(labels["logits"].astype(np.float32)).all():
+        raise TrainingDiverged(
+            f"teacher '{teacher_ckpt}' gave non-finite logits (fp16 overflow?); nothing written"
+        )
+    cost_s = cost.as_dict()
+    io.save_npz(
+        out_npz,
+        **labels,
+        wall_s=np.asarray(cost_s["wall_s"], np.float64),
+    )
+
+
+def run_student(
+    images_dir: str,
+    manifest_path: str,
+    data_npz: str,
+    data_meta: str,
+    teacher_ckpt: str | None,
+    teacher_metrics: str,
     cfg: dict,
     seed: int,
     info: dict,
     runtime: dict,
     out_json: str,
     threads: int | None = None,
+    label_shards: list[str] | None = None,
 ) -> None:
+    """One student under cfg['labels']; the teacher is loaded only when the protocol runs it."""
     device = configure(runtime, threads)
     bundle: DatasetBundle = load_bundle(data_npz, data_meta)
-    teacher, tmeta = load_teacher(teacher_ckpt, bundle.classes)
-    images, _, manifest = read_distilled(images_dir, manifest_path, bundle.classes)
+    images, targets, manifest = read_distilled(images_dir, manifest_path, bundle.classes)
+    protocol = PROTOCOLS[cfg["labels"]]
+    teacher, stored, labels_cost = None, None, {}
+    if protocol.needs_teacher:
+        teacher, _ = load_teacher(teacher_ckpt, bundle.classes)
+    if protocol.needs_stored:
+        shards = [io.load_npz(p) for p in label_shards]
+        stored = StoredLabels(
+            merge_shards([{k: v for k, v in s.items() if k != "wall_s"} for s in shards]),
+            LabelBudget.from_config(cfg["label_budget"]),
+            cfg["relabel_seed"],
+        )
+        labels_cost = {"relabel_wall_s": sum(float(s["wall_s"]) for s in shards)}
     with CostMeter(device) as cost:
-        result = train_student(images, teacher, bundle, cfg, seed, device)
-    teacher_bytes = sum(
-        t.numel() * t.element_size() for t in [*teacher.parameters(), *teacher.buffers()]
-    )
+        result = train_student(
+            images, teacher, bundle, cfg, seed, device, targets=targets, stored=stored
+        )
     image_bytes = sum((Path(images_dir) / f["file"]).stat().st_size for f in manifest["files"])
     io.write_json(
         out_json,
@@ -401,19 +458,31 @@ def run_student(
             **result,
             "seed": seed,
             "ipc": manifest["ipc"],
-            "teacher_top1": tmeta["test_top1"],
+            "teacher_top1": io.read_json(teacher_metrics)["test_top1"],
             "distilled_image_bytes": image_bytes,
-            "distill_cost": manifest["cost"],
-            # Labels come from an online teacher; FKD-style stored labels (SRe2L relabel) would
-            # instead need fp16 logits for every image and every epoch.
-            "label_storage": {
-                "online_teacher_bytes": teacher_bytes,
-                "stored_fp16_logits_bytes": cfg["epochs"] * len(images) * bundle.num_classes * 2,
-            },
+            "distill_cost": {**manifest["cost"], **labels_cost},
+            "labels": label_storage(cfg, protocol, teacher, stored, len(images), bundle),
             "cost": cost.as_dict(),
             "provenance": io.provenance(device, {"student": seed}),
         },
     )
+
+
+def label_storage(cfg, protocol, teacher, stored, n_images, bundle) -> dict:
+    """What the protocol needs beside the images at training time, in bytes."""
+    out = {"protocol": cfg["labels"], "teacher_at_training": protocol.needs_teacher}
+    if teacher is not None:
+        params = [*teacher.parameters(), *teacher.buffers()]
+        out["teacher_bytes"] = sum(t.numel() * t.element_size() for t in params)
+    if stored is not None:
+        out["label_bytes"] = stored.bytes["logits"] + stored.bytes["views"]
+        out["label_budget"] = cfg["label_budget"]
+    elif cfg["labels"] == "hard":
+        out["label_bytes"] = n_images * 2  # one int16 class index per image
+    else:
+        # what FKD would store for the same epochs: fp16 logits of every image every epoch
+        out["label_bytes_if_stored"] = cfg["epochs"] * n_images * bundle.num_classes * 2
+    return out
 
 
 def run_diversity(

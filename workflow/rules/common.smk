@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from ddflow.config import (
     SHARDED_KINDS,
+    VIEW_KEYS,
     StageIds,
     canonical_json,
     ConfigError,
@@ -19,11 +20,13 @@ from ddflow.config import (
     load_yaml,
     paper_table_names,
     report_dir,
+    student_result_keys,
     teacher_is_loaded,
     teacher_result_keys,
     validate_config,
 )
 from ddflow.data.catalog import check_ipc_fits, num_classes
+from ddflow.labels.protocols import PROTOCOLS
 from ddflow.recover.shards import Shard, method_shards
 from ddflow.report.paper_figures import figure_for, file_stem
 from ddflow.resources import (
@@ -48,6 +51,7 @@ RANDOM = [m for m in METHODS if METHODS[m]["kind"] == "random"]
 RDED = [m for m in METHODS if METHODS[m]["kind"] == "rded"]
 RANKING = f"results/{DS}/ranking/{IDS.ranking_name()}.npz"
 STUDENT_SEEDS = CFG["student"]["seeds"]
+STORED_LABELS = "stored" in CFG["student"]["labels"]
 SWEEPS = CFG["sweep_members"]
 SNAPSHOTS = CFG["report"]["snapshots"]
 REPORT_NAME = CFG["report"]["name"]
@@ -59,6 +63,7 @@ TEACHER_DIR = f"results/{DS}/teacher/{CFG['teacher']['arch']}-{IDS.teacher}"
 DATA_NPZ = f"{DATA_DIR}/dataset.npz"
 DATA_META = f"{DATA_DIR}/meta.json"
 TEACHER_CKPT = f"{TEACHER_DIR}/teacher.pt"
+TEACHER_METRICS = f"{TEACHER_DIR}/metrics.json"
 
 
 wildcard_constraints:
@@ -67,6 +72,9 @@ wildcard_constraints:
     seed=r"\d+",
     mid=r"[0-9a-f]{10}",
     sid=r"[0-9a-f]{10}",
+    rid=r"[0-9a-f]{10}",
+    first=r"\d{4}",
+    last=r"\d{4}",
     shard=r"c\d{5}-\d{5}_i\d{4}-\d{4}",
 
 
@@ -89,9 +97,10 @@ def announce_experiment():
         raise ConfigError(CUDA_MISSING)
     ids = EXPERIMENT["stage_ids"]
     methods = ", ".join(f"{m}-{i}" for m, i in ids["methods"].items())
+    students = ", ".join(f"{p}-{i}" for p, i in ids["students"].items())
     print(
         f"ddflow: config {', '.join(map(shown_path, workflow.configfiles))}; data {ids['data']}, "
-        f"teacher {ids['teacher']}, methods {methods}, student {ids['student']}; "
+        f"teacher {ids['teacher']}, methods {methods}, students {students}; "
         f"effective config and ids: {REPORT_DIR}/experiment.yaml",
         flush=True,
     )
@@ -154,6 +163,13 @@ def teacher_runtime(wildcards, attempt):
 def student_runtime(wildcards, attempt):
     images = NUM_CLASSES * int(wildcards.ipc)
     epochs = CFG["student"]["epochs"]
+    return training_runtime_min(CFG["dataset"], DEVICE, images, epochs, attempt)
+
+
+def relabel_runtime(wildcards, attempt):
+    """Teacher forwards over the set for the job's epochs: about a third of student epochs."""
+    images = NUM_CLASSES * int(wildcards.ipc)
+    epochs = max(1, (int(wildcards.last) - int(wildcards.first) + 1) // 3)
     return training_runtime_min(CFG["dataset"], DEVICE, images, epochs, attempt)
 
 
@@ -224,12 +240,32 @@ def manifest_info(wildcards):
     )
 
 
+def student_recipe(wildcards):
+    return IDS.protocols[IDS.protocol_of(wildcards.sid)]
+
+
+def student_inputs(wildcards):
+    """The set and data always; the teacher for online labels, the label shards for stored."""
+    distilled = (
+        f"results/{DS}/distilled/{wildcards.method}-{wildcards.mid}/ipc{wildcards.ipc}"
+    )
+    inputs = {
+        "images": f"{distilled}/images",
+        "manifest": f"{distilled}/manifest.json",
+        "npz": DATA_NPZ,
+        "meta": DATA_META,
+        "teacher_metrics": TEACHER_METRICS,
+    }
+    protocol = PROTOCOLS[student_recipe(wildcards)["labels"]]
+    if protocol.needs_teacher:
+        inputs["teacher"] = TEACHER_CKPT
+    if protocol.needs_stored:
+        inputs["labels"] = relabel_outputs(wildcards.method, int(wildcards.ipc))
+    return inputs
+
+
 def student_json(wildcards):
-    if wildcards.sid != IDS.student:
-        raise ValueError(
-            f"student-{wildcards.sid} is not the current config's ({IDS.student})"
-        )
-    return canonical_json({k: v for k, v in CFG["student"].items() if k != "seeds"})
+    return canonical_json(student_result_keys(student_recipe(wildcards)))
 
 
 def student_info(wildcards):
@@ -242,8 +278,38 @@ def student_info(wildcards):
             "method_id": wildcards.mid,
             "student": CFG["student"]["arch"],
             "student_id": wildcards.sid,
+            "protocol": IDS.protocol_of(wildcards.sid),
             "sweep": VARIANT_OF.get(wildcards.method, (None, None))[0],
             "variant": VARIANT_OF.get(wildcards.method, (None, {}))[1],
+        }
+    )
+
+
+def relabel_ranges():
+    """Epoch ranges, one relabel job each: a large set's labels are several jobs."""
+    epochs, per = CFG["student"]["epochs"], CFG["student"]["relabel_epochs_per_shard"]
+    return [(a, min(a + per - 1, epochs)) for a in range(1, epochs + 1, per)]
+
+
+def relabel_outputs(method, ipc):
+    rid = IDS.relabel(method, ipc)
+    return [
+        f"results/{DS}/labels/{method}-{IDS.method(method)}/ipc{ipc}/relabel-{rid}/"
+        f"epochs{a:04d}-{b:04d}.npz"
+        for a, b in relabel_ranges()
+    ]
+
+
+def relabel_params(wildcards):
+    check_method_id(wildcards)
+    if wildcards.rid != IDS.relabel(wildcards.method, int(wildcards.ipc)):
+        raise ValueError(f"relabel-{wildcards.rid} is not the current config's")
+    st = CFG["student"]
+    return canonical_json(
+        {
+            "views": {k: st[k] for k in VIEW_KEYS},
+            "seed": st["relabel_seed"],
+            "epochs": [int(wildcards.first), int(wildcards.last)],
         }
     )
 
@@ -254,9 +320,10 @@ def distilled_sets():
 
 def student_results(methods=None):
     return [
-        f"results/{DS}/students/{m}-{IDS.method(m)}/ipc{ipc}/student-{IDS.student}/seed{s}.json"
+        f"results/{DS}/students/{m}-{IDS.method(m)}/ipc{ipc}/student-{sid}/seed{s}.json"
         for m in (METHODS if methods is None else methods)
         for ipc in IPCS
+        for sid in IDS.students.values()
         for s in STUDENT_SEEDS
     ]
 
@@ -362,5 +429,7 @@ def final_targets():
         *[f"{REPORT_DIR}/tables/sweep-{s}.md" for s in SWEEPS],
         *[f"{REPORT_DIR}/figures/sweep-{s}.png" for s in SWEEPS],
         *([f"{REPORT_DIR}/figures/snapshots.png"] if SNAPSHOTS else []),
+        *([f"{REPORT_DIR}/figures/label_bytes.png"] if STORED_LABELS else []),
+        *([f"{REPORT_DIR}/tables/protocols.md"] if len(IDS.students) > 1 else []),
         *paper_outputs(),
     ]

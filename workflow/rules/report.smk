@@ -224,6 +224,46 @@ rule cost_table:
         "../scripts/cost_table.py"
 
 
+rule protocol_table:
+    input:
+        student_results(),
+    output:
+        csv=f"{REPORT_DIR}/tables/protocols.csv",
+        md=report(
+            f"{REPORT_DIR}/tables/protocols.md",
+            caption="../report/protocols.rst",
+            category=REPORT_CATEGORY,
+            subcategory="tables",
+        ),
+    log:
+        f"{REPORT_DIR}/logs/protocols.log",
+    localrule: True
+    conda:
+        "../../envs/ddflow.yaml"
+    script:
+        "../scripts/protocol_table.py"
+
+
+rule label_bytes_figure:
+    input:
+        summary=f"{REPORT_DIR}/tables/summary.csv",
+        cost=f"{REPORT_DIR}/tables/cost.csv",
+    output:
+        report(
+            f"{REPORT_DIR}/figures/label_bytes.png",
+            caption="../report/label_bytes.rst",
+            category=REPORT_CATEGORY,
+            subcategory="figures",
+        ),
+    log:
+        f"{REPORT_DIR}/logs/label_bytes.log",
+    localrule: True
+    conda:
+        "../../envs/ddflow.yaml"
+    script:
+        "../scripts/label_bytes_figure.py"
+
+
 rule paper_tables:
     input:
         summary=f"{REPORT_DIR}/tables/summary.csv",

@@ -1,10 +1,30 @@
-rule student:
+rule relabel:
     input:
         images="results/{ds}/distilled/{method}-{mid}/ipc{ipc}/images",
         manifest="results/{ds}/distilled/{method}-{mid}/ipc{ipc}/manifest.json",
         npz=DATA_NPZ,
         meta=DATA_META,
         teacher=TEACHER_CKPT,
+    output:
+        "results/{ds}/labels/{method}-{mid}/ipc{ipc}/relabel-{rid}/epochs{first}-{last}.npz",
+    log:
+        "results/{ds}/labels/{method}-{mid}/ipc{ipc}/relabel-{rid}/epochs{first}-{last}.log",
+    conda:
+        "../../envs/ddflow.yaml"
+    threads: threads_for_job()
+    resources:
+        gpu=GPU,
+        mem_mb=distilled_set_mem_mb,
+        runtime=relabel_runtime,
+    params:
+        relabel=relabel_params,
+    script:
+        "../scripts/relabel.py"
+
+
+rule student:
+    input:
+        unpack(student_inputs),
     output:
         "results/{ds}/students/{method}-{mid}/ipc{ipc}/student-{sid}/seed{seed}.json",
     log:

@@ -3,7 +3,7 @@ rule teacher:
         unpack(teacher_inputs),
     output:
         ckpt=TEACHER_CKPT,
-        metrics=f"{TEACHER_DIR}/metrics.json",
+        metrics=TEACHER_METRICS,
     log:
         f"{TEACHER_DIR}/teacher.log",
     conda:

@@ -51,13 +51,14 @@ def image_grid(
 
 
 def student_curves(student_jsons: list[str], out_png: str) -> None:
-    """Test top-1 against epoch, mean over seeds, one line per (method, IPC, student)."""
+    """Test top-1 against epoch, mean over seeds, one line per (method, IPC, student, labels)."""
     runs: dict[tuple, list] = {}
     for p in student_jsons:
         r = read_json(p)
-        runs.setdefault((r["method"], r["ipc"], r["student"]), []).append(r["curve"])
+        key = (r["method"], r["ipc"], r["student"], r.get("protocol", "online"))
+        runs.setdefault(key, []).append(r["curve"])
     fig, ax = plt.subplots(figsize=(6, 4))
-    for (method, ipc, student), curves in sorted(runs.items()):
+    for (method, ipc, student, protocol), curves in sorted(runs.items()):
         pts = [[(p["epoch"], p["test_top1"]) for p in c if "test_top1" in p] for c in curves]
         epochs = [e for e, _ in pts[0]]
         mean = np.mean([[v for _, v in c] for c in pts], axis=0)
@@ -66,10 +67,39 @@ def student_curves(student_jsons: list[str], out_png: str) -> None:
             mean,
             marker="o",
             ms=3,
-            label=f"{method} IPC {ipc} ({student}, {len(curves)} seeds)",
+            label=f"{method} IPC {ipc} ({student}, {protocol} labels, {len(curves)} seeds)",
         )
     ax.set_xlabel("epoch")
     ax.set_ylabel("test top-1 (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    _save(fig, out_png)
+
+
+def label_bytes_figure(summary_csv: str, cost_csv: str, out_png: str) -> None:
+    """Top-1 against the label bytes a student reads, per method and IPC: the hard labels and
+    every stored-label budget as points; protocols that run the teacher are dashed levels."""
+    import pandas as pd
+
+    summary = pd.read_csv(summary_csv)
+    cost = pd.read_csv(cost_csv)[["method", "ipc", "protocol", "label_bytes"]]
+    table = summary.merge(cost, on=["method", "ipc", "protocol"])
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for i, ((method, ipc), g) in enumerate(table.groupby(["method", "ipc"], sort=True)):
+        color = f"C{i % 10}"
+        stored = g[~g["protocol"].isin(["online", "hybrid"])].sort_values("label_bytes")
+        ax.errorbar(
+            stored["label_bytes"], stored["top1_last_mean"], yerr=stored["top1_last_std"],
+            marker="o", ms=4, capsize=2, color=color, label=f"{method} IPC {ipc}",
+        )  # fmt: skip
+        for r in stored.itertuples():
+            ax.annotate(r.protocol, (r.label_bytes, r.top1_last_mean), fontsize=6,
+                        xytext=(3, 3), textcoords="offset points")  # fmt: skip
+        for r in g[g["protocol"] == "online"].itertuples():
+            ax.axhline(r.top1_last_mean, color=color, ls="--", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("label bytes read by the student (log scale; dashed: online teacher)")
+    ax.set_ylabel("test top-1 (%), last epoch")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     _save(fig, out_png)

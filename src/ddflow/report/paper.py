@@ -21,14 +21,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from ddflow.config import KIND_SCHEMA, paper_stand_ins
+from ddflow.config import KIND_SCHEMA, paper_stand_ins, student_protocols
 from ddflow.io import atomic_path
 from ddflow.report.paper_figures import PAPER_FIGURES, figure_for, file_stem
 
 # Kinds ddflow runs; any other published method is quoted, never regenerated.
 IMPLEMENTED = set(KIND_SCHEMA)
 # Setting keys that live in the student recipe rather than the method.
-STUDENT_KEYS = {"student_epochs": "epochs", "student_batch_size": "batch_size"}
+STUDENT_KEYS = {
+    "student_epochs": "epochs",
+    "student_batch_size": "batch_size",
+    "labels": "labels",
+}
 PAPER_NAMES = {"cda": "CDA (Yin & Shen, Dataset Distillation in Large Data Era)", "delt": "DELT"}
 
 
@@ -59,6 +63,7 @@ def experiment_cells(summary: pd.DataFrame, experiment: dict) -> pd.DataFrame:
     what each stands for in that table (the paper's dataset, student and IPC)."""
     cfg = experiment["config"]
     paper = cfg["report"].get("paper") or {}
+    recipes = student_protocols(cfg["student"])
     rows = []
     for table, stand_in in paper_stand_ins(paper).items() if paper else []:
         for r in summary.itertuples():
@@ -81,7 +86,8 @@ def experiment_cells(summary: pd.DataFrame, experiment: dict) -> pd.DataFrame:
                     "teacher": cfg["teacher"]["arch"],
                     "teacher_top1": float(r.teacher_top1),
                     "method_config": json.dumps(cfg["methods"][r.method], sort_keys=True),
-                    "student_config": json.dumps(cfg["student"], sort_keys=True),
+                    "protocol": r.protocol,
+                    "student_config": json.dumps(recipes[r.protocol], sort_keys=True),
                     "sweep": r.method.split("__", 1)[0] if "__" in r.method else "",
                 }
             )
@@ -129,6 +135,8 @@ def _fill(cell, runs: pd.DataFrame) -> tuple[object | None, bool]:
     fits = [r for r in runs.itertuples() if _fits(cell, r)]
     if len(fits) > 1 and not cell.setting:
         fits = [r for r in fits if not r.sweep] or fits
+    if len(fits) > 1 and "labels" not in parse_setting(cell.setting):
+        fits = [r for r in fits if r.protocol == "online"] or fits  # the papers' main protocol
     if len(fits) > 1:  # one run shared by several experiments counts once
         fits = list({_run_key(r): r for r in reversed(fits)}.values())
     return (fits[0] if len(fits) == 1 else None), len(fits) > 1
@@ -206,6 +214,14 @@ def unmatched_runs(matched: pd.DataFrame, cells: pd.DataFrame, table: str) -> pd
     return rest
 
 
+_LABEL_WORDS = {
+    "online": "online soft labels from the teacher",
+    "stored": "stored (FKD) soft labels from the teacher",
+    "hard": "hard class labels",
+    "hybrid": "online soft labels plus a hard-label term",
+}
+
+
 def caption(table: str, cells: pd.DataFrame) -> str:
     paper, name = table.split("/")
     runs = _runs(cells, table)
@@ -225,7 +241,7 @@ def caption(table: str, cells: pd.DataFrame) -> str:
         lines.append(
             f"`{exp}` ({r.scale or 'unsized'} scale): teacher {r.teacher} at "
             f"{r.teacher_top1:.2f}% test top-1; students {r.student}, {student['epochs']} epochs, "
-            "online soft labels from the teacher; top-1 on the test split at the last epoch, "
+            f"{_LABEL_WORDS[student['labels']]}; top-1 on the test split at the last epoch, "
             f"mean ± std over {len(student['seeds'])} seeds {student['seeds']}." + stand_in
         )
     lines.append(

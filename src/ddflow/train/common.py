@@ -49,24 +49,6 @@ def per_sample_rrc(x: torch.Tensor, scale: tuple[float, float], rng: random.Rand
     )
 
 
-def cutmix(x: torch.Tensor, beta: float, gen: torch.Generator) -> torch.Tensor:
-    """One CutMix box for the batch with a random permutation (RDED/DELT validation)."""
-    lam = float(torch.distributions.Beta(beta, beta).sample())
-    n, _, h, w = x.shape
-    cut = (1 - lam) ** 0.5
-    ch, cw = int(h * cut), int(w * cut)
-    cy, cx = (
-        torch.randint(0, h, (1,), generator=gen).item(),
-        torch.randint(0, w, (1,), generator=gen).item(),
-    )
-    y0, y1 = max(cy - ch // 2, 0), min(cy + ch // 2, h)
-    x0, x1 = max(cx - cw // 2, 0), min(cx + cw // 2, w)
-    perm = torch.randperm(n, generator=gen).to(x.device)
-    x = x.clone()
-    x[:, :, y0:y1, x0:x1] = x[perm, :, y0:y1, x0:x1]
-    return x
-
-
 @torch.no_grad()
 def evaluate(
     model: nn.Module,

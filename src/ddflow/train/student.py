@@ -1,8 +1,9 @@
 """Validate a distilled set: train a student from scratch on soft labels, test on real data.
 
 Recipe (RDED/DELT validation, reference-algorithms.md §3.3/§4.3): AdamW, half or full cosine per
-epoch, per-sample RandomResizedCrop + flip, one CutMix box per batch, KL to the teacher's softened
-output on the same mixed image. The headline is top-1 at the last epoch; the best seen is kept too
+epoch, per-sample RandomResizedCrop + flip, one CutMix box per batch (train/views.py), and the loss
+of the label protocol (labels/protocols.py): by default KL to the teacher's softened output on the
+same mixed image. The headline is top-1 at the last epoch; the best seen is kept too
 because the papers report it.
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 
 import numpy as np
 import torch
@@ -18,18 +18,17 @@ from torch import nn
 
 from ddflow.data.datasets import DatasetBundle
 from ddflow.data.pixels import Normalizer
-from ddflow.labels.soft import OnlineTeacher, kd_loss
+from ddflow.labels.protocols import make_protocol, split_soft
+from ddflow.labels.stored import StoredLabels
 from ddflow.models import build_model
 from ddflow.train.common import (
     check_finite,
-    cutmix,
     evaluate,
     param_groups,
-    per_sample_rrc,
     rand_augment,
-    random_hflip,
     seed_everything,
 )
+from ddflow.train.views import render
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +46,21 @@ def batch_size_for(batch_size: int | dict, ipc: int) -> int:
 
 def train_student(
     images: np.ndarray,
-    teacher: nn.Module,
+    teacher: nn.Module | None,
     bundle: DatasetBundle,
     cfg: dict,
     seed: int,
     device: torch.device,
+    *,
+    targets: np.ndarray | None = None,
+    stored: StoredLabels | None = None,
 ) -> dict:
-    gen = seed_everything(seed)
-    rng = random.Random(seed)
+    """Train under the protocol cfg['labels']; `targets` are the images' classes (hard terms),
+    `stored` the relabel stage's labels (the teacher is then not needed, and None)."""
+    seed_everything(seed)
     c, h, w = bundle.image_shape
     model = build_model(cfg["arch"], bundle.num_classes, c, (h, w)).to(device)
-    labeler = OnlineTeacher(teacher.to(device))
+    teacher = teacher.to(device) if teacher is not None else None
     norm = Normalizer(bundle.mean, bundle.std, device)
     opt = torch.optim.AdamW(
         param_groups(model, cfg["weight_decay"], cfg["no_decay_bn_bias"]), lr=cfg["lr"]
@@ -69,22 +72,18 @@ def train_student(
     ra = rand_augment(cfg["randaugment"], h, bundle.mean) if cfg["randaugment"] else None
     n = len(images)
     bs = min(batch_size_for(cfg["batch_size"], n // bundle.num_classes), n)
-    scale = (cfg["min_scale"], cfg["max_scale"])
+    y = torch.as_tensor(targets if targets is not None else np.zeros(n, np.int64), device=device)
+    protocol = make_protocol(cfg, seed, n, bs, (h, w), teacher=teacher, stored=stored)
     curve = []
     for epoch in range(1, epochs + 1):
         model.train()
-        perm = torch.randperm(n, generator=gen)
+        views, soft = protocol.epoch(epoch)
         loss_sum = 0.0
-        for s in range(0, n, bs):
-            idx = perm[s : s + bs]
-            batch = images[idx.numpy()]  # normalized per batch: a 224-px set is too big as floats
-            x = norm.to_tensor(ra(batch) if ra else batch)
-            x = per_sample_rrc(x, scale, rng)
-            if cfg["hflip"]:
-                x = random_hflip(x, gen)
-            if cfg["cutmix"] > 0:
-                x = cutmix(x, cfg["cutmix"], gen)
-            loss = kd_loss(model(x), labeler(x), cfg["temperature"], cfg["t2_factor"])
+        for view, view_soft in split_soft(soft, views):
+            batch = images[view.idx]  # normalized per batch: a 224-px set is too big as floats
+            x = render(norm.to_tensor(ra(batch) if ra else batch), view)
+            idx = torch.as_tensor(view.idx, device=device)
+            loss = protocol.loss(model(x), x, view, y[idx], view_soft)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -1,0 +1,111 @@
+"""Named label protocols: how a student is supervised, applied identically to every set.
+
+    hard    cross-entropy on the set's class labels (CutMix-weighted); no teacher
+    online  KD to the teacher run on the exact view the student sees (RDED/DELT validation)
+    stored  KD to stored fp16 logits of the replayed views (SRe2L/CDA FKD), under a label budget
+    hybrid  online KD plus student.hard_weight x the hard term
+
+One class per protocol in PROTOCOLS; the student loop only calls `epoch` and `loss`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ddflow.labels.soft import OnlineTeacher, kd_loss
+from ddflow.labels.stored import StoredLabels
+from ddflow.train.views import View, draw_epoch
+
+
+def hard_loss(logits: torch.Tensor, y: torch.Tensor, view: View) -> torch.Tensor:
+    """Cross-entropy with CutMix's label weights (the pasted area belongs to the permuted image)."""
+    if view.mix_box is None:
+        return F.cross_entropy(logits, y)
+    y2 = y[torch.as_tensor(view.mix_perm, device=y.device)]
+    lam = view.mix_lam
+    return lam * F.cross_entropy(logits, y) + (1 - lam) * F.cross_entropy(logits, y2)
+
+
+class Protocol:
+    needs_teacher = False
+    needs_stored = False
+
+    def __init__(self, cfg: dict, seed: int, n: int, batch_size: int, hw: tuple[int, int], **_):
+        self.cfg, self.seed, self.n, self.bs, self.hw = cfg, seed, n, batch_size, hw
+
+    def epoch(self, epoch: int) -> tuple[list[View], torch.Tensor | None]:
+        """This epoch's views and, for stored labels, their logits in view order."""
+        return draw_epoch(self.n, self.bs, self.hw, self.cfg, self.seed, epoch), None
+
+    def loss(self, logits, x, view, y, soft) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class Hard(Protocol):
+    def loss(self, logits, x, view, y, soft):
+        return hard_loss(logits, y, view)
+
+
+class Online(Protocol):
+    needs_teacher = True
+
+    def __init__(self, *args, teacher: nn.Module, **kw):
+        super().__init__(*args)
+        self.teacher = OnlineTeacher(teacher)
+
+    def loss(self, logits, x, view, y, soft):
+        return kd_loss(logits, self.teacher(x), self.cfg["temperature"], self.cfg["t2_factor"])
+
+
+class Hybrid(Online):
+    def loss(self, logits, x, view, y, soft):
+        soft_term = super().loss(logits, x, view, y, soft)
+        return soft_term + self.cfg["hard_weight"] * hard_loss(logits, y, view)
+
+
+class Stored(Protocol):
+    needs_stored = True
+
+    def __init__(self, *args, stored: StoredLabels, **kw):
+        super().__init__(*args)
+        self.stored = stored
+        stored.check_fits(self.n, self.cfg["epochs"], self.bs)
+
+    def epoch(self, epoch):
+        return self.stored.epoch(epoch)
+
+    def loss(self, logits, x, view, y, soft):
+        return kd_loss(
+            logits, soft.to(logits.device), self.cfg["temperature"], self.cfg["t2_factor"]
+        )
+
+
+PROTOCOLS: dict[str, type[Protocol]] = {
+    "hard": Hard,
+    "online": Online,
+    "stored": Stored,
+    "hybrid": Hybrid,
+}
+
+
+def make_protocol(
+    cfg: dict,
+    seed: int,
+    n: int,
+    batch_size: int,
+    hw: tuple[int, int],
+    teacher: nn.Module | None = None,
+    stored: StoredLabels | None = None,
+) -> Protocol:
+    cls = PROTOCOLS[cfg["labels"]]
+    return cls(cfg, seed, n, batch_size, hw, teacher=teacher, stored=stored)
+
+
+def split_soft(soft: torch.Tensor | None, views: list[View]):
+    """Pair each view with its rows of the epoch's stored logits (None when labels are online)."""
+    offsets = np.cumsum([0] + [len(v.idx) for v in views])
+    for v, a, b in zip(views, offsets[:-1], offsets[1:]):
+        yield v, None if soft is None else soft[a:b]

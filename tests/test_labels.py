@@ -1,0 +1,260 @@
+"""Label protocols: stored (FKD) labels replay the online student exactly; budgets; hard/hybrid."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ddflow.config import StageIds, student_protocols, validate_config
+from ddflow.data.datasets import DatasetBundle
+from ddflow.data.pixels import Normalizer
+from ddflow.labels.protocols import hard_loss
+from ddflow.labels.stored import LabelBudget, LabelError, StoredLabels, merge_shards, relabel
+from ddflow.models import build_model
+from ddflow.train.student import train_student
+from ddflow.train.views import draw_epoch, render
+
+CPU = torch.device("cpu")
+
+
+def _bundle():
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 256, (40, 12, 12, 3), dtype=np.uint8)
+    y = np.repeat(np.arange(4), 10)
+    return DatasetBundle(x, y, x[:16], y[:16], list("abcd"), [0.5] * 3, [0.25] * 3)
+
+
+def _recipe(labels="online", **over):
+    cfg = validate_config(
+        {
+            "dataset": {"name": "d", "source": "mnist-embedded"},
+            "teacher": {"arch": "convnet_d3"},
+            "ipc": [3],
+            "methods": {"random": {"kind": "random"}},
+            "student": {
+                "arch": "convnet_d3", "epochs": 3, "batch_size": 5, "eval_every": 1,
+                "min_scale": 0.4, "temperature": 4, "labels": labels, **over,
+            },
+        }
+    )  # fmt: skip
+    return cfg
+
+
+def _teacher():
+    torch.manual_seed(11)
+    return build_model("convnet_d3", 4, 3, (12, 12)).eval()
+
+
+class _Spy(torch.nn.Module):
+    def __init__(self, inner, seen, fp16=False):
+        super().__init__()
+        self.inner, self.seen, self.fp16 = inner, seen, fp16
+
+    def forward(self, x):
+        self.seen.append(x.detach().clone())
+        out = self.inner(x)
+        return out.half().float() if self.fp16 else out
+
+
+def _stored(bundle, images, recipe, teacher, budget=None, shards=((1, 3),)):
+    norm = Normalizer(bundle.mean, bundle.std, CPU)
+    parts = [
+        relabel(images, teacher, norm, recipe, 5, recipe["relabel_seed"], range(a, b + 1))
+        for a, b in shards
+    ]
+    return StoredLabels(merge_shards(parts), budget or LabelBudget(), recipe["relabel_seed"])
+
+
+def test_a_stored_label_student_equals_the_online_student_with_fp16_teacher_logits(monkeypatch):
+    """Same seed for the views: the stored student trains on byte-identical inputs, and with the
+    online teacher's logits rounded to fp16 (what FKD stores) on identical bytes throughout."""
+    import ddflow.train.student as student
+
+    bundle, images = _bundle(), _bundle().train_x[:12]
+    cfg = _recipe(["online", "stored"], relabel_seed=0)
+    recipes = student_protocols(cfg["student"])
+    seen_online, seen_stored = [], []
+    build = student.build_model
+    sink = {"runs": seen_online}
+    monkeypatch.setattr(student, "build_model", lambda *a, **k: _Spy(build(*a, **k), sink["runs"]))
+    online = train_student(
+        images, _Spy(_teacher(), [], fp16=True), bundle, recipes["online"], 0, CPU
+    )
+    stored_labels = _stored(bundle, images, recipes["stored"], _teacher(), shards=((1, 2), (3, 3)))
+    sink["runs"] = seen_stored
+    stored = train_student(images, None, bundle, recipes["stored"], 0, CPU, stored=stored_labels)
+    trained = lambda seen: [x for x in seen if x.shape[0] != 16]  # noqa: E731 (drop evaluations)
+    assert len(trained(seen_online)) == len(trained(seen_stored)) == 3 * 3
+    assert all(torch.equal(a, b) for a, b in zip(trained(seen_online), trained(seen_stored)))
+    assert stored["curve"] == online["curve"]  # losses and accuracies, bit for bit
+    # without the fp16 rounding the two differ only by it: close, not equal
+    plain = train_student(images, _teacher(), bundle, recipes["online"], 0, CPU)
+    assert plain["curve"][-1]["train_loss"] == pytest.approx(
+        online["curve"][-1]["train_loss"], 1e-2
+    )
+
+
+def test_relabel_shards_by_epoch_range_hold_the_bytes_of_one_job():
+    bundle, images = _bundle(), _bundle().train_x[:12]
+    recipe = student_protocols(_recipe("stored")["student"])["stored"]
+    norm = Normalizer(bundle.mean, bundle.std, CPU)
+    whole = relabel(images, _teacher(), norm, recipe, 5, 42, range(1, 4))
+    parts = [
+        relabel(images, _teacher(), norm, recipe, 5, 42, r) for r in (range(3, 4), range(1, 3))
+    ]
+    merged = merge_shards(parts)
+    assert sorted(whole) == sorted(merged)
+    for k in whole:
+        assert np.array_equal(whole[k], merged[k]), k
+    assert whole["logits"].dtype == np.float16 and whole["logits"].shape == (3, 12, 4)
+    # each stored logit row is the teacher's output on the stored view of that image
+    views, logits = StoredLabels(whole, LabelBudget(), 42).epoch(2)
+    x = render(norm.to_tensor(images[views[1].idx]), views[1])
+    with torch.no_grad():
+        expect = _teacher()(x).half().float()
+    assert torch.equal(logits[5:10], expect)
+
+
+def test_the_views_depend_on_seed_and_epoch_only():
+    recipe = {"min_scale": 0.3, "max_scale": 1.0, "hflip": True, "cutmix": 1.0}
+    a = draw_epoch(10, 4, (8, 8), recipe, 1, 2)
+    b = draw_epoch(10, 4, (8, 8), recipe, 1, 2)
+    c = draw_epoch(10, 4, (8, 8), recipe, 1, 3)
+    assert [v.idx.tolist() for v in a] == [v.idx.tolist() for v in b]
+    assert all(np.array_equal(u.boxes, v.boxes) and u.mix_box == v.mix_box for u, v in zip(a, b))
+    assert [v.idx.tolist() for v in a] != [v.idx.tolist() for v in c]
+    assert sorted(np.concatenate([v.idx for v in a]).tolist()) == list(range(10))
+    assert [len(v.idx) for v in a] == [4, 4, 2]
+
+
+def test_a_stored_label_student_never_loads_the_teacher(tmp_path, monkeypatch):
+    """The stage runs with no teacher file at all; loading one would fail the test."""
+    import ddflow.stages as stages
+    from ddflow import io
+    from ddflow.distilled import write_distilled
+
+    bundle = _bundle()
+    images, labels = bundle.train_x[:12], np.repeat(np.arange(4), 3)
+    write_distilled(
+        str(tmp_path / "images"), str(tmp_path / "m.json"), images, labels,
+        np.tile(np.arange(3), 4), bundle.classes, {"ipc": 3, "cost": {}},
+    )  # fmt: skip
+    np.savez(tmp_path / "d.npz", train_x=bundle.train_x, train_y=bundle.train_y,
+             test_x=bundle.test_x, test_y=bundle.test_y)  # fmt: skip
+    meta = {"classes": bundle.classes, "mean": bundle.mean, "std": bundle.std}
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    (tmp_path / "t.json").write_text(json.dumps({"test_top1": 55.0}))
+    recipe = student_protocols(_recipe("stored", relabel_seed=0)["student"])["stored"]
+    shard = relabel(images, _teacher(), Normalizer(bundle.mean, bundle.std, CPU), recipe, 5, 0,
+                    range(1, 4))  # fmt: skip
+    io.save_npz(tmp_path / "l.npz", **shard, wall_s=np.asarray(2.0))
+
+    def no_teacher(*a, **k):
+        raise AssertionError("the stored-label student loaded the teacher")
+
+    monkeypatch.setattr(stages, "load_teacher", no_teacher)
+    monkeypatch.setattr(stages, "load_bundle", lambda *a: bundle)
+    out = tmp_path / "s.json"
+    stages.run_student(
+        str(tmp_path / "images"), str(tmp_path / "m.json"), "unused", "unused", None,
+        str(tmp_path / "t.json"), recipe, 0, {"method": "random"}, {"device": "cpu"}, str(out),
+        threads=1, label_shards=[str(tmp_path / "l.npz")],
+    )  # fmt: skip
+    r = json.loads(out.read_text())
+    assert r["labels"]["teacher_at_training"] is False and "teacher_bytes" not in r["labels"]
+    views_bytes = sum(shard[k].nbytes for k in ("idx", "boxes", "flips", "mix", "mix_perm"))
+    assert r["labels"]["label_bytes"] == shard["logits"].nbytes + views_bytes
+    assert r["distill_cost"]["relabel_wall_s"] == 2.0 and r["teacher_top1"] == 55.0
+
+
+def test_label_budgets_encode_what_they_say():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, (2, 6, 10)).astype(np.float16)
+    full = LabelBudget().encode(logits)
+    assert sum(a.nbytes for a in full.values()) == logits.nbytes
+    top = LabelBudget(topk=3)
+    enc = top.encode(logits)
+    dec = top.decode(enc, 10)
+    assert sum(a.nbytes for a in enc.values()) == 2 * 6 * 3 * (2 + 2)  # fp16 value + int16 index
+    kept = np.isfinite(dec)
+    assert (kept.sum(-1) == 3).all()
+    order = np.argsort(-logits.astype(np.float32), -1)[..., :3]
+    assert (np.sort(np.nonzero(kept.reshape(-1, 10))[1].reshape(-1, 3), -1)
+            == np.sort(order.reshape(-1, 3), -1)).all()  # fmt: skip
+    assert np.array_equal(dec[kept], logits.astype(np.float32)[kept])
+    q = LabelBudget(dtype="int8")
+    qdec = q.decode(q.encode(logits), 10)
+    step = (logits.max(-1) - logits.min(-1)).astype(np.float32) / 255
+    assert (np.abs(qdec - logits) <= step[..., None] / 2 + 0.02).all()
+    assert q.encode(logits)["q"].dtype == np.uint8
+    # the softmax of a top-k label puts no mass outside the k classes
+    p = F.softmax(torch.from_numpy(dec) / 4, -1)
+    assert torch.equal(p[torch.from_numpy(~kept)], torch.zeros(int((~kept).sum())))
+
+
+def test_a_kept_share_of_epochs_is_cycled_and_counted():
+    bundle, images = _bundle(), _bundle().train_x[:10]
+    recipe = student_protocols(_recipe("stored")["student"])["stored"]
+    labels = _stored(bundle, images, recipe, _teacher(), LabelBudget(keep=0.5), ((1, 4),))
+    assert len(labels.kept) == 2 and set(labels.kept) <= {1, 2, 3, 4}
+    first = [labels.epoch(e)[0][0].idx.tolist() for e in (1, 2, 3, 4)]
+    assert first[0] == first[2] and first[1] == first[3] and first[0] != first[1]
+    full = _stored(bundle, images, recipe, _teacher(), None, ((1, 4),))
+    assert labels.bytes["logits"] * 2 == full.bytes["logits"]
+    with pytest.raises(LabelError, match="relabel more epochs"):
+        full.check_fits(10, 5, 5)
+    with pytest.raises(LabelError, match="batches of 5, the student trains on 10 in batches of 4"):
+        full.check_fits(10, 4, 4)
+
+
+def test_the_hard_protocol_is_cutmix_weighted_cross_entropy_and_needs_no_teacher():
+    logits = torch.randn(4, 3)
+    y = torch.tensor([0, 1, 2, 0])
+    (view,) = draw_epoch(4, 4, (8, 8), {"min_scale": 1, "max_scale": 1, "hflip": False,
+                                        "cutmix": 1.0}, 0, 1)  # fmt: skip
+    lam, perm = view.mix_lam, torch.as_tensor(view.mix_perm)
+    by_hand = -(lam * F.log_softmax(logits, 1)[range(4), y]
+                + (1 - lam) * F.log_softmax(logits, 1)[range(4), y[perm]]).mean()  # fmt: skip
+    assert torch.allclose(hard_loss(logits, y, view), by_hand)
+    bundle = _bundle()
+    recipes = student_protocols(_recipe(["hard", "hybrid"], hard_weight=0.5)["student"])
+    targets = bundle.train_y[:12]
+    hard = train_student(bundle.train_x[:12], None, bundle, recipes["hard"], 0, CPU,
+                         targets=targets)  # fmt: skip
+    hybrid = train_student(bundle.train_x[:12], _teacher(), bundle, recipes["hybrid"], 0, CPU,
+                           targets=targets)  # fmt: skip
+    online = train_student(bundle.train_x[:12], _teacher(), bundle, recipes["hybrid"] | {
+        "labels": "online"}, 0, CPU)  # fmt: skip
+    assert hard["curve"] != hybrid["curve"] != online["curve"]
+    assert hybrid["curve"][0]["train_loss"] > online["curve"][0]["train_loss"]
+
+
+def test_protocols_get_their_own_student_ids_and_only_their_keys():
+    base = StageIds(_recipe(["hard", "online", "stored", "hybrid"]))
+    assert list(base.students) == ["hard", "online", "stored", "hybrid"]
+    assert len(set(base.students.values())) == 4
+    budgets = StageIds(_recipe("stored", label_budget=[{}, {"topk": 5, "dtype": "int8"}]))
+    assert list(budgets.students) == ["stored", "stored-top5-int8"]
+    assert budgets.students["stored"] == base.students["stored"]
+    # keys a protocol does not use never move its id; layout never moves any id
+    for key, value in [("hard_weight", 3.0), ("relabel_seed", 7), ("label_budget", {"keep": 0.5}),
+                       ("relabel_epochs_per_shard", 1)]:  # fmt: skip
+        other = StageIds(_recipe(["hard", "online", "stored", "hybrid"], **{key: value}))
+        pairs = zip(base.students.items(), other.students.values())
+        moved = {p for (p, sid), other_sid in pairs if other_sid != sid}
+        expected = {"hard_weight": {"hybrid"}, "relabel_seed": {"stored"},
+                    "label_budget": {"stored"}, "relabel_epochs_per_shard": set()}  # fmt: skip
+        assert moved == expected[key]
+    cfg = _recipe("stored")
+    a, b = StageIds(cfg), StageIds(_recipe("stored", relabel_epochs_per_shard=1))
+    assert a.relabel("random", 3) == b.relabel("random", 3)
+    assert a.relabel("random", 3) != StageIds(_recipe("stored", cutmix=0.5)).relabel("random", 3)
+
+
+def test_stored_labels_refuse_randaugment_with_the_fix():
+    from ddflow.config import ConfigError
+
+    with pytest.raises(ConfigError, match="student.randaugment': stored labels replay"):
+        _recipe(["online", "stored"], randaugment="rand-m9-n2")

@@ -1,0 +1,17 @@
+from _stage import stage
+
+sm = snakemake  # noqa: F821
+with stage(sm) as (runtime, params):
+    from ddflow.stages import run_relabel
+
+    run_relabel(
+        sm.input.images,
+        sm.input.manifest,
+        sm.input.npz,
+        sm.input.meta,
+        sm.input.teacher,
+        params["relabel"],
+        runtime,
+        sm.output[0],
+        threads=sm.threads,
+    )
