@@ -24,7 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CRITICAL = [
     "src/ddflow/baselines.py",
     "src/ddflow/data/pixels.py",
+    "src/ddflow/labels/protocols.py",
     "src/ddflow/labels/soft.py",
+    "src/ddflow/labels/stored.py",
     "src/ddflow/metrics/diversity.py",
     "src/ddflow/presets.py",
     "src/ddflow/recover/augment.py",
@@ -36,6 +38,7 @@ CRITICAL = [
     "src/ddflow/select/ranking.py",
     "src/ddflow/train/common.py",
     "src/ddflow/train/student.py",
+    "src/ddflow/train/views.py",
 ]
 # The fast unit suite: no Snakemake runs.
 FAST_TESTS = [
@@ -49,6 +52,8 @@ FAST_TESTS = [
     "tests/test_config.py",
     "tests/test_data.py",
     "tests/test_golden.py",
+    "tests/test_labels.py",
+    "tests/test_method_keys.py",
 ]
 
 

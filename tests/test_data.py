@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from ddflow.data.catalog import num_classes
 from ddflow.data.datasets import DataError, check_class_map, load_bundle, prepare, stratified_split
@@ -251,3 +252,14 @@ def test_shipped_cifar100_fixture_reads_100_rgb_classes(tmp_path):
     channels = b.train_x.reshape(-1, 3).astype(float)
     assert channels.std(0).min() > 20  # real photos, not a constant fill
     assert not np.allclose(channels[:, 0], channels[:, 2])  # colour, not grey
+
+
+def test_to_uint8_saturates_out_of_range_pixels_and_truncates():
+    from ddflow.data.pixels import Normalizer
+
+    norm = Normalizer([0.5, 0.25], [0.5, 0.25])
+    x01 = torch.tensor([-0.7, 0.0, 0.5, 0.9999, 1.0, 1.8]).view(1, 1, 1, 6).repeat(1, 2, 1, 1)
+    out = norm.to_uint8((x01 - norm.mean) / norm.std)
+    assert out.shape == (1, 1, 6, 2) and out.dtype == np.uint8
+    assert out[0, 0, :, 0].tolist() == [0, 0, 127, 254, 255, 255]  # clamp, x255, truncate
+    assert (out[..., 0] == out[..., 1]).all()  # per-channel mean and std undone

@@ -33,6 +33,7 @@ def test_published_example_ipc50_mi4000_ri500():
         (10, 2000, 1000, [5, 5]),
         (7, 1000, 500, [4, 3]),
         (3, 4000, 500, [1, 1, 1, 0, 0, 0, 0, 0]),
+        (2, 4000, 500, [1, 1, 0, 0, 0, 0, 0, 0]),
         (1, 4000, 500, [1]),
     ],
 )
@@ -47,6 +48,7 @@ def test_ipc1_and_early_only_run_every_image_the_full_budget():
     early_only = image_groups(10, 4000, 500, early_late=False)
     assert iterations_per_image(early_only, 4000, 500).tolist() == [4000] * 10
     assert group_sizes(10, 1) == [10]
+    assert all(type(s) is int for s in group_sizes(10, 3))  # image counts, not fractions
 
 
 def test_medium_order_on_a_known_list():
@@ -58,6 +60,29 @@ def test_medium_order_on_a_known_list():
     assert select(scores, labels, 1, 3, "medium")[0].tolist() == [4, 6, 2]
     assert select(scores, labels, 1, 2, "lowest")[0].tolist() == [1, 5]
     assert select(scores, labels, 1, 2, "highest")[0].tolist() == [0, 6]
+
+
+def test_selection_edges_ties_and_messages():
+    assert medium_order(1) == [0] and medium_order(2) == [1, 0]  # every image, however few
+    labels = np.array([0, 0, 0, 1, 1])
+    scores = np.array([0.5, 0.5, 0.5, 0.2, 0.2])  # ties keep training-set order (stable sort)
+    assert select(scores, labels, 2, 2, "lowest").tolist() == [[0, 1], [3, 4]]
+    assert select(scores, labels, 2, 2, "highest").tolist() == [[2, 1], [4, 3]]
+    assert select(scores, labels, 2, 2, "medium").tolist() == [[2, 1], [4, 3]]  # mid = ceil(n/2)
+    many = np.repeat([0.3, 0.1, 0.2], 100)  # 300 tied scores: only a stable sort keeps order
+    order = select(many, np.zeros(300, int), 1, 300, "lowest")[0]
+    assert order.tolist() == [*range(100, 200), *range(200, 300), *range(100)]
+    from ddflow.data.datasets import DataError
+
+    with pytest.raises(
+        DataError,
+        match=r"^config key 'ipc': class 1 has 2 training images, fewer than IPC 3; lower ipc$",
+    ):
+        select(scores, labels, 2, 3, "lowest")
+    with pytest.raises(
+        ValueError, match=r"unknown selection criterion 'middle'; known: \('lowest'"
+    ):
+        select(scores, labels, 2, 1, "middle")
 
 
 def test_mosaic_cell_layout():

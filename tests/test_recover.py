@@ -263,19 +263,66 @@ def test_bn_loss_gradient_matches_autograd_reference(channels_last):
     loss.remove()
 
 
-def test_bn_moments_in_channels_last_and_bf16_match_float32():
+def test_bn_moments_are_biased_per_channel_moments_in_every_layout():
     from ddflow.recover.bn_loss import _moments
 
-    x = torch.randn(6, 5, 7, 7) * 3 + 1
-    mean, var = _moments(x)
-    for other in (x.contiguous(memory_format=torch.channels_last), x.bfloat16()):
-        m2, v2 = _moments(other)
-        assert m2.dtype == torch.float32
-        torch.testing.assert_close(m2, mean, atol=0.05, rtol=0.02)
-        torch.testing.assert_close(v2, var, atol=0.05, rtol=0.02)
-    # channels_last is exact up to float32 summation order
-    m3, v3 = _moments(x.contiguous(memory_format=torch.channels_last))
-    torch.testing.assert_close(m3, mean) and torch.testing.assert_close(v3, var)
+    # 12 values a channel: the unbiased variance would be 9% larger, far outside the tolerance
+    x = torch.randn(2, 5, 2, 3) * 3 + 1
+    layouts = {
+        "contiguous": x,
+        "channels_last": x.contiguous(memory_format=torch.channels_last),
+        "strided": x.transpose(2, 3),  # neither layout: the moments over (N, H, W) are the same
+    }
+    assert not layouts["strided"].is_contiguous()
+    assert not layouts["strided"].is_contiguous(memory_format=torch.channels_last)
+    ref_mean, ref_var = x.double().mean((0, 2, 3)), x.double().var((0, 2, 3), correction=0)
+    for name, t in layouts.items():
+        mean, var = _moments(t)
+        assert mean.shape == var.shape == (5,) and mean.dtype == torch.float32, name
+        torch.testing.assert_close(mean.double(), ref_mean, rtol=1e-5, atol=1e-6, msg=name)
+        torch.testing.assert_close(var.double(), ref_var, rtol=1e-5, atol=1e-6, msg=name)
+    # bf16 activations: float32 moments of the bf16 values
+    b = x.bfloat16()
+    mean, var = _moments(b)
+    assert mean.dtype == torch.float32
+    ref = b.double()
+    torch.testing.assert_close(mean.double(), ref.mean((0, 2, 3)), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(var.double(), ref.var((0, 2, 3), correction=0), rtol=1e-4, atol=1e-4)
+
+
+def test_bn_loss_defaults_and_refusal_are_sre2ls():
+    loss = BNStatLoss(freeze(trained_bn_teacher()))
+    assert loss.weights[0] == 10.0 and set(loss.weights[1:]) == {1.0}  # first_bn_multiplier
+    loss.remove()
+    with pytest.raises(
+        ValueError, match=r"^BN-statistics recovery needs a teacher with BatchNorm2d layers$"
+    ):
+        BNStatLoss(nn.Sequential(nn.Conv2d(1, 2, 3)))
+
+
+def test_rrc_fallback_crops_the_centre_at_the_ratio_bound():
+    rng = random.Random(0)
+    # scale (1, 1): no draw fits a non-square image, so torchvision's fallback decides
+    assert sample_rrc_box(10, 40, (1.0, 1.0), rng) == (0, 13, 10, 13)  # wide: h, h * 4/3
+    assert sample_rrc_box(40, 10, (1.0, 1.0), rng) == (13, 0, 13, 10)  # tall: w, w / (3/4)
+    boxes = [sample_rrc_box(20, 20, (0.001, 0.01), rng) for _ in range(300)]
+    assert all(h >= 1 and w >= 1 for _, _, h, w in boxes)  # never an empty crop
+    assert any(w == 1 for *_, w in boxes) and any(h == 1 for _, _, h, _ in boxes)
+
+
+@pytest.mark.parametrize("mode", ["positive", "symmetric"])
+def test_jitter_rolls_within_its_range(mode):
+    x = torch.zeros(1, 1, 16, 16)
+    x[0, 0, 8, 8] = 1.0
+    aug = RecoverAugment(crop=False, flip=False, jitter=3, jitter_mode=mode)
+    rng = random.Random(0)
+    shifts = set()
+    for _ in range(200):
+        y = aug(x, 0, 1, rng)
+        (r, c) = (y[0, 0] == 1).nonzero()[0].tolist()
+        shifts.add((r - 8, c - 8))
+    lo = 0 if mode == "positive" else -3
+    assert {s for pair in shifts for s in pair} == set(range(lo, 4))
 
 
 def test_bf16_precision_switch_runs_the_teacher_in_bf16():

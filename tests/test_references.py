@@ -48,6 +48,8 @@ def test_real_init_of_a_shard_not_starting_at_class_zero_takes_that_shards_class
     picked = x[:, 0, 0, 0].round().long().tolist()
     # class 3 holds images 12..15 and class 4 holds 16..19; highest scores first
     assert picked == [12, 13, 16, 17]
+    last = real_init(images, labels, scores, range(4, 6), 2, "lowest", norm)  # ends at the last
+    assert last[:, 0, 0, 0].round().long().tolist() == [19, 18, 23, 22]
 
 
 def test_the_summary_is_mean_and_sample_std_of_the_per_seed_results(tmp_path):

@@ -200,3 +200,24 @@ def test_evaluate_counts_a_known_answer():
     top1 = evaluate(model, images, labels, Normalizer([0.5], [0.25]), batch_size=3)
     assert top1 == pytest.approx(100 * 4 / 7)
     assert model.training  # the mode is restored
+
+
+def test_padded_random_crop_shifts_by_at_most_the_padding_and_fills_zeros():
+    from ddflow.train.common import random_crop_pad
+
+    x = torch.arange(1, 17, dtype=torch.float32).view(1, 1, 4, 4).repeat(64, 1, 1, 1)
+    out = random_crop_pad(x, 1, torch.Generator().manual_seed(0))
+    shifts = set()
+    for img in out[:, 0]:
+        found = [
+            (dy, dx)
+            for dy in (-1, 0, 1)
+            for dx in (-1, 0, 1)
+            if torch.equal(
+                img, torch.nn.functional.pad(x[0, 0], (1,) * 4)[1 + dy : 5 + dy, 1 + dx : 5 + dx]
+            )
+        ]
+        assert found, "not a shifted copy with zero fill"
+        shifts.add(found[0])
+    assert shifts == {(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)}  # all 9 offsets drawn
+    assert torch.equal(random_crop_pad(x, 0, torch.Generator()), x)

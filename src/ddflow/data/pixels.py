@@ -16,9 +16,6 @@ class Normalizer:
         x = x.permute(0, 3, 1, 2).float().div_(255.0)
         return (x - self.mean) / self.std
 
-    def normalize(self, x01: torch.Tensor) -> torch.Tensor:
-        return (x01 - self.mean) / self.std
-
     def bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Valid pixel range [0, 1] in normalized space, per channel."""
         return (0 - self.mean) / self.std, (1 - self.mean) / self.std

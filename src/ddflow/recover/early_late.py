@@ -25,6 +25,4 @@ def image_groups(
 def iterations_per_image(
     groups: np.ndarray, max_iterations: int, round_iterations: int
 ) -> np.ndarray:
-    if groups.max(initial=0) == 0:
-        return np.full(len(groups), max_iterations)
     return max_iterations - groups * round_iterations
