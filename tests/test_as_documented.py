@@ -146,8 +146,10 @@ def test_the_run_records_exactly_its_config(repo, config):
     assert record["config"] == expected
     assert f"ddflow: config {config};" in text
     assert f"effective config and ids: {path.relative_to(repo)}" in text
-    printed = re.search(r"methods (.*?), student ", text).group(1).split(", ")
+    printed = re.search(r"methods (.*?), students ", text).group(1).split(", ")
     assert sorted(printed) == sorted(f"{m}-{i}" for m, i in record["stage_ids"]["methods"].items())
+    students = re.search(r"students (.*?); ", text).group(1).split(", ")
+    assert students == [f"{p}-{i}" for p, i in record["stage_ids"]["students"].items()]
 
 
 def test_the_default_is_not_merged_under_an_experiment(repo, tmp_path):

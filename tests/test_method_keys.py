@@ -42,7 +42,6 @@ CHANGES = [
     ("delt", "mosaic_factor", 2, {"init": "mosaic"}),
     ("delt", "mosaic_crops", 2, {"init": "mosaic"}),
     ("delt", "mosaic_candidates", 10, {"init": "mosaic", "mosaic_factor": 2}),
-    ("delt", "selection", "lowest", {"init": "mosaic"}),
 ]
 SHARD = "c00000-00010_i0000-0002"
 
