@@ -229,6 +229,19 @@ def test_the_hard_protocol_is_cutmix_weighted_cross_entropy_and_needs_no_teacher
         "labels": "online"}, 0, CPU)  # fmt: skip
     assert hard["curve"] != hybrid["curve"] != online["curve"]
     assert hybrid["curve"][0]["train_loss"] > online["curve"][0]["train_loss"]
+    # the hybrid loss by hand: T^2 x KL(teacher || student) + hard_weight x CutMix-weighted CE
+    from ddflow.labels.protocols import make_protocol
+
+    proto = make_protocol(recipes["hybrid"], 0, 4, 4, (8, 8), teacher=_teacher())
+    x = torch.randn(4, 3, 12, 12)
+    with torch.no_grad():
+        t_logits = _teacher()(x)
+    t = recipes["hybrid"]["temperature"]
+    s_logits = torch.randn(4, 4)
+    y4 = torch.tensor([0, 1, 2, 3])
+    kl = F.kl_div(F.log_softmax(s_logits / t, 1), F.softmax(t_logits / t, 1), reduction="batchmean")
+    expect = t**2 * kl + 0.5 * hard_loss(s_logits, y4, view)
+    torch.testing.assert_close(proto.loss(s_logits, x, view, y4, None), expect)
 
 
 def test_protocols_get_their_own_student_ids_and_only_their_keys():

@@ -3,7 +3,7 @@
     hard    cross-entropy on the set's class labels (CutMix-weighted); no teacher
     online  KD to the teacher run on the exact view the student sees (RDED/DELT validation)
     stored  KD to stored fp16 logits of the replayed views (SRe2L/CDA FKD), under a label budget
-    hybrid  online KD plus student.hard_weight x the hard term
+    hybrid  online KD x T^2 plus student.hard_weight x the hard term (Hinton et al.)
 
 One class per protocol in PROTOCOLS; the student loop only calls `epoch` and `loss`.
 """
@@ -61,8 +61,13 @@ class Online(Protocol):
 
 
 class Hybrid(Online):
+    """Hinton et al.'s combination: the KD term x T^2 (so its gradients keep their size as T
+    grows) plus hard_weight x the hard term. Without the T^2 a T = 20 KL is ~1/400 of the
+    cross-entropy's scale and the hybrid would train as hard labels alone."""
+
     def loss(self, logits, x, view, y, soft):
-        soft_term = super().loss(logits, x, view, y, soft)
+        t = self.cfg["temperature"]
+        soft_term = kd_loss(logits, self.teacher(x), t, t2_factor=True)
         return soft_term + self.cfg["hard_weight"] * hard_loss(logits, y, view)
 
 
