@@ -203,7 +203,9 @@ def test_a_kept_share_of_epochs_is_cycled_and_counted():
     assert first[0] == first[2] and first[1] == first[3] and first[0] != first[1]
     full = _stored(bundle, images, recipe, _teacher(), None, ((1, 4),))
     assert labels.bytes["logits"] * 2 == full.bytes["logits"]
-    with pytest.raises(LabelError, match="relabel more epochs"):
+    with pytest.raises(
+        LabelError, match=r"relabel more epochs or set student.label_budget.keep below 1$"
+    ):
         full.check_fits(10, 5, 5)
     with pytest.raises(LabelError, match="batches of 5, the student trains on 10 in batches of 4"):
         full.check_fits(10, 4, 4)
@@ -271,3 +273,91 @@ def test_stored_labels_refuse_randaugment_with_the_fix():
 
     with pytest.raises(ConfigError, match="student.randaugment': stored labels replay"):
         _recipe(["online", "stored"], randaugment="rand-m9-n2")
+
+
+def test_replayed_views_are_the_drawn_views_field_by_field():
+    bundle, images = _bundle(), _bundle().train_x[:12]
+    norm = Normalizer(bundle.mean, bundle.std, CPU)
+    for over in ({}, {"min_scale": 1.0, "max_scale": 1.0, "hflip": False, "cutmix": 0.0}):
+        recipe = student_protocols(_recipe("stored", **over)["student"])["stored"]
+        stored = StoredLabels(
+            relabel(images, _teacher(), norm, recipe, 5, 3, range(1, 3)), LabelBudget(), 3
+        )
+        for epoch in (1, 2):
+            replayed, _ = stored.epoch(epoch)
+            drawn = draw_epoch(12, 5, (12, 12), recipe, 3, epoch)
+            for r, d in zip(replayed, drawn, strict=True):
+                assert np.array_equal(r.idx, d.idx) and np.array_equal(r.flips, d.flips)
+                assert (r.boxes is None) == (d.boxes is None)
+                assert r.boxes is None or np.array_equal(r.boxes, d.boxes)
+                assert (r.mix_box, r.mix_lam) == (d.mix_box, d.mix_lam)
+                assert (r.mix_perm is None) == (d.mix_perm is None)
+                assert r.mix_perm is None or np.array_equal(r.mix_perm, d.mix_perm)
+
+
+def test_budget_from_config_and_the_encodings_shapes_and_types():
+    assert LabelBudget.from_config({}) == LabelBudget(None, "fp16", 1.0)
+    full = {"topk": 5, "dtype": "int8", "keep": 0.5}
+    assert LabelBudget.from_config(full) == LabelBudget(5, "int8", 0.5)
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0, 4, (2, 3, 100)).astype(np.float16)  # n (3) != classes (100)
+    top = LabelBudget(topk=8)
+    enc = top.encode(logits)
+    assert enc["index"].dtype == np.int16 and enc["index"].shape == (2, 3, 8)
+    dec = top.decode(enc, 100)
+    assert dec.dtype == np.float32 and dec.shape == (2, 3, 100)
+    assert np.isfinite(dec).sum(-1).tolist() == [[8] * 3] * 2
+    same = LabelBudget(topk=100).encode(logits)  # k = all classes: nothing to index
+    assert sorted(same) == ["values"] and same["values"].nbytes == logits.nbytes
+    wide = LabelBudget(topk=2).encode(np.zeros((1, 1, 40000), np.float16))
+    assert wide["index"].dtype == np.int32  # class ids past int16
+    q = LabelBudget(dtype="int8").encode(logits)
+    assert q["lo"].shape == q["step"].shape == (2, 3, 1)
+    assert q["lo"].dtype == q["step"].dtype == np.float16
+    narrow = np.linspace(0, 0.1, 100, dtype=np.float32).reshape(1, 1, 100)  # range < 1
+    assert LabelBudget(dtype="int8").encode(narrow)["q"].max() == 255  # full 8 bits used
+
+
+def test_kept_epochs_follow_the_seed_and_keep_at_least_one():
+    epochs = np.arange(1, 21)
+    budget = LabelBudget(keep=0.25)
+    a = budget.kept_epochs(epochs, 42)
+    assert len(a) == 5 and np.array_equal(a, budget.kept_epochs(epochs, 42))
+    assert any(not np.array_equal(a, budget.kept_epochs(epochs, s)) for s in (1, 2, 3))
+    assert len(LabelBudget(keep=0.1).kept_epochs(np.arange(1, 5), 0)) == 1  # ceil(0.4)
+    rng = np.random.default_rng(0)
+    stored = {
+        "idx": np.tile(np.arange(4, dtype=np.int32), (20, 1)), "flips": np.zeros((20, 4), bool),
+        "logits": rng.normal(size=(20, 4, 3)).astype(np.float16), "epochs": epochs,
+        "batch_size": np.asarray(4),
+    }  # fmt: skip
+    s42, s7 = StoredLabels(stored, budget, 42), StoredLabels(stored, budget, 7)
+    assert np.array_equal(s42.kept, a) and not np.array_equal(s42.kept, s7.kept)
+    assert s42.num_classes == 3
+
+
+def test_hard_and_stored_losses_by_hand():
+    from ddflow.labels.protocols import make_protocol
+
+    logits, y = torch.randn(4, 3), torch.tensor([2, 0, 1, 1])
+    (plain,) = draw_epoch(4, 4, (8, 8), {"min_scale": 1, "max_scale": 1, "hflip": False,
+                                         "cutmix": 0.0}, 0, 1)  # fmt: skip
+    assert plain.mix_box is None
+    by_hand = -F.log_softmax(logits, 1)[range(4), y].mean()
+    torch.testing.assert_close(hard_loss(logits, y, plain), by_hand)
+    soft = torch.randn(4, 3)
+    recipe = student_protocols(_recipe("stored", t2_factor=True)["student"])["stored"]
+    stored = _stored(_bundle(), _bundle().train_x[:10], recipe, _teacher(), shards=((1, 3),))
+    proto = make_protocol(recipe, 0, 10, 5, (12, 12), stored=stored)
+    t = recipe["temperature"]
+    kl = F.kl_div(F.log_softmax(logits / t, 1), F.softmax(soft / t, 1), reduction="batchmean")
+    torch.testing.assert_close(proto.loss(logits, None, plain, y, soft), t**2 * kl)
+
+
+def test_the_hard_protocol_learns_the_given_classes():
+    bundle = _bundle()
+    recipe = student_protocols(_recipe("hard")["student"])["hard"]
+    x, y = bundle.train_x[:12], bundle.train_y[:12]
+    a = train_student(x, None, bundle, recipe, 0, CPU, targets=y)
+    b = train_student(x, None, bundle, recipe, 0, CPU, targets=(y + 1) % 4)
+    assert a["curve"] != b["curve"]

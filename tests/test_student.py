@@ -221,3 +221,31 @@ def test_padded_random_crop_shifts_by_at_most_the_padding_and_fills_zeros():
         shifts.add(found[0])
     assert shifts == {(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)}  # all 9 offsets drawn
     assert torch.equal(random_crop_pad(x, 0, torch.Generator()), x)
+
+
+def test_random_hflip_mirrors_some_images_left_right_and_follows_its_generator():
+    from ddflow.train.common import random_hflip
+
+    x = torch.randn(16, 3, 4, 5)
+    out = random_hflip(x, torch.Generator().manual_seed(1))
+    flipped = [torch.equal(o, i.flip(-1)) for o, i in zip(out, x)]
+    kept = [torch.equal(o, i) for o, i in zip(out, x)]
+    assert all(f or k for f, k in zip(flipped, kept))  # each image: as is, or mirrored in width
+    assert 0 < sum(flipped) < 16
+    assert torch.equal(out, random_hflip(x, torch.Generator().manual_seed(1)))
+
+
+def test_randaugment_gets_the_datasets_fill_and_translation(monkeypatch):
+    import timm.data.auto_augment as aa
+
+    from ddflow.train.common import rand_augment
+
+    seen = []
+    real = aa.rand_augment_transform
+    monkeypatch.setattr(aa, "rand_augment_transform", lambda c, h: seen.append(h) or real(c, h))
+    rand_augment("rand-m5-n2", 40, [0.5, 0.25, 1.0])
+    rand_augment("rand-m5-n2", 28, [0.2])
+    assert seen == [
+        {"translate_const": 18, "img_mean": (128, 64, 255)},  # 0.45 x size; 255 x mean
+        {"translate_const": 12, "img_mean": 51},  # one channel: a single fill value
+    ]
