@@ -285,6 +285,27 @@ def test_the_table_writers_print_what_the_runs_hold(tmp_path):
     assert (row["image_iterations"], row["teacher_bytes"], row["label_bytes"]) == (300, 7, 0)
     assert row["teacher_at_training"] == "yes"
     assert "teacher, shared by all: 33 s on cpu" in (tmp_path / "c.md").read_text()
+    # two budgets of the stored protocol are two rows, each with its own label bytes
+    stored = [
+        _write_run(
+            tmp_path / f"b{i}.json",
+            method="s",
+            kind="sre2l",
+            seed=0,
+            top1_last=40.0,
+            top1_best=41.0,
+            protocol=name,
+            distill_cost={},
+            distilled_image_bytes=1,
+            labels={"protocol": "stored", "teacher_at_training": False, "label_bytes": nbytes},
+            cost={"wall_s": 1.0, "peak_rss_mb": 1.0, "device": "cpu"},
+        )  # fmt: skip
+        for i, (name, nbytes) in enumerate([("stored", 900), ("stored-top2", 90)])
+    ]
+    budgets = write_cost_table(stored, _teacher_metrics(tmp_path), tmp_path / "d.csv",
+                               tmp_path / "d.md").set_index("protocol")  # fmt: skip
+    assert budgets["label_bytes"].to_dict() == {"stored": 900, "stored-top2": 90}
+    assert set(budgets["teacher_at_training"]) == {"no"}
 
     div = []
     for i, (m, per_class) in enumerate([("x", {"0": 0.9, "1": 0.7}), ("y", {"0": 0.5})]):

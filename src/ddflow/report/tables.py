@@ -172,7 +172,7 @@ def write_cost_table(
             {
                 "method": r["method"],
                 "ipc": r["ipc"],
-                "protocol": labels["protocol"],
+                "protocol": r["protocol"],  # with its label budget, as in the summary
                 "recover_wall_s": r["distill_cost"].get("recover_wall_s", 0.0),
                 "relabel_wall_s": r["distill_cost"].get("relabel_wall_s", 0.0),
                 "image_iterations": r["distill_cost"].get("recover_image_iterations", 0),
