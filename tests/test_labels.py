@@ -361,3 +361,22 @@ def test_the_hard_protocol_learns_the_given_classes():
     a = train_student(x, None, bundle, recipe, 0, CPU, targets=y)
     b = train_student(x, None, bundle, recipe, 0, CPU, targets=(y + 1) % 4)
     assert a["curve"] != b["curve"]
+
+
+@pytest.mark.parametrize(
+    "protocol, label_bytes, teacher",
+    [("hard", 24, False), ("online", 0, True), ("hybrid", 24, True)],
+)
+def test_label_storage_counts_what_each_protocol_reads(protocol, label_bytes, teacher):
+    """Hard and hybrid read the set's class indices (2 bytes each); online and hybrid run the
+    teacher, whose weights are counted, and the logits FKD would have stored instead."""
+    from ddflow.labels.protocols import PROTOCOLS
+    from ddflow.stages import label_storage
+
+    recipe = student_protocols(_recipe(protocol)["student"])[protocol]
+    net = _teacher()
+    weights = sum(t.numel() * t.element_size() for t in [*net.parameters(), *net.buffers()])
+    out = label_storage(recipe, PROTOCOLS[protocol], net if teacher else None, None, 12, _bundle())
+    assert out["label_bytes"] == label_bytes and out["teacher_at_training"] is teacher
+    assert out.get("teacher_bytes") == (weights if teacher else None)
+    assert out.get("label_bytes_if_stored") == (3 * 12 * 4 * 2 if teacher else None)

@@ -474,12 +474,11 @@ def label_storage(cfg, protocol, teacher, stored, n_images, bundle) -> dict:
     if teacher is not None:
         params = [*teacher.parameters(), *teacher.buffers()]
         out["teacher_bytes"] = sum(t.numel() * t.element_size() for t in params)
+    out["label_bytes"] = n_images * 2 if protocol.needs_hard else 0  # int16 class indices
     if stored is not None:
-        out["label_bytes"] = stored.bytes["logits"] + stored.bytes["views"]
+        out["label_bytes"] += stored.bytes["logits"] + stored.bytes["views"]
         out["label_budget"] = cfg["label_budget"]
-    elif cfg["labels"] == "hard":
-        out["label_bytes"] = n_images * 2  # one int16 class index per image
-    else:
+    if protocol.needs_teacher:
         # what FKD would store for the same epochs: fp16 logits of every image every epoch
         out["label_bytes_if_stored"] = cfg["epochs"] * n_images * bundle.num_classes * 2
     return out

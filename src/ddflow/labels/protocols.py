@@ -30,8 +30,9 @@ def hard_loss(logits: torch.Tensor, y: torch.Tensor, view: View) -> torch.Tensor
 
 
 class Protocol:
-    needs_teacher = False
-    needs_stored = False
+    needs_teacher = False  # runs the teacher at training time
+    needs_stored = False  # reads relabelled logits
+    needs_hard = False  # reads the set's class labels
 
     def __init__(self, cfg: dict, seed: int, n: int, batch_size: int, hw: tuple[int, int], **_):
         self.cfg, self.seed, self.n, self.bs, self.hw = cfg, seed, n, batch_size, hw
@@ -45,6 +46,8 @@ class Protocol:
 
 
 class Hard(Protocol):
+    needs_hard = True
+
     def loss(self, logits, x, view, y, soft):
         return hard_loss(logits, y, view)
 
@@ -64,6 +67,8 @@ class Hybrid(Online):
     """Hinton et al.'s combination: the KD term x T^2 (so its gradients keep their size as T
     grows) plus hard_weight x the hard term. Without the T^2 a T = 20 KL is ~1/400 of the
     cross-entropy's scale and the hybrid would train as hard labels alone."""
+
+    needs_hard = True
 
     def loss(self, logits, x, view, y, soft):
         t = self.cfg["temperature"]

@@ -78,16 +78,18 @@ def student_curves(student_jsons: list[str], out_png: str) -> None:
 
 def label_bytes_figure(summary_csv: str, cost_csv: str, out_png: str) -> None:
     """Top-1 against the label bytes a student reads, per method and IPC: the hard labels and
-    every stored-label budget as points; protocols that run the teacher are dashed levels."""
+    every stored-label budget as points; protocols that run the teacher are dashed, named levels."""
     import pandas as pd
 
     summary = pd.read_csv(summary_csv)
-    cost = pd.read_csv(cost_csv)[["method", "ipc", "protocol", "label_bytes"]]
+    cost = pd.read_csv(cost_csv)[
+        ["method", "ipc", "protocol", "label_bytes", "teacher_at_training"]
+    ]
     table = summary.merge(cost, on=["method", "ipc", "protocol"])
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for i, ((method, ipc), g) in enumerate(table.groupby(["method", "ipc"], sort=True)):
         color = f"C{i % 10}"
-        stored = g[~g["protocol"].isin(["online", "hybrid"])].sort_values("label_bytes")
+        stored = g[g["teacher_at_training"] == "no"].sort_values("label_bytes")
         ax.errorbar(
             stored["label_bytes"], stored["top1_last_mean"], yerr=stored["top1_last_std"],
             marker="o", ms=4, capsize=2, color=color, label=f"{method} IPC {ipc}",
@@ -95,10 +97,12 @@ def label_bytes_figure(summary_csv: str, cost_csv: str, out_png: str) -> None:
         for r in stored.itertuples():
             ax.annotate(r.protocol, (r.label_bytes, r.top1_last_mean), fontsize=6,
                         xytext=(3, 3), textcoords="offset points")  # fmt: skip
-        for r in g[g["protocol"] == "online"].itertuples():
+        for r in g[g["teacher_at_training"] == "yes"].itertuples():
             ax.axhline(r.top1_last_mean, color=color, ls="--", lw=0.8)
+            ax.annotate(r.protocol, (0.01, r.top1_last_mean), xycoords=("axes fraction", "data"),
+                        fontsize=6, color=color, xytext=(0, 2), textcoords="offset points")  # fmt: skip
     ax.set_xscale("log")
-    ax.set_xlabel("label bytes read by the student (log scale; dashed: online teacher)")
+    ax.set_xlabel("label bytes read by the student (log scale; dashed: teacher run in training)")
     ax.set_ylabel("test top-1 (%), last epoch")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
