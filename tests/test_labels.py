@@ -380,3 +380,30 @@ def test_label_storage_counts_what_each_protocol_reads(protocol, label_bytes, te
     assert out["label_bytes"] == label_bytes and out["teacher_at_training"] is teacher
     assert out.get("teacher_bytes") == (weights if teacher else None)
     assert out.get("label_bytes_if_stored") == (3 * 12 * 4 * 2 if teacher else None)
+
+
+def test_int8_steps_are_per_view_ties_keep_the_lowest_class_and_decoding_is_float32():
+    """A view with a small logit range keeps its own 1/255 resolution (a global range would
+    flatten it); tied top-k classes resolve to the lowest class index for any class count
+    (numpy's default sort is not stable past 16 elements); students get float32 logits."""
+    small = np.linspace(0, 1, 10, dtype=np.float32)
+    logits = np.stack([small, small * 100])[None]  # (1 epoch, 2 views, 10 classes)
+    q = LabelBudget(dtype="int8")
+    dec = q.decode(q.encode(logits), 10)
+    assert np.abs(dec[0, 0] - small).max() <= 0.5 / 255 + 1e-3
+    assert dec.dtype == np.float32
+    ties = np.random.default_rng(0).integers(0, 3, (1, 40, 100)).astype(np.float16)
+    top = LabelBudget(topk=3)
+    enc = top.encode(ties)
+    expect = [sorted(range(100), key=lambda c, r=r: (-r[c], c))[:3] for r in ties[0].tolist()]
+    assert enc["index"][0].tolist() == expect
+    assert top.decode(enc, 100).dtype == np.float32
+    assert LabelBudget().decode(LabelBudget().encode(ties), 100).dtype == np.float32
+    rng = np.random.default_rng(1)
+    labels = {
+        "logits": rng.normal(size=(2, 4, 7)).astype(np.float16),
+        "epochs": np.array([1, 2]),
+        "idx": np.zeros((2, 4), np.int32),
+    }
+    stored = StoredLabels(labels, top, seed=0)
+    assert stored.logits.shape == (2, 4, 7) and (np.isfinite(stored.logits).sum(-1) == 3).all()

@@ -333,3 +333,62 @@ def _teacher_metrics(tmp_path):
     p = tmp_path / "teacher.json"
     p.write_text(json.dumps({"cost": {"wall_s": 33.0, "peak_rss_mb": 500.0, "device": "cpu"}}))
     return str(p)
+
+
+def test_gain_over_random_and_hard_share_of_soft_gain_by_hand(tmp_path):
+    """Per protocol: gain = method - random under the same protocol; the hard share divides the
+    hard gain by the online gain, and is blank for random, and for a soft gain not above 0."""
+    from ddflow.report.tables import protocol_grid, write_protocol_table, write_tables
+
+    runs = [  # (method, kind, protocol, top1 per seed)
+        ("m", "cda", "hard", [30.0, 32.0]), ("m", "cda", "online", [52.0, 54.0]),
+        ("m", "cda", "stored-top2", [44.0]), ("a", "sre2l", "hard", [27.0]),
+        ("a", "sre2l", "online", [49.0]), ("random", "random", "hard", [29.0, 29.0]),
+        ("random", "random", "online", [50.0]), ("random", "random", "stored-top2", [40.0]),
+    ]  # fmt: skip
+    paths = [
+        _write_run(tmp_path / f"{m}-{p}-{i}.json", method=m, kind=k, protocol=p, seed=i,
+                   top1_last=t, top1_best=t)
+        for m, k, p, tops in runs for i, t in enumerate(tops)
+    ]  # fmt: skip
+    table = summarize(paths).set_index(["method", "protocol"])
+    assert table.loc[("m", "hard"), "gain_over_random"] == 2.0  # 31 - 29
+    assert table.loc[("m", "online"), "gain_over_random"] == 3.0  # 53 - 50
+    assert table.loc[("m", "stored-top2"), "gain_over_random"] == 4.0  # 44 - 40
+    assert table.loc[("m", "hard"), "hard_share_of_soft_gain"] == pytest.approx(0.67)  # 2/3
+    assert table.loc[("m", "online"), "hard_share_of_soft_gain"] == pytest.approx(0.67)
+    assert table.loc[("a", "online"), "gain_over_random"] == -1.0
+    assert np.isnan(table.loc[("a", "hard"), "hard_share_of_soft_gain"])  # soft gain < 0
+    assert table.loc[("random", "hard"), "gain_over_random"] == 0.0
+    assert table["hard_share_of_soft_gain"].loc["random"].isna().all()
+
+    grid = protocol_grid(summarize(paths))
+    assert list(grid.columns) == ["hard", "online", "stored-top2", "hard share of soft gain"]
+    assert list(grid.index) == ["m (IPC 10)", "random (IPC 10)", "a (IPC 10)"]  # by kind
+    assert grid.loc["m (IPC 10)"].tolist() == [
+        "31.00 ± 1.41 (+2.00)", "53.00 ± 1.41 (+3.00)", "44.00 ± 0.00 (+4.00)", "0.67"
+    ]  # fmt: skip
+    assert grid.loc["random (IPC 10)"].tolist() == [
+        "29.00 ± 0.00", "50.00 ± 0.00", "40.00 ± 0.00", ""
+    ]  # fmt: skip
+    assert grid.loc["a (IPC 10)"].tolist() == ["27.00 ± 0.00 (-2.00)", "49.00 ± 0.00 (-1.00)",
+                                               "", ""]  # fmt: skip
+
+    out = write_protocol_table(paths, tmp_path / "p.csv", tmp_path / "p.md")
+    csv_rows = (tmp_path / "p.csv").read_text().splitlines()
+    assert csv_rows[0].split(",")[:6] == ["dataset", "method", "kind", "ipc", "student", "protocol"]
+    assert len(csv_rows) == 1 + len(out) == 1 + 8  # no index column, one row per cell
+    md = (tmp_path / "p.md").read_text()
+    assert md.startswith("Top-1 (%) at the last epoch, mean ± std over seeds, per label protocol")
+    assert "| m (IPC 10)      | 31.00 ± 1.41 (+2.00) |" in md
+    assert "hard share of soft gain" in md.splitlines()[2]
+
+    write_tables(paths, tmp_path / "s.csv", tmp_path / "s.md")
+    header = (tmp_path / "s.md").read_text().splitlines()[2]
+    assert header.split("|")[1].strip() == "dataset"  # no index column in markdown either
+    assert header.rstrip(" |").endswith("hard_share_of_soft_gain")
+    only_online = [p for p in paths if "-online-" in p]
+    write_tables(only_online, tmp_path / "o.csv", tmp_path / "o.md")
+    assert "hard_share" not in (tmp_path / "o.md").read_text()  # no hard runs: no column
+    head = "Top-1 (%) on the real test split; last epoch is the headline, mean ± std over seeds."
+    assert (tmp_path / "o.md").read_text().startswith(head + "\n\n")
