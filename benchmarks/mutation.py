@@ -27,6 +27,12 @@ CRITICAL = [
     "src/ddflow/labels/protocols.py",
     "src/ddflow/labels/soft.py",
     "src/ddflow/labels/stored.py",
+    "src/ddflow/methods/base.py",
+    "src/ddflow/methods/coresets.py",
+    "src/ddflow/methods/external.py",
+    "src/ddflow/methods/random_subset.py",
+    "src/ddflow/methods/rded.py",
+    "src/ddflow/methods/recovery.py",
     "src/ddflow/metrics/diversity.py",
     "src/ddflow/presets.py",
     "src/ddflow/recover/augment.py",
@@ -35,6 +41,7 @@ CRITICAL = [
     "src/ddflow/recover/init.py",
     "src/ddflow/recover/schedules.py",
     "src/ddflow/report/tables.py",
+    "src/ddflow/select/coreset.py",
     "src/ddflow/select/ranking.py",
     "src/ddflow/train/common.py",
     "src/ddflow/train/student.py",
@@ -54,6 +61,7 @@ FAST_TESTS = [
     "tests/test_golden.py",
     "tests/test_labels.py",
     "tests/test_method_keys.py",
+    "tests/test_methods.py",
 ]
 
 

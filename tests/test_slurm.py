@@ -16,7 +16,7 @@ from conftest import ROOT, snakemake_cmd
 
 pytestmark = pytest.mark.workflow
 TINY = yaml.safe_load((ROOT / "tests" / "data" / "tiny.yaml").read_text())
-REMOTE_RULES = {"data", "teacher", "recover_shard", "student", "diversity"}
+REMOTE_RULES = {"data", "teacher", "recover_shard", "select_set", "student", "diversity"}
 
 
 @pytest.fixture(scope="module")

@@ -445,3 +445,70 @@ def test_every_protocol_runs_and_only_online_labels_load_the_teacher(run):
                                                  "label_budget": {"topk": 3}}})  # fmt: skip
     assert not [p for p in plan if "/labels/" in p or "/distilled/" in p]
     assert len([p for p in plan if "/students/" in p]) == 2
+
+
+def test_coreset_and_external_kinds_end_to_end(run):
+    """The rule gives each coreset kind the data and the teacher's cached features (one job for
+    all), and the set holds exactly the library's per-class choice of real images; an external
+    set's folder is read in class order at the data's size."""
+    from ddflow.config import StageIds, validate_config
+    from ddflow.select.coreset import by_score, herding, k_center_greedy
+
+    released = run / "released"  # an external set: 2 grey images per class, at another size
+    for c in range(10):
+        (released / str(c)).mkdir(parents=True, exist_ok=True)
+        for k in range(2):
+            Image.new("L", (35, 35), 20 * c + k).save(released / str(c) / f"{k}.png")
+    cfg = {**TINY, "methods": {"herding": {"kind": "herding"}, "kcenter": {"kind": "kcenter"},
+                               "el2n": {"kind": "el2n", "keep": "easiest"},
+                               "ext": {"kind": "external", "path": str(released)}}}  # fmt: skip
+    ids = StageIds(validate_config(yaml.safe_load(yaml.safe_dump(cfg))))
+    targets = [f"results/tiny/distilled/{m}-{ids.method(m)}/ipc2/manifest.json" for m in
+               cfg["methods"]]  # fmt: skip
+    configfile = write_config(run / "coresets.yaml", cfg)
+    out = subprocess.run(
+        snakemake_cmd(run, configfile, "--cores", "2", *targets), capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert out.stdout.count("rule features:") + out.stderr.count("rule features:") == 1
+    [features] = run.glob(f"results/tiny/features/teacher-{ids.teacher}-{ids.features}.npz")
+    f = np.load(features)
+    data = np.load(next(run.glob("results/tiny/data-*/dataset.npz")))
+    assert (f["labels"] == data["train_y"]).all() and np.isfinite(f["features"]).all()
+    pick = {
+        "herding": lambda idx: herding(f["features"][idx], 2),
+        "kcenter": lambda idx: k_center_greedy(f["features"][idx], 2),
+        "el2n": lambda idx: by_score(f["el2n"][idx], 2, hardest=False),
+    }
+    ext = json.loads((run / targets[-1]).read_text())
+    assert [f["label"] for f in ext["files"]] == [c for c in range(10) for _ in range(2)]
+    last = Image.open(
+        run / targets[-1].replace("manifest.json", "images") / ext["files"][-1]["file"]
+    )
+    assert np.asarray(last).shape == (28, 28) and np.asarray(last)[14, 14] == 181
+    for method, target in zip(list(cfg["methods"])[:3], targets):
+        manifest = json.loads((run / target).read_text())
+        expect = []
+        for c in range(10):
+            idx = np.flatnonzero(data["train_y"] == c)
+            expect += idx[pick[method](idx)].tolist()
+        assert manifest["source_index"] == expect, method
+        first = Image.open(run / target.replace("manifest.json", "images") /
+                           manifest["files"][0]["file"])  # fmt: skip
+        assert (np.asarray(first) == data["train_x"][expect[0]].squeeze()).all()
+
+
+def test_a_newer_adapter_script_reruns_nothing_as_users_run(run):
+    """A pulled or edited workflow script gets a new mtime; results follow stage ids, so the
+    command line (with the workflow profile's rerun triggers) plans nothing."""
+    import os
+
+    for script in ("student.py", "select_set.py", "data.py"):
+        os.utime(ROOT / "workflow" / "scripts" / script)
+    out = subprocess.run(
+        snakemake_cmd(run, write_config(run / "config.yaml", TINY), "-n"),
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Nothing to be done" in out.stdout + out.stderr, out.stdout[-3000:]

@@ -7,18 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ddflow.data.datasets import DataError
+from ddflow.select.coreset import per_class
 
 
 def random_subset(labels: np.ndarray, ipc: int, seed: int, num_classes: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    picks = []
-    for c in range(num_classes):
-        idx = np.flatnonzero(labels == c)
-        if len(idx) < ipc:
-            raise DataError(
-                f"config key 'ipc': class {c} has {len(idx)} training images, fewer than IPC "
-                f"{ipc}; lower ipc"
-            )
-        picks.append(idx[rng.permutation(len(idx))[:ipc]])
-    return np.concatenate(picks)
+    return per_class(labels, num_classes, ipc, lambda idx, c: rng.permutation(len(idx))[:ipc])

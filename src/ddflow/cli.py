@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ddflow.config import SHARDED_KINDS, StageIds, check_models, cuda_missing, load_config
+from ddflow.config import StageIds, check_models, cuda_missing, load_config
 from ddflow.data.catalog import check_ipc_fits, num_classes
 from ddflow.errors import DdflowError
+from ddflow.methods import kind_of
 from ddflow.recover.shards import method_shards
 
 
@@ -34,7 +35,7 @@ def _describe(path: str, list_jobs: bool) -> None:
     n_students = 0
     for name, m in cfg["methods"].items():
         line = f"method {name} ({m['kind']}): results/{ds}/distilled/{name}-{ids.method(name)}"
-        if m["kind"] in SHARDED_KINDS:
+        if kind_of(m).sharded:
             shards = method_shards(m, n_classes, cfg["ipc"])
             line += f", {len(shards)} shards"
             if list_jobs:

@@ -17,50 +17,33 @@ from typing import Any
 import jsonschema
 import yaml
 
-from ddflow.errors import DdflowError
+from ddflow.errors import ConfigError  # noqa: F401 (re-exported: callers import it from here)
+from ddflow.methods import KINDS, kind_of
 from ddflow.presets import RECOVER_PRESETS
 
 # Bumped when a stage's algorithm changes in a way that changes its results (a new id reruns the
 # stage and everything downstream). STAGE_CODE names the modules whose code computes each stage:
 # tests/test_stage_code.py fails when one changes until its author either bumps the stage's
-# version (results change) or records the new code as result-neutral.
-ALGO_VERSION = {
-    "data": 1, "teacher": 1, "recover": 1, "random": 1, "rded": 1, "student": 2, "relabel": 1,
-}  # fmt: skip
+# version (results change) or records the new code as result-neutral. Method kinds declare
+# their own (ddflow/methods); kinds that share an algorithm share a stage.
+ALGO_VERSION = {"data": 1, "teacher": 1, "features": 1, "student": 2, "relabel": 1}
 STAGE_CODE = {
     "data": ["data/datasets.py", "data/files.py", "data/pixels.py"],
     "teacher": ["train/teacher.py", "train/common.py", "models/convnet.py", "models/resnet.py",
                 "models/registry.py", "models/pretrained.py"],
-    "recover": ["recover/augment.py", "recover/bn_loss.py", "recover/delt.py",
-                "recover/early_late.py", "recover/init.py", "recover/loop.py",
-                "recover/schedules.py", "recover/sre2l.py", "select/ranking.py",
-                "select/mosaic.py", "presets.py"],
-    "random": ["baselines.py"],
-    "rded": ["select/mosaic.py", "select/ranking.py"],
+    "features": ["select/ranking.py", "select/coreset.py", "metrics/diversity.py"],
     "student": ["train/student.py", "train/common.py", "train/views.py", "labels/soft.py",
                 "labels/protocols.py", "labels/stored.py", "models/convnet.py",
                 "models/resnet.py", "models/registry.py"],
     "relabel": ["labels/stored.py", "train/views.py", "recover/augment.py"],
 }  # fmt: skip
+for _kind in KINDS.values():
+    if ALGO_VERSION.setdefault(_kind.stage, _kind.version) != _kind.version:
+        raise RuntimeError(f"kinds of stage '{_kind.stage}' disagree on its version")
+    STAGE_CODE[_kind.stage] = sorted({*STAGE_CODE.get(_kind.stage, []), *_kind.code})
 # Keys of a method that only change how work is split into jobs, never the images.
 LAYOUT_KEYS = {"ipc_per_shard"}
-# Kinds whose images are produced independently per (class block, IPC index).
-SHARDED_KINDS = {"sre2l", "cda", "delt"}
-# Kinds whose batches hold all IPC images of a class: IPC changes the images, not just their count.
-IPC_JOINT_KINDS = {"delt"}
-# Which schema block validates a kind, and the defaults a kind changes (CDA's published setting).
-KIND_SCHEMA = {
-    "sre2l": "recover_method",
-    "cda": "recover_method",
-    "delt": "recover_method",
-    "rded": "rded_method",
-    "random": "random_method",
-}
-KIND_DEFAULTS = {
-    "cda": {"crop_schedule": "cosine", "milestone": 1.0},
-    # DELT's released ImageNet-1K scripts: CDA schedule, medium-ranked real init, no jitter.
-    "delt": {"crop_schedule": "cosine", "milestone": 1.0, "init": "real", "jitter": 0},
-}
+SHARDED_KINDS = {name for name, kind in KINDS.items() if kind.sharded}
 DEFAULT_BASELINE = "random"
 
 
@@ -69,10 +52,6 @@ PATH_NAME_PATTERNS = {
     "^[A-Za-z0-9_][A-Za-z0-9_.-]*$": "'_', '.', '-'",
     "^[A-Za-z0-9_][A-Za-z0-9_.:-]*$": "'_', '.', '-', ':'",
 }
-
-
-class ConfigError(DdflowError):
-    """A config problem, with the offending key in the message."""
 
 
 def load_schema() -> dict:
@@ -179,11 +158,17 @@ def validate_config(config: dict) -> dict:
     if not cfg["methods"]:
         raise ConfigError("config key 'methods': configure at least one method or sweep")
     for name, method in cfg["methods"].items():
-        sub = schema["$defs"][KIND_SCHEMA[method["kind"]]]
         where = ["methods", name]
         for sweep, members in sweep_members.items():
             if name in dict(members):
                 where = ["sweeps", sweep, f"variant {dict(members)[name]}"]
+        if method["kind"] not in KINDS:
+            raise ConfigError(
+                f"config key '{'.'.join(map(str, where))}.kind': unknown kind "
+                f"'{method['kind']}'; choose from {sorted(KINDS)}"
+            )
+        kind = kind_of(method)
+        sub = schema["$defs"][kind.schema]
         _raise_first(cls(sub), method, where)
         preset = RECOVER_PRESETS.get(method.get("preset"), {})
         if preset.get("kind", method["kind"]) != method["kind"]:
@@ -193,9 +178,10 @@ def validate_config(config: dict) -> dict:
             )
         for key, value in preset.items():
             method.setdefault(key, value)
-        for key, value in KIND_DEFAULTS.get(method["kind"], {}).items():
+        for key, value in kind.defaults.items():
             method.setdefault(key, value)
         _fill_defaults(sub, method)
+        kind.check(".".join(map(str, where)), method)
     if DEFAULT_BASELINE not in cfg["methods"]:
         cfg["methods"][DEFAULT_BASELINE] = {"kind": "random"}
         _fill_defaults(schema["$defs"]["random_method"], cfg["methods"][DEFAULT_BASELINE])
@@ -222,11 +208,6 @@ def validate_config(config: dict) -> dict:
             "set teacher.crop_padding: 0"
         )
     for name, method in cfg["methods"].items():
-        if method["kind"] in ("sre2l", "cda") and method["init"] == "mosaic":
-            raise ConfigError(
-                f"config key 'methods.{name}.init': mosaic needs class-major "
-                "batches; use kind delt (or init real/gaussian)"
-            )
         if method.get("min_scale", 0) > method.get("max_scale", 1):
             raise ConfigError(f"config key 'methods.{name}.min_scale': larger than max_scale")
     st = cfg["student"]
@@ -446,6 +427,8 @@ class StageIds:
             "v": ALGO_VERSION["teacher"],
         }
         self.teacher = short_hash(self.teacher_slice)
+        # the teacher's features and scores over the training set, for the coreset kinds
+        self.features = short_hash({"teacher": self.teacher, "v": ALGO_VERSION["features"]})
         self.protocols = student_protocols(cfg["student"])
         self.students = {p: short_hash(self.student_slice(p)) for p in self.protocols}
         ranker = cfg.get("ranker")
@@ -485,18 +468,9 @@ class StageIds:
 
     def method_slice(self, name: str) -> dict:
         m = self.cfg["methods"][name]
+        kind = kind_of(m)
         result_keys = {k: v for k, v in m.items() if k not in LAYOUT_KEYS}
-        if m["kind"] == "random":
-            return {"data": self.data, "method": result_keys, "v": ALGO_VERSION["random"]}
-        if m["kind"] == "rded":
-            return {"teacher": self.teacher, "method": result_keys, "v": ALGO_VERSION["rded"]}
-        ranked = {"ranker": self.ranker} if self.ranker and m.get("init") == "real" else {}
-        return {
-            "teacher": self.teacher,
-            "method": result_keys,
-            **ranked,
-            "v": ALGO_VERSION["recover"],
-        }
+        return {**kind.upstream(self, m), "method": result_keys, "v": kind.version}
 
     def method(self, name: str) -> str:
         return short_hash(self.method_slice(name))

@@ -6,3 +6,7 @@ Jobs and the CLI print these as one line, without a traceback; anything else is 
 
 class DdflowError(ValueError):
     """A problem with the user's input or files, not with ddflow."""
+
+
+class ConfigError(DdflowError):
+    """A config problem, with the offending key in the message."""

@@ -14,23 +14,21 @@ import numpy as np
 import torch
 
 from ddflow import io
-from ddflow.baselines import random_subset
 from ddflow.compute import configure
 from ddflow.data.datasets import DatasetBundle, check_class_map, load_bundle, prepare
 from ddflow.data.pixels import Normalizer
 from ddflow.distilled import read_distilled, write_distilled
 from ddflow.labels.protocols import PROTOCOLS
 from ddflow.labels.stored import LabelBudget, StoredLabels, merge_shards, relabel
+from ddflow.methods import Inputs, kind_of
 from ddflow.metrics.cost import CostMeter
 from ddflow.metrics.diversity import centroid_cosine, penultimate_features
 from ddflow.models import build_model
 from ddflow.models.pretrained import load_pretrained
-from ddflow.recover.delt import recover_delt_shard
-from ddflow.recover.init import gaussian_init, mosaic_images, mosaic_init, real_init
 from ddflow.recover.resume import ShardResume, state_path
-from ddflow.recover.shards import Shard, batch_seed
-from ddflow.recover.sre2l import recover_shard, recover_snapshots
-from ddflow.select.ranking import true_class_probs
+from ddflow.recover.shards import Shard
+from ddflow.recover.sre2l import recover_snapshots
+from ddflow.select.ranking import teacher_scores, true_class_probs
 from ddflow.train.common import TrainingDiverged
 from ddflow.train.student import batch_size_for, train_student
 from ddflow.train.teacher import squeeze
@@ -127,42 +125,27 @@ def run_rank(
     io.save_npz(out_npz, scores=scores, labels=b.train_y)
 
 
-def _initializer(
-    method: dict, stage_id: str, bundle: DatasetBundle | None, scores, teacher, norm: Normalizer
-):
-    """(c0, c1, ipc_index) -> normalized images of a class-balanced batch, or None = Gaussian."""
-    if method["init"] == "gaussian":
-        return None
-    if method["init"] != "real":
-        raise ValueError(
-            f"init '{method['init']}' works with kind delt only (class-major "
-            "batches); use init: real or gaussian for kind sre2l/cda"
-        )
-
-    def init(c0: int, c1: int, ipc_index: int) -> torch.Tensor:
-        x = real_init(
-            bundle.train_x,
-            bundle.train_y,
-            scores,
-            range(c0, c1),
-            ipc_index + 1,
-            method["selection"],
-            norm,
-        )
-        return x.view(c1 - c0, ipc_index + 1, *x.shape[1:])[:, ipc_index]
-
-    return init
-
-
 def load_recovery_inputs(
-    data_npz: str, data_meta: str, teacher_ckpt: str, ranking: str | None, method: dict, device
-):
-    needs_data = method.get("init", "gaussian") != "gaussian"
-    bundle = load_bundle(data_npz, data_meta) if needs_data else None
+    data_npz: str,
+    data_meta: str,
+    teacher_ckpt: str,
+    ranking: str | None,
+    method: dict,
+    stage_id: str,
+    device,
+) -> Inputs:
     meta = io.read_json(data_meta)
+    reads = kind_of(method).reads_for(method)
     teacher, _ = load_teacher(teacher_ckpt, meta["classes"])
-    scores = io.load_npz(ranking, "scores")["scores"] if ranking else None
-    return meta, bundle, teacher.to(device), scores, Normalizer(meta["mean"], meta["std"], device)
+    return Inputs(
+        stage_id=stage_id,
+        norm=Normalizer(meta["mean"], meta["std"], device),
+        device=device,
+        chw=tuple(meta["image_shape_chw"]),
+        bundle=load_bundle(data_npz, data_meta) if "data" in reads else None,
+        teacher=teacher.to(device),
+        scores=io.load_npz(ranking, "scores")["scores"] if ranking else None,
+    )
 
 
 def run_recover_shard(
@@ -178,56 +161,43 @@ def run_recover_shard(
     threads: int | None = None,
 ) -> None:
     device = configure(runtime, threads)
-    meta, bundle, teacher, scores, norm = load_recovery_inputs(
-        data_npz, data_meta, teacher_ckpt, ranking, method, device
+    inputs = load_recovery_inputs(
+        data_npz, data_meta, teacher_ckpt, ranking, method, stage_id, device
     )
     shard = Shard.parse(shard_name)
-    chw = tuple(meta["image_shape_chw"])
     resume = ShardResume(
         state_path(out_npz), f"{stage_id}/{shard_name}", runtime["checkpoint_every"]
     )
     with CostMeter(device) as cost:
-        if method["kind"] == "delt":
-            classes, ipc = range(shard.c0, shard.c1), shard.i1 - shard.i0
-            seed = batch_seed(stage_id, shard.c0, 0) ^ method["seed"]
-            if method["init"] == "real":
-                init = real_init(
-                    bundle.train_x, bundle.train_y, scores, classes, ipc, method["selection"], norm
-                )
-            elif method["init"] == "mosaic":
-                init = mosaic_init(
-                    teacher, bundle.train_x, bundle.train_y, classes, ipc, method, norm, seed
-                )
-            else:
-                init = gaussian_init(len(classes) * ipc, chw, seed)
-            out = recover_delt_shard(
-                teacher, norm, init, method, stage_id, shard, device, runtime["log_every"], resume
-            )
-        else:
-            init_fn = _initializer(method, stage_id, bundle, scores, teacher, norm)
-            out = recover_shard(
-                teacher,
-                norm,
-                chw,
-                method,
-                stage_id,
-                shard,
-                device,
-                runtime["log_every"],
-                init_fn,
-                resume,
-                runtime["pack_batches"],
-            )
+        out = kind_of(method).recover(
+            inputs, method, shard, runtime["log_every"], resume, runtime["pack_batches"]
+        )
     cost_info = {**cost.as_dict(), "image_iterations": int(out["iterations"].sum())}
     io.save_npz(out_npz, **out, cost_json=np.array(json.dumps(cost_info)))
     resume.clear()
     log.info("shard %s: %d images in %.1fs", shard_name, len(out["labels"]), cost.wall_s)
 
 
-def run_rded(
+def run_features(
+    data_npz: str, data_meta: str, teacher_ckpt: str, runtime: dict, out_npz: str, threads=None
+) -> None:
+    """The teacher's penultimate features and EL2N over the training set (coreset kinds)."""
+    device = configure(runtime, threads)
+    b = load_bundle(data_npz, data_meta)
+    teacher, _ = load_teacher(teacher_ckpt, b.classes)
+    with CostMeter(device) as cost:
+        out = teacher_scores(
+            teacher.to(device), b.train_x, b.train_y, Normalizer(b.mean, b.std, device)
+        )
+    io.save_npz(out_npz, **out, cost_json=np.array(json.dumps(cost.as_dict())))
+    log.info("features: %s per image in %.1fs", out["features"].shape[1:], cost.wall_s)
+
+
+def run_select(
     data_npz: str,
     data_meta: str,
-    teacher_ckpt: str,
+    teacher_ckpt: str | None,
+    features_npz: str | None,
     ipc: int,
     method: dict,
     stage_id: str,
@@ -237,27 +207,21 @@ def run_rded(
     out_manifest: str,
     threads: int | None = None,
 ) -> None:
-    """RDED: mosaics of teacher-selected real crops, no optimisation (a baseline method)."""
+    """A set built in one job by its kind (random subset, RDED, coresets), class-major."""
     device = configure(runtime, threads)
     b = load_bundle(data_npz, data_meta)
-    teacher, _ = load_teacher(teacher_ckpt, b.classes)
-    norm = Normalizer(b.mean, b.std, device)
-    spec = {
-        "mosaic_factor": method["factor"],
-        "mosaic_crops": method["num_crops"],
-        "mosaic_candidates": method["candidates"],
-    }
+    teacher = load_teacher(teacher_ckpt, b.classes)[0].to(device) if teacher_ckpt else None
+    inputs = Inputs(
+        stage_id=stage_id,
+        norm=Normalizer(b.mean, b.std, device),
+        device=device,
+        chw=b.image_shape,
+        bundle=b,
+        teacher=teacher,
+        features=io.load_npz(features_npz, "features", "el2n") if features_npz else None,
+    )
     with CostMeter(device) as cost:
-        images = mosaic_images(
-            teacher.to(device),
-            b.train_x,
-            b.train_y,
-            range(b.num_classes),
-            ipc,
-            spec,
-            norm,
-            batch_seed(stage_id, 0, ipc) ^ method["seed"],
-        )
+        images, extra = kind_of(method).build(inputs, method, ipc)
     write_distilled(
         out_images,
         out_manifest,
@@ -268,6 +232,7 @@ def run_rded(
         {
             **manifest,
             "ipc": ipc,
+            **extra,
             "cost": {"recover_wall_s": cost.wall_s, "recover_image_iterations": 0},
         },
     )
@@ -287,20 +252,20 @@ def run_snapshots(
     threads: int | None = None,
 ) -> None:
     device = configure(runtime, threads)
-    meta, bundle, teacher, scores, norm = load_recovery_inputs(
-        data_npz, data_meta, teacher_ckpt, ranking, method, device
+    inputs = load_recovery_inputs(
+        data_npz, data_meta, teacher_ckpt, ranking, method, stage_id, device
     )
     images = recover_snapshots(
-        teacher,
-        norm,
-        tuple(meta["image_shape_chw"]),
+        inputs.teacher,
+        inputs.norm,
+        inputs.chw,
         method,
         stage_id,
-        len(meta["classes"]),
+        len(io.read_json(data_meta)["classes"]),
         classes,
         steps,
         device,
-        _initializer(method, stage_id, bundle, scores, teacher, norm),
+        kind_of(method).initializer(inputs, method),
     )
     io.save_npz(out_npz, images=images, steps=np.asarray(steps), classes=np.asarray(classes))
 
@@ -344,33 +309,6 @@ def run_assemble(
         merged["ipc_index"],
         classes,
         {**manifest, "ipc": ipc, "cost": cost},
-    )
-
-
-def run_random(
-    data_npz: str,
-    data_meta: str,
-    ipc: int,
-    method: dict,
-    manifest: dict,
-    out_images: str,
-    out_manifest: str,
-) -> None:
-    b = load_bundle(data_npz, data_meta)
-    idx = random_subset(b.train_y, ipc, method["seed"], b.num_classes)
-    write_distilled(
-        out_images,
-        out_manifest,
-        b.train_x[idx],
-        b.train_y[idx],
-        np.tile(np.arange(ipc), b.num_classes),
-        b.classes,
-        {
-            **manifest,
-            "ipc": ipc,
-            "source_index": idx.tolist(),
-            "cost": {"recover_wall_s": 0.0, "recover_image_iterations": 0},
-        },
     )
 
 

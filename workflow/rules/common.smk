@@ -10,7 +10,6 @@ from snakemake.io import report as in_report
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from ddflow.config import (
-    SHARDED_KINDS,
     VIEW_KEYS,
     StageIds,
     canonical_json,
@@ -27,6 +26,7 @@ from ddflow.config import (
 )
 from ddflow.data.catalog import check_ipc_fits, num_classes
 from ddflow.labels.protocols import PROTOCOLS
+from ddflow.methods import kind_of
 from ddflow.recover.shards import Shard, method_shards
 from ddflow.report.paper_figures import figure_for, file_stem
 from ddflow.resources import (
@@ -46,10 +46,13 @@ NUM_CLASSES = num_classes(CFG["dataset"])
 IPCS = sorted(CFG["ipc"])
 check_ipc_fits(CFG["dataset"], IPCS)
 METHODS = CFG["methods"]
-SHARDED = [m for m in METHODS if METHODS[m]["kind"] in SHARDED_KINDS]
-RANDOM = [m for m in METHODS if METHODS[m]["kind"] == "random"]
-RDED = [m for m in METHODS if METHODS[m]["kind"] == "rded"]
+SHARDED = [m for m in METHODS if kind_of(METHODS[m]).sharded]
+SELECTED = [m for m in METHODS if not kind_of(METHODS[m]).sharded]  # one job per IPC
+RANDOM = [
+    m for m in METHODS if METHODS[m]["kind"] == "random"
+]  # the baseline tables compare to
 RANKING = f"results/{DS}/ranking/{IDS.ranking_name()}.npz"
+FEATURES = f"results/{DS}/features/teacher-{IDS.teacher}-{IDS.features}.npz"
 STUDENT_SEEDS = CFG["student"]["seeds"]
 STORED_LABELS = "stored" in CFG["student"]["labels"]
 SWEEPS = CFG["sweep_members"]
@@ -174,7 +177,7 @@ def relabel_runtime(wildcards, attempt):
 
 
 def inference_runtime(wildcards, attempt):
-    """Ranking, RDED selection, diversity, snapshots: about one pass over the training set."""
+    """Ranking, features, one-job sets, diversity, snapshots: about one pass over the data."""
     images = train_images(CFG["dataset"], NUM_CLASSES)
     return training_runtime_min(CFG["dataset"], DEVICE, images, 1, attempt)
 
@@ -191,16 +194,21 @@ def shard_plan(method, ipc=None):
     return method_shards(METHODS[method], NUM_CLASSES, IPCS, ipc)
 
 
-def needs_ranking(method):
-    return METHODS[method].get("init", "gaussian") == "real"
-
-
-def recovery_inputs(wildcards):
+def method_inputs(wildcards):
+    """What the method's kind reads: the data always, then teacher, ranking, features, and
+    the user's own files (an external set's folder)."""
     check_method_id(wildcards)
-    inputs = {"npz": DATA_NPZ, "meta": DATA_META, "teacher": TEACHER_CKPT}
-    if needs_ranking(wildcards.method):
-        inputs["ranking"] = RANKING
-    return inputs
+    method = METHODS[wildcards.method]
+    reads = kind_of(method).reads_for(method)
+    inputs = {"npz": DATA_NPZ, "meta": DATA_META}
+    for name, path in (
+        ("teacher", TEACHER_CKPT),
+        ("ranking", RANKING),
+        ("features", FEATURES),
+    ):
+        if name in reads:
+            inputs[name] = path
+    return {**inputs, **kind_of(method).files(method)}
 
 
 def check_method_id(wildcards):

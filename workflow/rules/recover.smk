@@ -20,7 +20,7 @@ rule rank:
 
 rule recover_shard:
     input:
-        unpack(recovery_inputs),
+        unpack(method_inputs),
     output:
         "results/{ds}/recover/{method}-{mid}/shards/{shard}.npz",
     log:
@@ -60,32 +60,9 @@ rule assemble:
         "../scripts/assemble.py"
 
 
-rule random_subset:
-    input:
-        npz=DATA_NPZ,
-        meta=DATA_META,
-    output:
-        images=directory("results/{ds}/distilled/{method}-{mid}/ipc{ipc}/images"),
-        manifest="results/{ds}/distilled/{method}-{mid}/ipc{ipc}/manifest.json",
-    log:
-        "results/{ds}/distilled/{method}-{mid}/ipc{ipc}/random.log",
-    wildcard_constraints:
-        method="|".join(RANDOM),
-    localrule: True
-    conda:
-        "../../envs/ddflow.yaml"
-    resources:
-        mem_mb=distilled_set_mem_mb,
-    params:
-        method=method_json,
-        info=manifest_info,
-    script:
-        "../scripts/random_subset.py"
-
-
 rule snapshots:
     input:
-        unpack(recovery_inputs),
+        unpack(method_inputs),
     output:
         "results/{ds}/snapshots/{method}-{mid}.npz",
     log:
@@ -105,18 +82,36 @@ rule snapshots:
         "../scripts/snapshots.py"
 
 
-rule rded:
+rule features:
     input:
         npz=DATA_NPZ,
         meta=DATA_META,
         teacher=TEACHER_CKPT,
     output:
+        FEATURES,
+    log:
+        FEATURES.replace(".npz", ".log"),
+    conda:
+        "../../envs/ddflow.yaml"
+    threads: threads_for_job()
+    resources:
+        gpu=GPU,
+        mem_mb=DATA_MEM_MB,
+        runtime=inference_runtime,
+    script:
+        "../scripts/features.py"
+
+
+rule select_set:
+    input:
+        unpack(method_inputs),
+    output:
         images=directory("results/{ds}/distilled/{method}-{mid}/ipc{ipc}/images"),
         manifest="results/{ds}/distilled/{method}-{mid}/ipc{ipc}/manifest.json",
     log:
-        "results/{ds}/distilled/{method}-{mid}/ipc{ipc}/rded.log",
+        "results/{ds}/distilled/{method}-{mid}/ipc{ipc}/select.log",
     wildcard_constraints:
-        method="|".join(RDED) or "^$",
+        method="|".join(SELECTED) or "^$",
     conda:
         "../../envs/ddflow.yaml"
     threads: threads_for_job()
@@ -128,4 +123,4 @@ rule rded:
         method=method_json,
         info=manifest_info,
     script:
-        "../scripts/rded.py"
+        "../scripts/select_set.py"

@@ -16,20 +16,30 @@ from ddflow.models.registry import final_linear
 
 
 @torch.no_grad()
-def penultimate_features(
-    model: nn.Module, images: np.ndarray, norm: Normalizer, batch_size: int = 256
-) -> torch.Tensor:
-    """Features of uint8 images, normalized per batch (a 224-px set is tens of GB as floats)."""
+def features_and_logits(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The input of the model's last Linear layer, and its output, for one batch."""
     classifier = model.get_submodule(final_linear(model))
     feats = []
     handle = classifier.register_forward_hook(lambda m, inp, out: feats.append(inp[0].flatten(1)))
     try:
-        model.eval()
-        for s in range(0, len(images), batch_size):
-            model(norm.to_tensor(images[s : s + batch_size]))
+        logits = model(x)
     finally:
         handle.remove()
-    return torch.cat(feats)
+    return feats[0], logits
+
+
+@torch.no_grad()
+def penultimate_features(
+    model: nn.Module, images: np.ndarray, norm: Normalizer, batch_size: int = 256
+) -> torch.Tensor:
+    """Features of uint8 images, normalized per batch (a 224-px set is tens of GB as floats)."""
+    model.eval()
+    return torch.cat(
+        [
+            features_and_logits(model, norm.to_tensor(images[s : s + batch_size]))[0]
+            for s in range(0, len(images), batch_size)
+        ]
+    )
 
 
 def centroid_cosine(features: torch.Tensor, labels: np.ndarray) -> dict:

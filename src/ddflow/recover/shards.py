@@ -12,7 +12,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from ddflow.config import IPC_JOINT_KINDS
+from ddflow.methods import kind_of
 
 _NAME = re.compile(r"^c(\d{5})-(\d{5})_i(\d{4})-(\d{4})$")
 
@@ -67,7 +67,7 @@ def method_shards(method: dict, num_classes: int, ipcs: list[int], ipc: int | No
     """A method's shards. Independent kinds: one plan up to the largest IPC (raising IPC adds
     shards). DELT (`batch_images`): class-major batches hold all of a class's images, so each
     IPC value has its own shards; `ipc` picks one value's."""
-    if method["kind"] in IPC_JOINT_KINDS:
+    if kind_of(method).ipc_joint:
         values = ipcs if ipc is None else [ipc]
         return sorted(
             {

@@ -99,8 +99,10 @@ def label_bytes_figure(summary_csv: str, cost_csv: str, out_png: str) -> None:
                         xytext=(3, 3), textcoords="offset points")  # fmt: skip
         for r in g[g["teacher_at_training"] == "yes"].itertuples():
             ax.axhline(r.top1_last_mean, color=color, ls="--", lw=0.8)
-            ax.annotate(r.protocol, (0.01, r.top1_last_mean), xycoords=("axes fraction", "data"),
-                        fontsize=6, color=color, xytext=(0, 2), textcoords="offset points")  # fmt: skip
+            ax.annotate(
+                r.protocol, (0.01, r.top1_last_mean), xycoords=("axes fraction", "data"),
+                fontsize=6, color=color, xytext=(0, 2), textcoords="offset points",
+            )  # fmt: skip
     ax.set_xscale("log")
     ax.set_xlabel("label bytes read by the student (log scale; dashed: teacher run in training)")
     ax.set_ylabel("test top-1 (%), last epoch")

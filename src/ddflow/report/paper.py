@@ -21,12 +21,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ddflow.config import KIND_SCHEMA, paper_stand_ins, student_protocols
+from ddflow.config import paper_stand_ins, student_protocols
 from ddflow.io import atomic_path
+from ddflow.methods import KINDS
 from ddflow.report.paper_figures import PAPER_FIGURES, figure_for, file_stem
 
 # Kinds ddflow runs; any other published method is quoted, never regenerated.
-IMPLEMENTED = set(KIND_SCHEMA)
+IMPLEMENTED = set(KINDS)
 # Setting keys that live in the student recipe rather than the method.
 STUDENT_KEYS = {
     "student_epochs": "epochs",

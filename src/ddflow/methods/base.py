@@ -1,0 +1,77 @@
+"""The interface every method kind implements, and the registry that holds them.
+
+Declarations are read while Snakemake plans the DAG, which must not import torch: a kind's
+module imports the library code that builds images inside the methods that run in a job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+KINDS: dict[str, MethodKind] = {}
+
+
+@dataclass
+class Inputs:
+    """What a job has loaded for its kind (only what the kind reads; the rest stays None)."""
+
+    stage_id: str
+    norm: Any  # Normalizer on `device`
+    device: Any
+    chw: tuple[int, int, int]
+    bundle: Any = None  # DatasetBundle
+    teacher: Any = None  # eval-mode nn.Module on `device`
+    scores: Any = None  # the ranking: each training image's true-class probability
+    features: dict | None = None  # the teacher's cached features and scores
+
+
+class MethodKind:
+    name: ClassVar[str]
+    schema: ClassVar[str]  # the config schema's $defs block that validates its keys
+    stage: ClassVar[str]  # kinds sharing an algorithm share a stage: its version and code
+    version: ClassVar[int]  # bumped when results change (new ids; old results never reused)
+    code: ClassVar[tuple[str, ...]]  # modules under src/ddflow whose code computes the stage
+    defaults: ClassVar[dict] = {}  # the kind's published setting, applied before schema defaults
+    sharded: ClassVar[bool] = False  # recovered per shard and assembled; else one job per IPC
+    ipc_joint: ClassVar[bool] = False  # batches hold all IPC images of a class
+    reads: ClassVar[frozenset[str]] = frozenset({"data"})  # of data, teacher, ranking, features
+
+    def reads_for(self, method: dict) -> set[str]:
+        """The inputs this method's jobs read (a setting can need fewer or more)."""
+        return set(self.reads)
+
+    def files(self, method: dict) -> dict[str, str]:
+        """Files or folders of the user's that its jobs read (inputs: a newer one reruns)."""
+        return {}
+
+    def check(self, where: str, method: dict) -> None:
+        """Rules across keys that the schema cannot say; raise ConfigError naming `where`."""
+
+    def upstream(self, ids, method: dict) -> dict:
+        """The upstream stage ids its images depend on (part of its own id)."""
+        if "features" in self.reads:
+            return {"features": ids.features}
+        if "teacher" in self.reads:
+            return {"teacher": ids.teacher}
+        return {"data": ids.data}
+
+    def build(self, inputs: Inputs, method: dict, ipc: int) -> tuple[Any, dict]:
+        """A set-building kind's class-major uint8 images, `ipc` per class, and what its
+        manifest records beside them (e.g. the real images' indices)."""
+        raise NotImplementedError(f"kind {self.name} is recovered per shard")
+
+    def recover(self, inputs: Inputs, method: dict, shard, log_every: int, resume, pack: int):
+        """A sharded kind's shard: its images, labels, IPC indices and iterations."""
+        raise NotImplementedError(f"kind {self.name} builds its set in one job")
+
+
+def register(kind: type[MethodKind]) -> type[MethodKind]:
+    if kind.name in KINDS:
+        raise ValueError(f"method kind '{kind.name}' registered twice")
+    KINDS[kind.name] = kind()
+    return kind
+
+
+def kind_of(method: dict) -> MethodKind:
+    return KINDS[method["kind"]]

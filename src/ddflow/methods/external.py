@@ -1,0 +1,86 @@
+"""Someone else's distilled set, read from a folder, so a released set sits beside ddflow's own
+under the same students and protocols.
+
+Layout `<path>/<class folder>/<image>`. Class folders are named as the data's classes
+(`class_folders: names`), or, as SRe2L/CDA/DELT release them (`new000`, `00000`, ...), their
+sorted order is the class order (`class_folders: index`). The first `ipc` images of a class in
+sorted file-name order are taken, converted to the data's channels and, when their size differs,
+resized and centre-cropped to the data's size (the evaluation transform of RDED/DELT).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ddflow.errors import ConfigError
+from ddflow.methods.base import Inputs, MethodKind, register
+
+
+@register
+class External(MethodKind):
+    name = "external"
+    schema = "external_method"
+    stage = "external"
+    version = 1
+    code = ("methods/external.py",)
+
+    def check(self, where, method):
+        if not Path(method["path"]).is_dir():
+            raise ConfigError(
+                f"config key '{where}.path': folder '{method['path']}' does not exist; set it "
+                "to the folder holding the set's <class>/<image> files"
+            )
+
+    def files(self, method):
+        return {"external": method["path"]}
+
+    def build(self, inputs: Inputs, method: dict, ipc: int):
+        b = inputs.bundle
+        c, h, w = b.image_shape
+        folders = class_folders(Path(method["path"]), b.classes, method["class_folders"])
+        images = [read_class(folder, ipc, (h, w), c) for folder in folders]
+        return np.concatenate(images), {"source": {"path": method["path"]}}
+
+
+def class_folders(root: Path, classes: list[str], by: str) -> list[Path]:
+    from ddflow.data.datasets import DataError, check_class_map
+
+    found = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if by == "names":
+        check_class_map(classes, found, f"class folders of the external set '{root}'")
+        return [root / name for name in classes]
+    if len(found) != len(classes):
+        raise DataError(
+            f"external set '{root}' has {len(found)} class folders, the data has "
+            f"{len(classes)} classes: with class_folders: index, folder i (sorted) is class i"
+        )
+    return [root / name for name in found]
+
+
+def read_class(folder: Path, ipc: int, hw: tuple[int, int], channels: int):
+    """The first `ipc` images of a class folder, as uint8 (ipc, H, W, C) in the data's shape."""
+    from PIL import Image
+
+    from ddflow.data.datasets import IMAGE_EXTS, DataError, resize_center_crop
+    from ddflow.data.files import decode_image
+
+    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_EXTS)
+    if len(files) < ipc:
+        raise DataError(
+            f"external set folder '{folder}' holds {len(files)} images, fewer than IPC {ipc}; "
+            "lower ipc or add images"
+        )
+    out = []
+    for f in files[:ipc]:
+        x = decode_image(f, None)
+        if x.shape[:2] != hw:
+            if hw[0] != hw[1]:
+                raise DataError(
+                    f"image '{f}' is {x.shape[1]}x{x.shape[0]}, the data is {hw[1]}x{hw[0]} "
+                    "and not square: resize the set to the data's size"
+                )
+            x = np.asarray(resize_center_crop(Image.fromarray(x), hw[0]), np.uint8)
+        out.append(x if channels == 3 else np.asarray(Image.fromarray(x).convert("L"))[..., None])
+    return np.stack(out)

@@ -1,0 +1,128 @@
+"""SRe2L-family recovery: synthetic images optimised against the teacher, shard by shard.
+
+sre2l and cda share the loop (CDA changes the crop-scale schedule); delt recovers class-major
+batches in staggered EarlyLate rounds from real, mosaic or Gaussian starts.
+"""
+
+from __future__ import annotations
+
+from ddflow.errors import ConfigError
+from ddflow.methods.base import Inputs, MethodKind, register
+
+CODE = ("recover/augment.py", "recover/bn_loss.py", "recover/delt.py", "recover/early_late.py",
+        "recover/init.py", "recover/loop.py", "recover/schedules.py", "recover/sre2l.py",
+        "select/ranking.py", "select/coreset.py", "select/mosaic.py", "presets.py",
+        "methods/recovery.py")  # fmt: skip
+
+
+@register
+class SRe2L(MethodKind):
+    name = "sre2l"
+    schema = "recover_method"
+    stage = "recover"
+    version = 1
+    code = CODE
+    sharded = True
+    reads = frozenset({"data", "teacher", "ranking"})
+
+    def reads_for(self, method):
+        init = method.get("init", "gaussian")
+        return (
+            {"teacher"}
+            | ({"data"} if init != "gaussian" else set())
+            | ({"ranking"} if init == "real" else set())
+        )
+
+    def check(self, where, method):
+        if method.get("init") == "mosaic":
+            raise ConfigError(
+                f"config key '{where}.init': mosaic needs class-major batches; use kind delt "
+                "(or init real/gaussian)"
+            )
+
+    def upstream(self, ids, method):
+        ranked = {"ranker": ids.ranker} if ids.ranker and method.get("init") == "real" else {}
+        return {"teacher": ids.teacher, **ranked}
+
+    def initializer(self, inputs: Inputs, method: dict):
+        """(c0, c1, ipc_index) -> normalized images of a class-balanced batch; None = Gaussian."""
+        from ddflow.recover.init import real_init
+
+        if method["init"] == "gaussian":
+            return None
+        if method["init"] != "real":
+            raise ValueError(
+                f"init '{method['init']}' needs DELT's class-major batches; the per-IPC-index "
+                "loop (kinds sre2l/cda, and snapshots) starts from real or gaussian images"
+            )
+
+        def init(c0: int, c1: int, ipc_index: int):
+            x = real_init(
+                inputs.bundle.train_x,
+                inputs.bundle.train_y,
+                inputs.scores,
+                range(c0, c1),
+                ipc_index + 1,
+                method["selection"],
+                inputs.norm,
+            )
+            return x.view(c1 - c0, ipc_index + 1, *x.shape[1:])[:, ipc_index]
+
+        return init
+
+    def recover(self, inputs, method, shard, log_every, resume, pack):
+        from ddflow.recover.sre2l import recover_shard
+
+        return recover_shard(
+            inputs.teacher,
+            inputs.norm,
+            inputs.chw,
+            method,
+            inputs.stage_id,
+            shard,
+            inputs.device,
+            log_every,
+            self.initializer(inputs, method),
+            resume,
+            pack,
+        )
+
+
+@register
+class CDA(SRe2L):
+    name = "cda"
+    defaults = {"crop_schedule": "cosine", "milestone": 1.0}
+
+
+@register
+class DELT(SRe2L):
+    name = "delt"
+    # DELT's released ImageNet-1K scripts: CDA schedule, medium-ranked real init, no jitter.
+    defaults = {"crop_schedule": "cosine", "milestone": 1.0, "init": "real", "jitter": 0}
+    ipc_joint = True
+
+    def check(self, where, method):
+        """Any init works: batches are class-major."""
+
+    def recover(self, inputs, method, shard, log_every, resume, pack):
+        from ddflow.recover.delt import recover_delt_shard
+        from ddflow.recover.init import gaussian_init, mosaic_init, real_init
+        from ddflow.recover.shards import batch_seed
+
+        b = inputs.bundle
+        classes, ipc = range(shard.c0, shard.c1), shard.i1 - shard.i0
+        seed = batch_seed(inputs.stage_id, shard.c0, 0) ^ method["seed"]
+        if method["init"] == "real":
+            init = real_init(
+                b.train_x, b.train_y, inputs.scores, classes, ipc, method["selection"], inputs.norm
+            )
+        elif method["init"] == "mosaic":
+            init = mosaic_init(
+                inputs.teacher, b.train_x, b.train_y, classes, ipc, method, inputs.norm, seed
+            )
+        else:
+            init = gaussian_init(len(classes) * ipc, inputs.chw, seed)
+        return recover_delt_shard(
+            inputs.teacher, inputs.norm, init, method, inputs.stage_id, shard, inputs.device,
+            log_every, resume,
+        )  # fmt: skip
