@@ -288,6 +288,12 @@ def test_bn_moments_are_biased_per_channel_moments_in_every_layout():
     ref = b.double()
     torch.testing.assert_close(mean.double(), ref.mean((0, 2, 3)), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(var.double(), ref.var((0, 2, 3), correction=0), rtol=1e-4, atol=1e-4)
+    # a small-variance bf16 activation keeps its variance (no floor of 1; a floor of 0 only)
+    small = (x * 0.01).bfloat16()
+    ref_small = small.double().var((0, 2, 3), correction=0)
+    torch.testing.assert_close(_moments(small)[1].double(), ref_small, rtol=1e-3, atol=1e-7)
+    const = torch.full((2, 5, 2, 3), 0.3).bfloat16()
+    assert (_moments(const)[1] >= 0).all()  # rounding cannot make a variance negative
 
 
 def test_bn_loss_defaults_and_refusal_are_sre2ls():

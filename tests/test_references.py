@@ -306,6 +306,36 @@ def test_the_table_writers_print_what_the_runs_hold(tmp_path):
                                tmp_path / "d.md").set_index("protocol")  # fmt: skip
     assert budgets["label_bytes"].to_dict() == {"stored": 900, "stored-top2": 90}
     assert set(budgets["teacher_at_training"]) == {"no"}
+    # a set without recovery or relabel cost (distill_cost {}) and no teacher: zeros, not gaps
+    assert (budgets[["recover_wall_s", "relabel_wall_s", "image_iterations", "teacher_bytes"]]
+            == 0).all().all()  # fmt: skip
+    assert budgets["recover_wall_s"].dtype == np.float64
+    assert (row["recover_wall_s"], row["relabel_wall_s"]) == (5.0, 0.0)
+    timed = [
+        _write_run(
+            tmp_path / f"t{i}.json", method=m, kind="cda", seed=0, top1_last=1.0, top1_best=1.0,
+            distill_cost={"recover_wall_s": 12.3456, "relabel_wall_s": 2.5,
+                          "recover_image_iterations": 7},
+            distilled_image_bytes=1, labels={"protocol": "online", "teacher_at_training": True},
+            cost={"wall_s": 1.0, "peak_rss_mb": 1.0, "device": "cpu"},
+        )
+        for i, m in enumerate(["zz", "aa"])
+    ]  # fmt: skip
+    ordered = write_cost_table(timed, _teacher_metrics(tmp_path), tmp_path / "e.csv",
+                               tmp_path / "e.md")  # fmt: skip
+    assert list(ordered["method"]) == ["aa", "zz"]  # sorted by method
+    first = ordered.iloc[0]
+    assert (first["recover_wall_s"], first["relabel_wall_s"]) == (12.35, 2.5)  # two decimals
+    assert (first["image_iterations"], first["teacher_bytes"]) == (7, 0)
+    md = (tmp_path / "e.md").read_text()
+    assert md.startswith("Cost per method and label protocol (teacher, shared by all: 33 s on "
+                         "cpu, peak RSS 500 MB). Recovery time is summed over shards; label "
+                         "bytes are what a student reads beside the images (stored logits and "
+                         "their views at the budget, or class indices); a protocol that runs the "
+                         "teacher at training time needs its weights instead. Student time is "
+                         "the mean over seeds.\n\n")  # fmt: skip
+    assert (tmp_path / "e.csv").read_text().startswith("method,ipc,protocol,recover_wall_s")
+    assert md.split("\n\n")[1].startswith("| method ")  # no index column in markdown
 
     div = []
     for i, (m, per_class) in enumerate([("x", {"0": 0.9, "1": 0.7}), ("y", {"0": 0.5})]):
@@ -326,7 +356,16 @@ def test_the_table_writers_print_what_the_runs_hold(tmp_path):
     d = write_diversity_table(div, tmp_path / "v.csv", tmp_path / "v.md")
     assert list(d["method"]) == ["y", "x"]  # most diverse first
     assert (d.iloc[1]["min_class"], d.iloc[1]["max_class"]) == (0.7, 0.9)
-    assert "lower = more diverse" in (tmp_path / "v.md").read_text()
+    assert list(d.columns[:3]) == ["dataset", "method", "ipc"] and d.iloc[0]["dataset"] == "d"
+    assert (tmp_path / "v.md").read_text().startswith(
+        "Mean cosine similarity of teacher penultimate features to their class centroid (lower = "
+        "more diverse).\n\n| dataset"
+    )
+    third = tmp_path / "d9.json"
+    third.write_text(json.dumps({"dataset": "d", "method": "z", "ipc": 10,
+                                 "per_class": {"0": 0.123456}, "mean_cosine_to_centroid": 0.123456}))  # fmt: skip
+    rounded = write_diversity_table([third], tmp_path / "r.csv", tmp_path / "r.md")
+    assert rounded.iloc[0]["mean_cosine_to_centroid"] == 0.1235  # four decimals
 
 
 def _teacher_metrics(tmp_path):
@@ -392,3 +431,41 @@ def test_gain_over_random_and_hard_share_of_soft_gain_by_hand(tmp_path):
     assert "hard_share" not in (tmp_path / "o.md").read_text()  # no hard runs: no column
     head = "Top-1 (%) on the real test split; last epoch is the headline, mean ± std over seeds."
     assert (tmp_path / "o.md").read_text().startswith(head + "\n\n")
+
+
+def test_param_groups_carry_the_configured_weight_decay():
+    from ddflow.train.common import param_groups
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+    [group] = param_groups(net, 0.3, False)
+    assert group["weight_decay"] == 0.3 and len(group["params"]) == 4
+    decay, no_decay = param_groups(net, 0.3, True)
+    assert (decay["weight_decay"], no_decay["weight_decay"]) == (0.3, 0.0)
+
+
+def test_mosaics_are_cut_from_their_own_class_and_follow_the_seed():
+    """RDED/DELT mosaics: a class's mosaic holds only that class's pixels; the same seed gives
+    the same images, another seed other ones."""
+    from ddflow.recover.init import mosaic_images
+
+    labels = np.repeat(np.arange(3), 6)
+    images = np.zeros((18, 8, 8, 1), np.uint8)
+    for i, c in enumerate(labels):
+        images[i] = 60 * c + 10 + i % 6  # class c's pixels lie in [60c + 10, 60c + 15]
+    torch.manual_seed(0)
+    teacher = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2), torch.nn.Flatten(),
+        torch.nn.LazyLinear(3),
+    )  # fmt: skip
+    teacher(torch.zeros(1, 1, 8, 8))
+    teacher.eval()
+    norm = Normalizer([0.5], [0.25], torch.device("cpu"))
+    spec = {"mosaic_factor": 2, "mosaic_crops": 2, "mosaic_candidates": 4}
+    out = mosaic_images(teacher, images, labels, range(3), 1, spec, norm, seed=7)
+    assert out.shape == (3, 8, 8, 1)
+    for c in range(3):
+        assert out[c].min() >= 60 * c + 10 - 1 and out[c].max() <= 60 * c + 15 + 1, c
+        assert len(np.unique(out[c])) > 1  # crops of several images
+    again = mosaic_images(teacher, images, labels, range(3), 1, spec, norm, seed=7)
+    other = mosaic_images(teacher, images, labels, range(3), 1, spec, norm, seed=8)
+    assert np.array_equal(out, again) and not np.array_equal(out, other)

@@ -249,3 +249,57 @@ def test_randaugment_gets_the_datasets_fill_and_translation(monkeypatch):
         {"translate_const": 18, "img_mean": (128, 64, 255)},  # 0.45 x size; 255 x mean
         {"translate_const": 12, "img_mean": 51},  # one channel: a single fill value
     ]
+
+
+def test_the_result_takes_the_last_eval_the_best_and_the_ipcs_batch_size(monkeypatch):
+    """top1_last is the last evaluation (not any other), best and its epoch are the maximum,
+    and a per-IPC batch size ({"3": 6}) is looked up at the set's IPC."""
+    import ddflow.train.student as student
+
+    scores = iter([10.0, 30.0, 20.0])
+    monkeypatch.setattr(student, "evaluate", lambda *a: next(scores))
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (24, 8, 8, 1), dtype=np.uint8)
+    y = np.repeat(np.arange(4), 6)
+    bundle = DatasetBundle(x, y, x[:8], y[:8], ["a", "b", "c", "d"], [0.5], [0.25])
+    cfg = {"arch": "convnet_d3", "epochs": 3, "batch_size": {"3": 6, "2": 4}, "lr": 1e-3,
+           "weight_decay": 0.0, "no_decay_bn_bias": False, "schedule": "cosine",
+           "temperature": 4, "t2_factor": False, "min_scale": 1.0, "max_scale": 1.0,
+           "hflip": False, "cutmix": 0.0, "eval_every": 1, "randaugment": None,
+           "labels": "hard"}  # fmt: skip
+    r = train_student(x[:12], None, bundle, cfg, 0, torch.device("cpu"), targets=y[:12])
+    assert (r["top1_last"], r["top1_best"], r["best_epoch"]) == (20.0, 30.0, 2)
+    assert (r["n_images"], r["batch_size"]) == (12, 6)
+
+
+def test_the_divergence_guard_names_the_loss_or_the_weights():
+    from ddflow.train.common import TrainingDiverged, check_finite
+
+    net = torch.nn.Linear(2, 2)
+    check_finite("student (seed 0)", 3, 1.5, net, "student.lr")  # finite: no error
+    with pytest.raises(TrainingDiverged, match=r"^student \(seed 0\) training diverged at "
+                       r"epoch 3 \(mean loss nan not finite\); nothing was written\. Lower "
+                       r"student\.lr \(or check"):  # fmt: skip
+        check_finite("student (seed 0)", 3, float("nan"), net, "student.lr")
+    with torch.no_grad():
+        net.bias[0] = float("inf")
+    with pytest.raises(TrainingDiverged, match=r"epoch 4 \(weights \['bias'\] not finite\)"):
+        check_finite("teacher", 4, 0.5, net, "teacher.lr")
+
+
+def test_views_store_compact_dtypes_and_cutmix_weights_by_the_pasted_area():
+    """Boxes int32 and flips bool (the relabel stage stores them); scale (1, 1) draws no crop
+    boxes; lambda = 1 - box area / image area for boxes away from the corner."""
+    recipe = {"min_scale": 0.3, "max_scale": 1.0, "hflip": True, "cutmix": 1.0}
+    views = [v for e in range(1, 30) for v in draw_epoch(6, 3, (16, 12), recipe, 5, e)]
+    assert all(v.boxes.dtype == np.int32 and v.flips.dtype == np.bool_ for v in views)
+    off_corner = [v for v in views if v.mix_box[0] > 0 and v.mix_box[2] > 0]
+    assert off_corner
+    for v in off_corner:
+        y0, y1, x0, x1 = v.mix_box
+        assert v.mix_lam == pytest.approx(1 - (y1 - y0) * (x1 - x0) / (16 * 12))
+    plain = {"min_scale": 1.0, "max_scale": 1.0, "hflip": False, "cutmix": 0.0}
+    assert all(v.boxes is None and v.flips.dtype == np.bool_ and not v.flips.any()
+               for v in draw_epoch(6, 3, (8, 8), plain, 5, 1))  # fmt: skip
+    x = torch.randn(3, 1, 8, 8)
+    assert torch.equal(per_sample_rrc(x, (1.0, 1.0), random.Random(0)), x)
