@@ -362,8 +362,9 @@ def test_the_table_writers_print_what_the_runs_hold(tmp_path):
         "more diverse).\n\n| dataset"
     )
     third = tmp_path / "d9.json"
-    third.write_text(json.dumps({"dataset": "d", "method": "z", "ipc": 10,
-                                 "per_class": {"0": 0.123456}, "mean_cosine_to_centroid": 0.123456}))  # fmt: skip
+    record = {"dataset": "d", "method": "z", "ipc": 10, "per_class": {"0": 0.123456},
+              "mean_cosine_to_centroid": 0.123456}  # fmt: skip
+    third.write_text(json.dumps(record))
     rounded = write_diversity_table([third], tmp_path / "r.csv", tmp_path / "r.md")
     assert rounded.iloc[0]["mean_cosine_to_centroid"] == 0.1235  # four decimals
 
