@@ -357,10 +357,11 @@ def test_the_table_writers_print_what_the_runs_hold(tmp_path):
     assert list(d["method"]) == ["y", "x"]  # most diverse first
     assert (d.iloc[1]["min_class"], d.iloc[1]["max_class"]) == (0.7, 0.9)
     assert list(d.columns[:3]) == ["dataset", "method", "ipc"] and d.iloc[0]["dataset"] == "d"
-    assert (tmp_path / "v.md").read_text().startswith(
-        "Mean cosine similarity of teacher penultimate features to their class centroid (lower = "
-        "more diverse).\n\n| dataset"
+    caption = (
+        "Mean cosine similarity of teacher penultimate features to their class centroid "
+        "(lower = more diverse)."
     )
+    assert (tmp_path / "v.md").read_text().startswith(caption + "\n\n| dataset")
     third = tmp_path / "d9.json"
     record = {"dataset": "d", "method": "z", "ipc": 10, "per_class": {"0": 0.123456},
               "mean_cosine_to_centroid": 0.123456}  # fmt: skip
