@@ -62,6 +62,7 @@ FAST_TESTS = [
     "tests/test_labels.py",
     "tests/test_method_keys.py",
     "tests/test_methods.py",
+    "tests/test_stage_ids.py",
 ]
 
 

@@ -98,3 +98,52 @@ def test_antialias_is_a_no_op_in_recovery_because_crops_are_only_upsampled(input
     a = _recover(inputs, base, "aa-a")
     b = _recover(inputs, {**base, "antialias": True}, "aa-b")
     assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "kind, init", [("delt", "real"), ("delt", "mosaic"), ("delt", "gaussian"), ("sre2l", "real")]
+)
+def test_a_shard_past_class_zero_recovers_its_own_classes_reproducibly(inputs, kind, init):
+    """Through the kind's recover: a shard of classes 3-4 holds exactly those classes' images
+    at IPC indices 0-1, and the same shard twice gives the same bytes (its draws are seeded)."""
+    d, npz, meta, ckpt, ranking, base = inputs
+    cfg = validate_config({**{k: v for k, v in base.items() if k != "sweep_members"},
+                           "methods": {"m": {"kind": kind, **BASE, "init": init}}})  # fmt: skip
+    outs = []
+    for rep in range(2):
+        out = d / f"past-{kind}-{init}-{rep}.npz"
+        run_recover_shard(npz, meta, ckpt, ranking, cfg["methods"]["m"], "fixed",
+                          "c00003-00005_i0000-0002", cfg["runtime"], str(out), 1)  # fmt: skip
+        with np.load(out) as z:
+            outs.append({k: z[k] for k in ("images", "labels", "ipc_index")})
+    assert sorted(zip(outs[0]["labels"], outs[0]["ipc_index"])) == [(3, 0), (3, 1), (4, 0), (4, 1)]
+    assert np.array_equal(outs[0]["images"], outs[1]["images"])
+
+
+def test_delt_seeds_its_shard_from_the_stage_id_its_first_class_and_the_method_seed(inputs):
+    """The documented seed of a DELT shard (results are reproduced from it):
+    batch_seed(stage id, first class, 0) XOR methods.<name>.seed, drawn once for the shard."""
+    import torch
+
+    from ddflow.data.pixels import Normalizer
+    from ddflow.io import read_json
+    from ddflow.recover.delt import recover_delt_shard
+    from ddflow.recover.init import gaussian_init
+    from ddflow.recover.shards import Shard, batch_seed
+    from ddflow.stages import load_teacher
+
+    d, npz, meta, ckpt, ranking, base = inputs
+    cfg = validate_config({**{k: v for k, v in base.items() if k != "sweep_members"},
+                           "methods": {"m": {"kind": "delt", **BASE, "init": "gaussian",
+                                             "seed": 5}}})  # fmt: skip
+    m, name = cfg["methods"]["m"], "c00002-00004_i0000-0002"
+    out = d / "delt-seed.npz"
+    run_recover_shard(npz, meta, ckpt, None, m, "sid", name, cfg["runtime"], str(out), 1)
+    info = read_json(meta)
+    teacher, _ = load_teacher(ckpt, info["classes"])
+    cpu = torch.device("cpu")
+    init = gaussian_init(4, tuple(info["image_shape_chw"]), batch_seed("sid", 2, 0) ^ 5)
+    ref = recover_delt_shard(teacher, Normalizer(info["mean"], info["std"], cpu), init, m,
+                             "sid", Shard.parse(name), cpu, 100, None)  # fmt: skip
+    with np.load(out) as z:
+        assert np.array_equal(z["images"], ref["images"])

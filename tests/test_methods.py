@@ -118,12 +118,12 @@ def test_per_class_is_class_major_and_each_ipc_nests_in_the_next():
     labels = np.array([2, 1, 2, 2, 1, 0, 1, 2, 0, 0, 0])
     f = np.random.default_rng(3).normal(size=(len(labels), 4))
     for pick in (herding, k_center_greedy):
-        small = per_class(labels, 3, 2, lambda idx, c, pick=pick: pick(f[idx], 2))
-        large = per_class(labels, 3, 3, lambda idx, c, pick=pick: pick(f[idx], 3))
+        small = per_class(labels, 3, 2, lambda idx, pick=pick: pick(f[idx], 2))
+        large = per_class(labels, 3, 3, lambda idx, pick=pick: pick(f[idx], 3))
         assert labels[large].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
         assert small.tolist() == [i for n, i in enumerate(large.tolist()) if n % 3 < 2]
     with pytest.raises(ValueError, match="class 1 has 3 training images, fewer than IPC 4"):
-        per_class(labels, 3, 4, lambda idx, c: np.arange(4))
+        per_class(labels, 3, 4, lambda idx: np.arange(4))
 
 
 def test_teacher_scores_are_unit_features_and_el2n_of_the_teacher():
@@ -215,3 +215,66 @@ def test_an_external_set_with_other_classes_or_too_few_images_names_the_folder(t
         _build_external(root, _bundle(["cat", "cow"]), 4)
     with pytest.raises(ConfigError, match=r"methods\.m\.path': folder '.*nowhere' does not exist"):
         _cfg({"m": {"kind": "external", "path": str(tmp_path / "nowhere")}})
+
+
+def test_each_kind_reads_what_it_uses_and_its_id_follows_only_that():
+    def reads(**m):
+        return KINDS[m["kind"]].reads_for(_cfg({"m": m})["methods"]["m"])
+
+    assert reads(kind="sre2l") == {"teacher"}  # Gaussian start: no data, no ranking
+    assert reads(kind="cda", init="real") == {"teacher", "data", "ranking"}
+    assert reads(kind="delt") == {"teacher", "data", "ranking"}  # real init by default
+    assert reads(kind="delt", init="mosaic") == {"teacher", "data"}
+    assert reads(kind="random") == {"data"} and reads(kind="rded") == {"data", "teacher"}
+    assert reads(kind="herding") == {"data", "features"}
+    cfg = _cfg({"r": {"kind": "random"}, "d": {"kind": "rded"}, "h": {"kind": "kcenter"},
+                "s": {"kind": "sre2l", "init": "real"}, "g": {"kind": "sre2l"}})  # fmt: skip
+    cfg["ranker"] = {"arch": "resnet18", "pretrained": "DEFAULT"}
+    ids = StageIds(cfg)
+    up = {m: {k: v for k, v in ids.method_slice(m).items() if k not in ("method", "v")}
+          for m in ("r", "d", "h", "s", "g")}  # fmt: skip
+    assert up == {
+        "r": {"data": ids.data},
+        "d": {"teacher": ids.teacher},
+        "h": {"features": ids.features},
+        "s": {"teacher": ids.teacher, "ranker": ids.ranker},  # ranked real init
+        "g": {"teacher": ids.teacher},  # Gaussian init ignores the ranker
+    }
+
+
+def test_a_kind_is_registered_once():
+    from ddflow.methods import register
+    from ddflow.methods.coresets import Herding
+
+    class Twice(Herding):
+        pass
+
+    with pytest.raises(ValueError, match="^method kind 'herding' registered twice$"):
+        register(Twice)
+    assert type(KINDS["herding"]) is Herding
+
+
+def test_score_ties_keep_the_lowest_index_at_any_size():
+    scores = np.zeros(40)
+    scores[[5, 30]] = 1.0
+    assert by_score(scores, 4, hardest=True).tolist() == [5, 30, 0, 1]
+    assert by_score(scores, 3, hardest=False).tolist() == [0, 1, 2]
+    ties = np.random.default_rng(0).integers(0, 3, 100).astype(float)
+    expect = sorted(range(100), key=lambda i: (-ties[i], i))[:10]
+    assert by_score(ties, 10, hardest=True).tolist() == expect
+
+
+def test_an_external_set_at_the_data_size_is_taken_as_is_and_non_square_data_is_refused(tmp_path):
+    from PIL import Image
+
+    from ddflow.data.datasets import DataError
+
+    root = tmp_path / "same"
+    (root / "a").mkdir(parents=True)
+    grad = np.arange(64, dtype=np.uint8).reshape(8, 8)[..., None] * np.ones(3, np.uint8) * 3
+    Image.fromarray(grad.astype(np.uint8)).save(root / "a" / "0.png")
+    images, _ = _build_external(root, _bundle(["a"]), 1)
+    assert np.array_equal(images[0], grad)  # no resize at the data's size
+    wide = _external(tmp_path / "w", ["a"], per_class=1, size=(10, 6))
+    with pytest.raises(DataError, match=r"is 10x6, the data is 12x8 and not square: resize"):
+        _build_external(wide, _bundle(["a"], hw=(8, 12)), 1)

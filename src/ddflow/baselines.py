@@ -12,4 +12,4 @@ from ddflow.select.coreset import per_class
 
 def random_subset(labels: np.ndarray, ipc: int, seed: int, num_classes: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return per_class(labels, num_classes, ipc, lambda idx, c: rng.permutation(len(idx))[:ipc])
+    return per_class(labels, num_classes, ipc, lambda idx: rng.permutation(len(idx))[:ipc])

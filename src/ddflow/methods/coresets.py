@@ -24,7 +24,7 @@ class Coreset(MethodKind):
     def build(self, inputs: Inputs, method: dict, ipc: int):
         b, f = inputs.bundle, inputs.features
         idx = coreset.per_class(
-            b.train_y, b.num_classes, ipc, lambda rows, c: self.pick(f, rows, method, ipc)
+            b.train_y, b.num_classes, ipc, lambda rows: self.pick(f, rows, method, ipc)
         )
         return b.train_x[idx], {"source_index": idx.tolist()}
 

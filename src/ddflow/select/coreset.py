@@ -64,8 +64,8 @@ def by_score(scores: np.ndarray, k: int, hardest: bool) -> np.ndarray:
 
 
 def per_class(labels: np.ndarray, num_classes: int, ipc: int, pick) -> np.ndarray:
-    """Indices into the training set, class-major: `pick(positions_of_class, c)` returns the
-    chosen positions within the class in their order."""
+    """Indices into the training set, class-major: `pick(indices_of_class)` returns the chosen
+    positions within the class, in their order."""
     out = []
     for c in range(num_classes):
         idx = np.flatnonzero(labels == c)
@@ -74,5 +74,5 @@ def per_class(labels: np.ndarray, num_classes: int, ipc: int, pick) -> np.ndarra
                 f"config key 'ipc': class {c} has {len(idx)} training images, fewer than IPC "
                 f"{ipc}; lower ipc"
             )
-        out.append(idx[pick(idx, c)])
+        out.append(idx[pick(idx)])
     return np.concatenate(out)

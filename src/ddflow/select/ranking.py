@@ -58,7 +58,7 @@ def select(
     if criterion not in CRITERIA:
         raise ValueError(f"unknown selection criterion '{criterion}'; known: {CRITERIA}")
 
-    def pick(idx: np.ndarray, c: int) -> np.ndarray:
+    def pick(idx: np.ndarray) -> np.ndarray:
         order = np.argsort(scores[idx], kind="stable")  # ascending
         if criterion == "lowest":
             return order[:ipc]
