@@ -278,3 +278,35 @@ def test_an_external_set_at_the_data_size_is_taken_as_is_and_non_square_data_is_
     wide = _external(tmp_path / "w", ["a"], per_class=1, size=(10, 6))
     with pytest.raises(DataError, match=r"is 10x6, the data is 12x8 and not square: resize"):
         _build_external(wide, _bundle(["a"], hw=(8, 12)), 1)
+
+
+def test_the_random_and_rded_kinds_build_what_their_library_functions_make():
+    """random: the seeded per-class subset with its indices; rded: mosaics seeded by the stage
+    id, the IPC and methods.<name>.seed (the documented seed its results reproduce from)."""
+    from ddflow.baselines import random_subset
+    from ddflow.recover.init import mosaic_images
+    from ddflow.recover.shards import batch_seed
+
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 256, (24, 8, 8, 1), dtype=np.uint8)
+    y = np.repeat(np.arange(3), 8)
+    bundle = type("B", (), {"train_x": x, "train_y": y, "num_classes": 3})()
+    method = _cfg({"r": {"kind": "random", "seed": 4}})["methods"]["r"]
+    images, extra = KINDS["random"].build(Inputs("id", None, CPU, (1, 8, 8), bundle), method, 2)
+    idx = random_subset(y, 2, 4, 3)
+    assert extra == {"source_index": idx.tolist()} and np.array_equal(images, x[idx])
+    torch.manual_seed(0)
+    teacher = build_model("convnet_d3", 3, 1, (8, 8)).eval()
+    norm = Normalizer([0.5], [0.25], CPU)
+    rded = _cfg({"d": {"kind": "rded", "candidates": 4, "num_crops": 2, "seed": 3}})["methods"]["d"]
+    inputs = Inputs("sid", norm, CPU, (1, 8, 8), bundle, teacher)
+    images, extra = KINDS["rded"].build(inputs, rded, 2)
+    spec = {"mosaic_factor": 1, "mosaic_crops": 2, "mosaic_candidates": 4}
+    ref = mosaic_images(teacher, x, y, range(3), 2, spec, norm, batch_seed("sid", 0, 2) ^ 3)
+    assert extra == {} and np.array_equal(images, ref)
+
+
+def test_an_external_kind_names_its_folder_as_an_input(tmp_path):
+    method = _cfg({"e": {"kind": "external", "path": str(tmp_path)}})["methods"]["e"]
+    assert KINDS["external"].files(method) == {"external": str(tmp_path)}
+    assert KINDS["herding"].files(method) == {}
