@@ -271,10 +271,10 @@ def test_an_external_set_at_the_data_size_is_taken_as_is_and_non_square_data_is_
 
     root = tmp_path / "same"
     (root / "a").mkdir(parents=True)
-    grad = np.arange(64, dtype=np.uint8).reshape(8, 8)[..., None] * np.ones(3, np.uint8) * 3
+    grad = np.arange(28 * 28).reshape(28, 28)[..., None] * np.ones(3, int) % 251
     Image.fromarray(grad.astype(np.uint8)).save(root / "a" / "0.png")
-    images, _ = _build_external(root, _bundle(["a"]), 1)
-    assert np.array_equal(images[0], grad)  # no resize at the data's size
+    images, _ = _build_external(root, _bundle(["a"], hw=(28, 28)), 1)
+    assert np.array_equal(images[0], grad)  # no resize at the data's size (28 -> 32 -> 28)
     wide = _external(tmp_path / "w", ["a"], per_class=1, size=(10, 6))
     with pytest.raises(DataError, match=r"is 10x6, the data is 12x8 and not square: resize"):
         _build_external(wide, _bundle(["a"], hw=(8, 12)), 1)
