@@ -43,7 +43,6 @@ for _kind in KINDS.values():
     STAGE_CODE[_kind.stage] = sorted({*STAGE_CODE.get(_kind.stage, []), *_kind.code})
 # Keys of a method that only change how work is split into jobs, never the images.
 LAYOUT_KEYS = {"ipc_per_shard"}
-SHARDED_KINDS = {name for name, kind in KINDS.items() if kind.sharded}
 DEFAULT_BASELINE = "random"
 
 
@@ -184,7 +183,7 @@ def validate_config(config: dict) -> dict:
         kind.check(".".join(map(str, where)), method)
     if DEFAULT_BASELINE not in cfg["methods"]:
         cfg["methods"][DEFAULT_BASELINE] = {"kind": "random"}
-        _fill_defaults(schema["$defs"]["random_method"], cfg["methods"][DEFAULT_BASELINE])
+        _fill_defaults(schema["$defs"][KINDS["random"].schema], cfg["methods"][DEFAULT_BASELINE])
     if cfg["dataset"]["source"] != "mnist-embedded" and not cfg["dataset"]["root"]:
         raise ConfigError(
             f"config key 'dataset.root': source '{cfg['dataset']['source']}' needs a data root; "
@@ -234,7 +233,7 @@ def validate_config(config: dict) -> dict:
         )
     snaps = cfg["report"]["snapshots"]
     for name in snaps["methods"] if snaps else []:
-        if cfg["methods"].get(name, {}).get("kind") not in SHARDED_KINDS:
+        if name not in cfg["methods"] or not kind_of(cfg["methods"][name]).sharded:
             raise ConfigError(
                 f"config key 'report.snapshots.methods': '{name}' is not a "
                 f"recovery method; choose from {sorted(cfg['methods'])}"
