@@ -7,7 +7,7 @@ config) would leave the images unchanged; each case here flips one key on a tiny
 import numpy as np
 import pytest
 
-from ddflow.config import validate_config
+from ddflow.config import DERIVED_KEYS, validate_config
 from ddflow.stages import run_data, run_rank, run_recover_shard, run_teacher
 
 BASE = {
@@ -69,7 +69,7 @@ def inputs(tmp_path_factory):
 
 def _recover(inputs, method: dict, name: str) -> np.ndarray:
     d, npz, meta, ckpt, ranking, base = inputs
-    cfg = validate_config({**{k: v for k, v in base.items() if k != "sweep_members"},
+    cfg = validate_config({**{k: v for k, v in base.items() if k not in DERIVED_KEYS},
                            "methods": {"m": method}})  # fmt: skip
     m = cfg["methods"]["m"]
     out = d / f"{name}.npz"
@@ -107,7 +107,7 @@ def test_a_shard_past_class_zero_recovers_its_own_classes_reproducibly(inputs, k
     """Through the kind's recover: a shard of classes 3-4 holds exactly those classes' images
     at IPC indices 0-1, and the same shard twice gives the same bytes (its draws are seeded)."""
     d, npz, meta, ckpt, ranking, base = inputs
-    cfg = validate_config({**{k: v for k, v in base.items() if k != "sweep_members"},
+    cfg = validate_config({**{k: v for k, v in base.items() if k not in DERIVED_KEYS},
                            "methods": {"m": {"kind": kind, **BASE, "init": init}}})  # fmt: skip
     outs = []
     for rep in range(2):
@@ -133,7 +133,7 @@ def test_delt_seeds_its_shard_from_the_stage_id_its_first_class_and_the_method_s
     from ddflow.stages import load_teacher
 
     d, npz, meta, ckpt, ranking, base = inputs
-    cfg = validate_config({**{k: v for k, v in base.items() if k != "sweep_members"},
+    cfg = validate_config({**{k: v for k, v in base.items() if k not in DERIVED_KEYS},
                            "methods": {"m": {"kind": "delt", **BASE, "init": "gaussian",
                                              "seed": 5}}})  # fmt: skip
     m, name = cfg["methods"]["m"], "c00002-00004_i0000-0002"

@@ -175,12 +175,13 @@ def test_the_shipped_published_numbers_load():
 
 def test_cda_figure5_draws_ddflow_curves_over_the_papers_points(tmp_path):
     """Table 18 (printed as Figure 5): the mini's milestones 0.25..1.0 beside the paper's."""
-    from ddflow.config import load_config
+    from ddflow.config import DERIVED_KEYS, load_config
 
     from conftest import ROOT
 
     cfg = load_config(str(ROOT / "config/cda/table5_scheduler_milestone.mini.yaml"))
-    cfg.pop("sweep_members")
+    for key in DERIVED_KEYS:
+        cfg.pop(key)
     names = [m for m in cfg["methods"] if m != "random"]
     summary = _summary(
         [(m, "cda", 10, 40 + cfg["methods"][m]["milestone"], 0.5) for m in names]

@@ -431,7 +431,10 @@ def test_gain_over_random_and_hard_share_of_soft_gain_by_hand(tmp_path):
     only_online = [p for p in paths if "-online-" in p]
     write_tables(only_online, tmp_path / "o.csv", tmp_path / "o.md")
     assert "hard_share" not in (tmp_path / "o.md").read_text()  # no hard runs: no column
-    head = "Top-1 (%) on the real test split; last epoch is the headline, mean ± std over seeds."
+    from ddflow.report.tables import CAPTION
+
+    # one set, no validation split: the caption explains only the columns shown
+    head = f"{CAPTION['head']} {CAPTION['tail']}"
     assert (tmp_path / "o.md").read_text().startswith(head + "\n\n")
 
 

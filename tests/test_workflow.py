@@ -46,7 +46,7 @@ def files(workdir, pattern):
 
 def test_full_run_outputs(run):
     table = (run / "results/tiny/tables/summary.csv").read_text().splitlines()
-    assert table[0].startswith("dataset,method,kind,ipc,student,protocol,seeds,top1_last_mean")
+    assert table[0].startswith("dataset,method,kind,ipc,student,protocol,sets,seeds,top1_last_mean")
     assert {row.split(",")[1] for row in table[1:]} == {"sre2l", "random"}
     for fig in ["student_curves.png", "grid-sre2l-ipc2.png", "grid-random-ipc2.png"]:
         assert (run / "results/tiny/figures" / fig).stat().st_size > 1000
@@ -512,3 +512,49 @@ def test_a_newer_adapter_script_reruns_nothing_as_users_run(run):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Nothing to be done" in out.stdout + out.stderr, out.stdout[-3000:]
+
+
+def test_synthesis_seeds_add_only_their_sets_and_reach_the_summary(run):
+    """Adding seeds to a method (and to the baseline) plans only the new sets and their
+    students; the summary pools each method's sets into one row with an interval over sets."""
+    methods = {**TINY["methods"], "random": {"kind": "random", "seeds": [0, 1]}}
+    methods["sre2l"] = {**methods["sre2l"], "seeds": [0, 1]}
+    cfg = {**TINY, "methods": methods, "report": {"name": "seeds"}}
+    plan = planned(run, cfg)
+    students = sorted(p.split("/")[3].split("-")[0] for p in plan if "/students/" in p)
+    assert students == ["random__seed1", "sre2l__seed1"]
+    assert not [p for p in plan if "/teacher/" in p or "/data-" in p]
+    run_workflow(run, cfg)
+    [seeded] = run.glob("results/tiny/students/sre2l__seed1-*/ipc2/student-*/seed0.json")
+    result = json.loads(seeded.read_text())
+    assert (result["method"], result["set"], result["synthesis_seed"]) == (
+        "sre2l",
+        "sre2l__seed1",
+        1,
+    )
+    rows = {r["method"]: r for r in csv.DictReader(
+        (run / "results/tiny/reports/seeds/tables/summary.csv").open())}  # fmt: skip
+    assert set(rows) == {"sre2l", "random"}
+    assert (rows["sre2l"]["sets"], rows["sre2l"]["seeds"], rows["sre2l"]["ci_over"]) == (
+        "2",
+        "1",
+        "sets",
+    )
+    assert rows["random"]["sets"] == "2" and rows["sre2l"]["gain_ci95_low"] != ""
+
+
+def test_a_validation_split_selects_the_epoch_end_to_end(tmp_path):
+    cfg = {**TINY, "dataset": {**TINY["dataset"], "val_per_class": 5}, "report": {}}
+    run_workflow(tmp_path, cfg)
+    [meta] = tmp_path.glob("results/tiny/data-*/meta.json")
+    assert json.loads(meta.read_text())["n_val"] == 50
+    [teacher] = tmp_path.glob("results/tiny/teacher/*/metrics.json")
+    assert 0 <= json.loads(teacher.read_text())["val_top1"] <= 100
+    [student] = tmp_path.glob("results/tiny/students/sre2l-*/ipc2/student-*/seed0.json")
+    result = json.loads(student.read_text())
+    assert result["val_selected_epoch"] in (1, 2)
+    at = next(p for p in result["curve"] if p["epoch"] == result["val_selected_epoch"])
+    assert result["top1_val_selected"] == at["test_top1"]
+    rows = list(csv.DictReader((tmp_path / "results/tiny/tables/summary.csv").open()))
+    assert all(r["top1_val_selected_mean"] != "" for r in rows)
+    assert "top1_val_selected_mean" in (tmp_path / "results/tiny/tables/summary.md").read_text()

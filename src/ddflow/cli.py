@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ddflow.config import StageIds, check_models, cuda_missing, load_config
+from ddflow.config import StageIds, base_method, check_models, cuda_missing, load_config
 from ddflow.data.catalog import check_ipc_fits, num_classes
 from ddflow.errors import DdflowError
 from ddflow.methods import kind_of
@@ -35,6 +35,9 @@ def _describe(path: str, list_jobs: bool) -> None:
     n_students = 0
     for name, m in cfg["methods"].items():
         line = f"method {name} ({m['kind']}): results/{ds}/distilled/{name}-{ids.method(name)}"
+        base, seed = base_method(cfg["synthesis_members"], name)
+        if seed is not None:
+            line += f", synthesis seed {seed} of {base}"
         if kind_of(m).sharded:
             shards = method_shards(m, n_classes, cfg["ipc"])
             line += f", {len(shards)} shards"
@@ -46,7 +49,7 @@ def _describe(path: str, list_jobs: bool) -> None:
     print(
         f"students {cfg['student']['arch']} (ids: {protocols}): {n_students} runs "
         f"(IPC {cfg['ipc']} x seeds {cfg['student']['seeds']} x {len(ids.students)} label "
-        f"protocols x {len(cfg['methods'])} methods)"
+        f"protocols x {len(cfg['methods'])} sets)"
     )
 
 

@@ -43,6 +43,8 @@ for _kind in KINDS.values():
     STAGE_CODE[_kind.stage] = sorted({*STAGE_CODE.get(_kind.stage, []), *_kind.code})
 # Keys of a method that only change how work is split into jobs, never the images.
 LAYOUT_KEYS = {"ipc_per_shard"}
+# Dataset keys that change how the data is obtained, never its content (checksummed anyway).
+DATASET_LAYOUT_KEYS = {"download"}
 DEFAULT_BASELINE = "random"
 
 
@@ -132,6 +134,34 @@ def expand_sweeps(cfg: dict) -> dict[str, list[tuple[str, dict]]]:
     return members
 
 
+def synthesis_member(name: str, seed: int, own_seed: int) -> str:
+    """The method name of one synthesis seed: the method's own seed keeps its name (and its
+    results), the others get a suffix."""
+    return name if seed == own_seed else f"{name}__seed{seed}"
+
+
+def expand_synthesis_seeds(cfg: dict) -> dict[str, list[tuple[str, int]]]:
+    """Replace every method with `seeds` by one method per seed (independent sets that share
+    only the teacher); return {method: [(member name, seed)]}. Runs after validation."""
+    members = {}
+    for name, method in list(cfg["methods"].items()):
+        if "seeds" not in method:
+            continue
+        base = {k: v for k, v in method.items() if k != "seeds"}
+        members[name] = []
+        del cfg["methods"][name]
+        for seed in method["seeds"]:
+            member = synthesis_member(name, seed, method["seed"])
+            if member in cfg["methods"]:
+                raise ConfigError(
+                    f"config key 'methods.{name}.seeds': seed {seed} makes method '{member}', "
+                    "which the config already has; rename one"
+                )
+            cfg["methods"][member] = {**base, "seed": seed}
+            members[name].append((member, seed))
+    return members
+
+
 def validate_config(config: dict) -> dict:
     """Return a validated copy of `config` with every default filled in.
 
@@ -168,6 +198,12 @@ def validate_config(config: dict) -> dict:
             )
         kind = kind_of(method)
         sub = schema["$defs"][kind.schema]
+        if "seeds" in method and "seed" not in sub["properties"]:
+            raise ConfigError(
+                f"config key '{'.'.join(map(str, where))}.seeds': kind {kind.name} builds its set "
+                "from the teacher without randomness, so every synthesis seed would give the "
+                "same set; remove seeds"
+            )
         _raise_first(cls(sub), method, where)
         preset = RECOVER_PRESETS.get(method.get("preset"), {})
         if preset.get("kind", method["kind"]) != method["kind"]:
@@ -181,13 +217,19 @@ def validate_config(config: dict) -> dict:
             method.setdefault(key, value)
         _fill_defaults(sub, method)
         kind.check(".".join(map(str, where)), method)
-    if DEFAULT_BASELINE not in cfg["methods"]:
+    synthesis_members = expand_synthesis_seeds(cfg)
+    if DEFAULT_BASELINE not in cfg["methods"] and DEFAULT_BASELINE not in synthesis_members:
         cfg["methods"][DEFAULT_BASELINE] = {"kind": "random"}
         _fill_defaults(schema["$defs"][KINDS["random"].schema], cfg["methods"][DEFAULT_BASELINE])
     if cfg["dataset"]["source"] != "mnist-embedded" and not cfg["dataset"]["root"]:
         raise ConfigError(
             f"config key 'dataset.root': source '{cfg['dataset']['source']}' needs a data root; "
             "set dataset.root to the folder holding your dataset (see config/README.md)"
+        )
+    if cfg["dataset"].get("download") and cfg["dataset"]["source"] not in ("cifar10", "cifar100"):
+        raise ConfigError(
+            "config key 'dataset.download': only sources cifar10 and cifar100 download; for "
+            f"'{cfg['dataset']['source']}' remove it"
         )
     if cfg["dataset"].get("image_size") and cfg["dataset"]["source"] != "imagefolder":
         raise ConfigError(
@@ -240,7 +282,12 @@ def validate_config(config: dict) -> dict:
             )
     check_models(cfg)
     _check_paper(cfg["report"]["paper"])
-    cfg["sweep_members"] = sweep_members  # derived; never part of a stage id
+    # derived; never part of a stage id
+    cfg["sweep_members"] = {
+        sweep: [(m, v) for name, v in members for m, _ in synthesis_members.get(name, [(name, 0)])]
+        for sweep, members in sweep_members.items()
+    }
+    cfg["synthesis_members"] = synthesis_members
     return cfg
 
 
@@ -418,7 +465,8 @@ class StageIds:
 
     def __init__(self, cfg: dict):
         self.cfg = cfg
-        self.data_slice = {"dataset": cfg["dataset"], "v": ALGO_VERSION["data"]}
+        dataset = {k: v for k, v in cfg["dataset"].items() if k not in DATASET_LAYOUT_KEYS}
+        self.data_slice = {"dataset": dataset, "v": ALGO_VERSION["data"]}
         self.data = short_hash(self.data_slice)
         self.teacher_slice = {
             "data": self.data,
@@ -492,9 +540,31 @@ def report_dir(cfg: dict) -> str:
     return f"results/{ds}/reports/{name}" if name else f"results/{ds}"
 
 
+DERIVED_KEYS = ("sweep_members", "synthesis_members")
+
+
+def base_method(synthesis_members: dict, name: str) -> tuple[str, int | None]:
+    """(the configured method a method belongs to, its synthesis seed or None)."""
+    for base, members in synthesis_members.items():
+        for member, seed in members:
+            if member == name:
+                return base, seed
+    return name, None
+
+
+def configured_method(methods: dict, synthesis_members: dict, name: str) -> dict:
+    """A method as configured: with its synthesis seeds rather than one member's seed."""
+    if name not in synthesis_members:
+        return methods[name]
+    members = synthesis_members[name]
+    one = {k: v for k, v in methods[members[0][0]].items() if k != "seed"}
+    return {**one, "seeds": [seed for _, seed in members]}
+
+
 def experiment_record(cfg: dict) -> dict:
     """What a run is: the effective config (validated, presets and sweeps expanded) and the
     stage ids, written beside the report so a table can be traced. Not the config file's name:
     the same experiment from another file reruns nothing."""
-    effective = {k: v for k, v in cfg.items() if k != "sweep_members"}
-    return {"stage_ids": StageIds(cfg).as_dict(), "config": effective}
+    effective = {k: v for k, v in cfg.items() if k not in DERIVED_KEYS}
+    members = {b: [[m, s] for m, s in ms] for b, ms in cfg["synthesis_members"].items()}
+    return {"stage_ids": StageIds(cfg).as_dict(), "config": effective, "synthesis_seeds": members}

@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from ddflow.config import (
     VIEW_KEYS,
     StageIds,
+    base_method,
     canonical_json,
     ConfigError,
     cuda_missing,
@@ -278,10 +279,19 @@ def student_json(wildcards):
 
 def student_info(wildcards):
     check_method_id(wildcards)
+    base, synthesis_seed = base_method(CFG["synthesis_members"], wildcards.method)
+    # a method's sets (synthesis seeds) share its row in the tables; the member that keeps the
+    # method's name records nothing new, so adding seeds reruns none of its students
+    member = (
+        {}
+        if base == wildcards.method
+        else {"set": wildcards.method, "synthesis_seed": synthesis_seed}
+    )
     return canonical_json(
         {
             "dataset": DS,
-            "method": wildcards.method,
+            "method": base,
+            **member,
             "kind": METHODS[wildcards.method]["kind"],
             "method_id": wildcards.mid,
             "student": CFG["student"]["arch"],

@@ -15,7 +15,7 @@ FIXED_TRAIN_PER_CLASS = {"cifar10": 5000, "cifar100": 500}
 def num_classes(ds_cfg: dict) -> int:
     source = ds_cfg["source"]
     if source in FIXED_CLASSES:
-        if source != "mnist-embedded":
+        if source != "mnist-embedded" and not ds_cfg.get("download"):  # else the data job fetches
             sub = "cifar-10-batches-py" if source == "cifar10" else "cifar-100-python"
             _require(Path(ds_cfg["root"]) / sub, f"the extracted CIFAR python archive '{sub}/'")
         return FIXED_CLASSES[source]
@@ -36,7 +36,15 @@ def _require(path: Path, what: str) -> Path:
 
 def min_train_per_class(ds_cfg: dict, list_folders: bool = False) -> tuple[int, str] | None:
     """(fewest training images of any class, that class), as far as is known without reading
-    images: fixed sources from their size, folders only with `list_folders` (a directory scan)."""
+    images: fixed sources from their size, folders only with `list_folders` (a directory scan).
+    The validation split is carved out of them."""
+    known = _min_pool_per_class(ds_cfg, list_folders)
+    if known is None:
+        return None
+    return known[0] - (ds_cfg.get("val_per_class") or 0), known[1]
+
+
+def _min_pool_per_class(ds_cfg: dict, list_folders: bool) -> tuple[int, str] | None:
     cap = ds_cfg.get("max_train_per_class") or float("inf")
     source = ds_cfg["source"]
     if source == "mnist-embedded":
@@ -61,10 +69,19 @@ def min_train_per_class(ds_cfg: dict, list_folders: bool = False) -> tuple[int, 
 def check_ipc_fits(ds_cfg: dict, ipcs: list[int], list_folders: bool = False) -> None:
     """Every IPC can be drawn from the real training images (random subset, real init, RDED)."""
     known = min_train_per_class(ds_cfg, list_folders)
-    if known and max(ipcs) > known[0]:
-        from ddflow.config import ConfigError
+    if not known:
+        return
+    from ddflow.config import ConfigError
 
+    val = ds_cfg.get("val_per_class")
+    if val and known[0] < 1:
+        raise ConfigError(
+            f"config key 'dataset.val_per_class': {val} images a class held out, but {known[1]} "
+            f"has only {known[0] + val} training images; lower val_per_class"
+        )
+    if max(ipcs) > known[0]:
+        held = f", {val} a class held out for validation" if val else ""
         raise ConfigError(
             f"config key 'ipc': {max(ipcs)} images a class, but {known[1]} has only {known[0]} "
-            "training images (dataset.max_train_per_class caps them); lower ipc"
+            f"training images (dataset.max_train_per_class caps them{held}); lower ipc"
         )

@@ -1,4 +1,4 @@
-"""Dataset sources, the recorded train/test split, normalization stats and the class map.
+"""Dataset sources, the recorded train/validation/test splits, normalization stats, class map.
 
 Every downstream stage reads the prepared bundle (uint8 arrays + meta), never the raw source,
 so the class-index order is fixed once and checked wherever a teacher or dataset meets another.
@@ -39,6 +39,9 @@ class DatasetBundle:
     classes: list[str]
     mean: list[float]
     std: list[float]
+    # held out from train (dataset.val_per_class): what training-time choices are made on
+    val_x: np.ndarray | ImageFiles | None = None
+    val_y: np.ndarray | None = None
 
     @property
     def num_classes(self) -> int:
@@ -104,6 +107,24 @@ def stratified_split(y: np.ndarray, test_fraction: float, seed: int):
         test.append(idx[:n_test])
         train.append(idx[n_test:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def carve_validation(y: np.ndarray, per_class: int, seed: int):
+    """Positions (sorted) of (train, validation): `per_class` drawn from each class, seeded on a
+    stream of its own so it never repeats the test split's draws."""
+    rng = np.random.default_rng([seed, 1])
+    train, val = [], []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        if len(idx) <= per_class:
+            raise DataError(
+                f"dataset.val_per_class is {per_class} but class {int(c)} has only {len(idx)} "
+                "training images (after dataset.max_train_per_class): lower val_per_class"
+            )
+        idx = idx[rng.permutation(len(idx))]
+        val.append(idx[:per_class])
+        train.append(idx[per_class:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 
 def _need_dir(path: Path, what: str) -> Path:
@@ -210,9 +231,33 @@ def _unpickle(path: Path) -> dict:
     }
 
 
-def _cifar(root: Path, n_classes: int):
+CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
+
+
+def download_cifar(root: Path, n_classes: int) -> None:
+    """CIFAR's python archive through torchvision's downloader (md5-checked, then extracted)."""
+    from torchvision.datasets import CIFAR10, CIFAR100
+
+    archive = "cifar-10-python.tar.gz" if n_classes == 10 else "cifar-100-python.tar.gz"
+    try:
+        (CIFAR10 if n_classes == 10 else CIFAR100)(str(root), download=True)
+    except (OSError, RuntimeError) as e:  # URLError is an OSError; a bad checksum a RuntimeError
+        raise DataError(
+            f"dataset.download could not fetch CIFAR-{n_classes} into '{root}' ({e}). Without "
+            f"network: download {archive} from {CIFAR_URL} on another machine, put it in "
+            f"'{root}' and extract it there (tar xzf {archive}), then rerun."
+        ) from None
+
+
+def _cifar(root: Path, n_classes: int, download: bool = False):
     sub = "cifar-10-batches-py" if n_classes == 10 else "cifar-100-python"
-    base = _need_dir(root / sub, f"CIFAR-{n_classes} python layout: <root>/{sub}/")
+    if download and not (root / sub).is_dir():
+        download_cifar(root, n_classes)
+    base = _need_dir(
+        root / sub,
+        f"CIFAR-{n_classes} python layout: <root>/{sub}/; set dataset.download: true to fetch "
+        f"it, or extract cifar-{n_classes}-python.tar.gz from {CIFAR_URL} into dataset.root",
+    )
     label_key = "labels" if n_classes == 10 else "fine_labels"
     if n_classes == 10:
         train_files, test_files = [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"]
@@ -279,7 +324,7 @@ def _read_source(ds_cfg: dict):
             train_x, test_x = _decode_all(root, train_p, size), _decode_all(root, test_p, size)
         return train_x, train_y, test_x, test_y, classes, {}
     train_x, train_y, test_x, test_y, classes = _cifar(
-        Path(ds_cfg["root"]), 10 if source == "cifar10" else 100
+        Path(ds_cfg["root"]), 10 if source == "cifar10" else 100, ds_cfg.get("download", False)
     )
     return train_x, train_y, test_x, test_y, classes, {}
 
@@ -294,22 +339,30 @@ def prepare(ds_cfg: dict, out_npz: str, out_meta: str) -> DatasetBundle:
     train_x, train_y, test_x, test_y, classes, extra = _read_source(ds_cfg)
     train_x, train_y, kept_tr = _cap_per_class(train_x, train_y, ds_cfg["max_train_per_class"])
     test_x, test_y, kept_te = _cap_per_class(test_x, test_y, ds_cfg["max_test_per_class"])
+    val = {}
+    if ds_cfg.get("val_per_class"):
+        keep, held = carve_validation(train_y, ds_cfg["val_per_class"], ds_cfg["split_seed"])
+        val = {"val_x": take(train_x, held), "val_y": train_y[held], "val_kept": kept_tr[held]}
+        train_x, train_y, kept_tr = take(train_x, keep), train_y[keep], kept_tr[keep]
     if ds_cfg.get("mean"):
         mean, std = list(ds_cfg["mean"]), list(ds_cfg["std"])
     else:
         mean, std = _pixel_stats(train_x)
-    bundle = DatasetBundle(train_x, train_y, test_x, test_y, list(classes), mean, std)
+    bundle = DatasetBundle(
+        train_x, train_y, test_x, test_y, list(classes), mean, std, val.get("val_x"),
+        val.get("val_y"),
+    )  # fmt: skip
     if len(mean) != bundle.image_shape[0]:
         raise DataError(
             f"dataset.mean and dataset.std give {len(mean)} values but the images have "
             f"{bundle.image_shape[0]} channels: give one value per channel"
         )
     files = isinstance(train_x, ImageFiles)
-    pixels = (
-        {"train_paths": train_x.paths, "test_paths": test_x.paths}
-        if files
-        else {"train_x": train_x, "test_x": test_x}
-    )
+    splits = {"train": train_x, "test": test_x, **({"val": val["val_x"]} if val else {})}
+    pixels = {
+        f"{name}_paths" if files else f"{name}_x": x.paths if files else x
+        for name, x in splits.items()
+    }
     save_npz(
         out_npz,
         **pixels,
@@ -317,6 +370,7 @@ def prepare(ds_cfg: dict, out_npz: str, out_meta: str) -> DatasetBundle:
         test_y=test_y,
         train_kept=kept_tr,
         test_kept=kept_te,
+        **{k: v for k, v in val.items() if k != "val_x"},
         **extra,
     )
     write_json(
@@ -331,28 +385,37 @@ def prepare(ds_cfg: dict, out_npz: str, out_meta: str) -> DatasetBundle:
             "image_shape_chw": list(bundle.image_shape),
             "n_train": int(len(train_y)),
             "n_test": int(len(test_y)),
+            **({"n_val": int(len(val["val_y"]))} if val else {}),
             "train_per_class": np.bincount(train_y, minlength=len(classes)).tolist(),
-            "sha256": {"train": _digest(train_x, train_y), "test": _digest(test_x, test_y)},
+            "sha256": {
+                "train": _digest(train_x, train_y),
+                "test": _digest(test_x, test_y),
+                **({"val": _digest(val["val_x"], val["val_y"])} if val else {}),
+            },
         },
     )
     return bundle
 
 
 def load_bundle(npz_path: str, meta_path: str) -> DatasetBundle:
+    """The prepared splits, each checked against the checksum the data stage recorded."""
     meta = read_json(meta_path)
     files = meta.get("storage") == "files"
-    x_keys = ("train_paths", "test_paths") if files else ("train_x", "test_x")
-    z = load_npz(npz_path, *x_keys, "train_y", "test_y")
-    train_x, test_x = (z[k] for k in x_keys)
-    if files:
-        train_x = ImageFiles(meta["root"], train_x, meta["image_size"])
-        test_x = ImageFiles(meta["root"], test_x, meta["image_size"])
-    b = DatasetBundle(
-        train_x, z["train_y"], test_x, z["test_y"], meta["classes"], meta["mean"], meta["std"]
+    names = ["train", "test", *(["val"] if "n_val" in meta else [])]
+    z = load_npz(npz_path, *(f"{n}_paths" if files else f"{n}_x" for n in names),
+                 *(f"{n}_y" for n in names))  # fmt: skip
+    split = {}
+    for n in names:
+        x = z[f"{n}_paths" if files else f"{n}_x"]
+        if files:
+            x = ImageFiles(meta["root"], x, meta["image_size"])
+        if _digest(x, z[f"{n}_y"]) != meta["sha256"][n]:
+            raise DataError(
+                f"the {n} split in '{npz_path}' does not match the checksum in '{meta_path}': "
+                "rerun the data stage (delete both files)"
+            )
+        split[n] = (x, z[f"{n}_y"])
+    val_x, val_y = split.get("val", (None, None))
+    return DatasetBundle(
+        *split["train"], *split["test"], meta["classes"], meta["mean"], meta["std"], val_x, val_y
     )
-    if _digest(b.train_x, b.train_y) != meta["sha256"]["train"]:
-        raise DataError(
-            f"'{npz_path}' does not match the checksum in '{meta_path}': rerun the "
-            "data stage (delete both files)"
-        )
-    return b

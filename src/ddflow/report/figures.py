@@ -67,7 +67,7 @@ def student_curves(student_jsons: list[str], out_png: str) -> None:
             mean,
             marker="o",
             ms=3,
-            label=f"{method} IPC {ipc} ({student}, {protocol} labels, {len(curves)} seeds)",
+            label=f"{method} IPC {ipc} ({student}, {protocol} labels, {len(curves)} runs)",
         )
     ax.set_xlabel("epoch")
     ax.set_ylabel("test top-1 (%)")
@@ -166,6 +166,14 @@ def crop_boxes(
     _save(fig, out_png)
 
 
+def sweep_keys(table) -> list[str]:
+    """The keys a sweep varies (write_sweep_table puts them between the method and its kind),
+    and the label protocol when there are several."""
+    cols = list(table.columns)
+    keys = cols[cols.index("method") + 1 : cols.index("kind")]
+    return keys + (["protocol"] if table["protocol"].nunique() > 1 else [])
+
+
 def sweep_plot(table_csv: str, out_png: str, title: str) -> None:
     """CDA Figure 5 analog: top-1 (last epoch, mean ± std) against a swept value.
 
@@ -175,8 +183,7 @@ def sweep_plot(table_csv: str, out_png: str, title: str) -> None:
     import pandas as pd
 
     table = pd.read_csv(table_csv)
-    fixed = {"dataset", "method", "kind", "ipc", "student", "seeds", "teacher_top1"}
-    keys = [c for c in table.columns if c not in fixed and not c.startswith(("top1_", "random_"))]
+    keys = sweep_keys(table)
     numeric = [k for k in keys if pd.api.types.is_numeric_dtype(table[k])]
     fig, ax = plt.subplots(figsize=(6, 4))
     if numeric:
@@ -199,8 +206,11 @@ def sweep_plot(table_csv: str, out_png: str, title: str) -> None:
         labels = [", ".join(f"{k}={r[k]}" for k in keys) for _, r in table.iterrows()]
         ax.bar(labels, table["top1_last_mean"], yerr=table["top1_last_std"], capsize=3)
         ax.tick_params(axis="x", rotation=30)
-    for ipc, value in table.groupby("ipc")["random_top1_last_mean"].first().items():
-        ax.axhline(value, ls="--", c="gray", lw=1, label=f"random real, IPC {ipc}")
+    several = table["protocol"].nunique() > 1
+    levels = table.groupby(["ipc", "protocol"])["random_top1_last_mean"].first()
+    for (ipc, protocol), value in levels.items():
+        label = f"random real, IPC {ipc}" + (f", {protocol} labels" if several else "")
+        ax.axhline(value, ls="--", c="gray", lw=1, label=label)
     ax.set_ylabel("test top-1, last epoch (%)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ddflow.config import paper_stand_ins, student_protocols
+from ddflow.config import configured_method, paper_stand_ins, student_protocols
 from ddflow.io import atomic_path
 from ddflow.methods import KINDS
 from ddflow.report.paper_figures import PAPER_FIGURES, figure_for, file_stem
@@ -65,6 +65,7 @@ def experiment_cells(summary: pd.DataFrame, experiment: dict) -> pd.DataFrame:
     cfg = experiment["config"]
     paper = cfg["report"].get("paper") or {}
     recipes = student_protocols(cfg["student"])
+    synthesis = experiment.get("synthesis_seeds", {})
     rows = []
     for table, stand_in in paper_stand_ins(paper).items() if paper else []:
         for r in summary.itertuples():
@@ -86,7 +87,9 @@ def experiment_cells(summary: pd.DataFrame, experiment: dict) -> pd.DataFrame:
                     "top1_std": float(r.top1_last_std),
                     "teacher": cfg["teacher"]["arch"],
                     "teacher_top1": float(r.teacher_top1),
-                    "method_config": json.dumps(cfg["methods"][r.method], sort_keys=True),
+                    "method_config": json.dumps(
+                        configured_method(cfg["methods"], synthesis, r.method), sort_keys=True
+                    ),
                     "protocol": r.protocol,
                     "student_config": json.dumps(recipes[r.protocol], sort_keys=True),
                     "sweep": r.method.split("__", 1)[0] if "__" in r.method else "",

@@ -1,7 +1,10 @@
-"""Results tables: one row per (dataset, method, IPC, student) with seed statistics.
+"""Results tables: one row per (dataset, method, IPC, student, protocol) with seed statistics.
 
-The headline is top-1 at the last epoch (no test-set model selection); best-seen is shown for
-comparison with the papers, and every row carries the random real subset under the same recipe.
+The headline is top-1 at the last epoch (no test-set model selection), with its 95% confidence
+interval over synthesis x evaluation seeds and the variance split between them (report/stats.py);
+beside it the test top-1 at the validation-selected epoch when the data has a validation split,
+and best-seen (selected on test) only for comparison with the papers. Every row carries the
+random real subset under the same recipe and the paired difference to it.
 """
 
 from __future__ import annotations
@@ -11,30 +14,67 @@ import math
 import pandas as pd
 
 from ddflow.io import atomic_path, read_json
+from ddflow.report.stats import matrix, nested, paired_difference
 
 KEYS = ["dataset", "method", "kind", "ipc", "student", "protocol"]
 # The soft-label protocol whose gain over the random subset hard labels are compared with.
 SOFT_REFERENCE = "online"
+BASELINE = "random"  # the default baseline's method name, preferred among random-kind methods
+
+
+def _runs(student_jsons: list[str]) -> pd.DataFrame:
+    runs = pd.DataFrame([read_json(p) for p in student_jsons])
+    # a method's sets (synthesis seeds) share its name; a result without one is its only set
+    runs["set"] = runs["set"].fillna(runs["method"]) if "set" in runs else runs["method"]
+    for col in ("top1_val_selected", "val_top1_last"):
+        if col not in runs:
+            runs[col] = math.nan
+    return runs
+
+
+def _baselines(runs: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
+    """The random subset's runs per (dataset, ipc, student, protocol)."""
+    random = runs[runs["kind"] == "random"]
+    out = {}
+    for key, g in random.groupby(["dataset", "ipc", "student", "protocol"], sort=True):
+        names = sorted(set(g["method"]), key=lambda m: (m != BASELINE, m))
+        out[key] = g[g["method"] == names[0]]
+    return out
 
 
 def summarize(student_jsons: list[str]) -> pd.DataFrame:
-    runs = pd.DataFrame([read_json(p) for p in student_jsons])
-    g = runs.groupby(KEYS, sort=True)
-    table = g.agg(
-        seeds=("seed", "count"),
-        top1_last_mean=("top1_last", "mean"),
-        top1_last_std=("top1_last", "std"),
-        top1_best_mean=("top1_best", "mean"),
-        teacher_top1=("teacher_top1", "first"),
-    ).reset_index()
-    table["top1_last_std"] = table["top1_last_std"].fillna(0.0)
-    # the random real subset under the same student and protocol, and the gain over it
-    random = table[table["kind"] == "random"].set_index(["dataset", "ipc", "student", "protocol"])
-    table["random_top1_last_mean"] = [
-        random["top1_last_mean"].get((r.dataset, r.ipc, r.student, r.protocol), float("nan"))
-        for r in table.itertuples()
-    ]
-    table["gain_over_random"] = table["top1_last_mean"] - table["random_top1_last_mean"]
+    runs = _runs(student_jsons)
+    baselines = _baselines(runs)
+    rows = []
+    for key, g in runs.groupby(KEYS, sort=True):
+        row = dict(zip(KEYS, key))
+        est = nested(matrix(g)[0])
+        base = baselines.get((row["dataset"], row["ipc"], row["student"], row["protocol"]))
+        paired = None
+        if base is not None and row["kind"] != "random":
+            paired = paired_difference(g, base)
+        row.update(
+            sets=est.sets,
+            seeds=est.seeds,
+            top1_last_mean=est.mean,
+            top1_last_std=est.std,
+            top1_last_ci95_low=est.ci_low,
+            top1_last_ci95_high=est.ci_high,
+            ci_over=est.ci_over,
+            sd_synth=est.sd_synth,
+            sd_eval=est.sd_eval,
+            top1_val_selected_mean=g["top1_val_selected"].mean(),
+            val_top1_last_mean=g["val_top1_last"].mean(),
+            top1_best_mean=g["top1_best"].mean(),
+            teacher_top1=g["teacher_top1"].iloc[0],
+            random_top1_last_mean=nested(matrix(base)[0]).mean if base is not None else math.nan,
+        )
+        row["gain_over_random"] = row["top1_last_mean"] - row["random_top1_last_mean"]
+        row["gain_ci95_low"] = paired.ci_low if paired else math.nan
+        row["gain_ci95_high"] = paired.ci_high if paired else math.nan
+        row["gain_p_value"] = paired.p_value if paired else math.nan
+        rows.append(row)
+    table = pd.DataFrame(rows)
     # the share of a method's soft-label gain over random that survives under hard labels
     gain = table.set_index(["dataset", "method", "ipc", "student", "protocol"])["gain_over_random"]
 
@@ -44,7 +84,11 @@ def summarize(student_jsons: list[str]) -> pd.DataFrame:
         return hard / soft if r.kind != "random" and soft > 0 else math.nan
 
     table["hard_share_of_soft_gain"] = [share(r) for r in table.itertuples()]
-    return table.round(2)
+    return table.round(2).assign(gain_p_value=table["gain_p_value"].round(4))
+
+
+def _interval(lo: float, hi: float) -> str:
+    return "–" if math.isnan(lo) else f"[{lo:.2f}, {hi:.2f}]"
 
 
 def _write(table: pd.DataFrame, lead_cols: list[str], out_csv: str, out_md: str) -> None:
@@ -52,24 +96,49 @@ def _write(table: pd.DataFrame, lead_cols: list[str], out_csv: str, out_md: str)
         table.to_csv(tmp, index=False)
     md = table.copy()
     md["top1_last"] = [f"{m:.2f} ± {s:.2f}" for m, s in zip(md.top1_last_mean, md.top1_last_std)]
-    cols = lead_cols + [
-        "ipc",
-        "student",
-        "protocol",
-        "seeds",
-        "top1_last",
-        "top1_best_mean",
-        "random_top1_last_mean",
-        "gain_over_random",
-        "teacher_top1",
+    md["sets x seeds"] = [f"{a} x {b}" for a, b in zip(md.sets, md.seeds)]
+    md["95% CI"] = [_interval(a, b) for a, b in zip(md.top1_last_ci95_low, md.top1_last_ci95_high)]
+    md["sd set / eval"] = [
+        "–" if math.isnan(a) else f"{a:.2f} / {b:.2f}" for a, b in zip(md.sd_synth, md.sd_eval)
     ]
+    md["gain_over_random"] = [
+        ""
+        if r.kind == "random"
+        else f"{r.gain_over_random:+.2f} {_interval(r.gain_ci95_low, r.gain_ci95_high)}"
+        for r in md.itertuples()
+    ]
+    md["p"] = ["" if math.isnan(p) else f"{p:.3g}" for p in md.gain_p_value]
+    cols = lead_cols + ["ipc", "student", "protocol", "sets x seeds", "top1_last", "95% CI"]
+    caption = [CAPTION["head"]]
+    if (md["sets"] > 1).any():
+        cols.append("sd set / eval")
+        caption.append(CAPTION["split"])
+    if md["top1_val_selected_mean"].notna().any():
+        cols.append("top1_val_selected_mean")
+        caption.append(CAPTION["val"])
+    if "selected_on_val" in md:
+        caption.append(CAPTION["sweep"])
+    cols += ["top1_best_mean", "random_top1_last_mean", "gain_over_random", "p", "teacher_top1"]
+    caption.append(CAPTION["tail"])
     if md["hard_share_of_soft_gain"].notna().any():
         cols.append("hard_share_of_soft_gain")
     with atomic_path(out_md) as tmp:
-        tmp.write_text(
-            "Top-1 (%) on the real test split; last epoch is the headline, mean ± std "
-            "over seeds.\n\n" + md[cols].to_markdown(index=False) + "\n"
-        )
+        tmp.write_text(" ".join(caption) + "\n\n" + md[cols].to_markdown(index=False) + "\n")
+
+
+CAPTION = {
+    "head": "Top-1 (%) on the real test split at the last epoch (the headline): mean ± std over "
+    "all runs (sets x evaluation seeds) and its 95% confidence interval (a t interval over the "
+    "sets when a method has several synthesis seeds, else over evaluation seeds, conditional on "
+    "the one set).",
+    "split": "sd set / eval: the spread split between synthesis and evaluation seeds.",
+    "val": "top1_val_selected_mean: test top-1 at the epoch chosen on the validation split.",
+    "sweep": "selected_on_val: the variant with the best last-epoch validation top-1 per IPC and "
+    "protocol, the choice made without looking at test.",
+    "tail": "top1_best_mean: the best test top-1 seen (selected on test, as the papers report). "
+    "Gain over random: paired on evaluation seeds, with its 95% confidence interval; p: the "
+    "two-sided p-value of no difference. Statistics: config/README.md, 'Statistics'.",
+}
 
 
 def write_tables(student_jsons: list[str], out_csv: str, out_md: str) -> pd.DataFrame:
@@ -92,6 +161,11 @@ def write_sweep_table(
     for k in keys:
         table.insert(2, k, [variants[m].get(k) for m in table["method"]])
     table = table.sort_values(keys + ["ipc"]).reset_index(drop=True)
+    if table["val_top1_last_mean"].notna().any():
+        # the variant a user would pick: best validation top-1, never test top-1
+        best = table.groupby(["ipc", "protocol"])["val_top1_last_mean"].transform("max")
+        table["selected_on_val"] = table["val_top1_last_mean"] == best
+        keys = keys + ["selected_on_val"]
     _write(table, keys, out_csv, out_md)
     return table
 
@@ -185,26 +259,13 @@ def write_cost_table(
                 "device": r["cost"]["device"],
             }
         )
-    first = [
-        "recover_wall_s",
-        "relabel_wall_s",
-        "image_iterations",
-        "image_bytes",
-        "label_bytes",
-        "teacher_at_training",
-        "teacher_bytes",
-        "device",
-    ]
+    # a method's sets (synthesis seeds) each cost their own recovery: the mean over them
+    how = {"recover_wall_s": "mean", "relabel_wall_s": "mean", "image_iterations": "mean",
+           "student_wall_s": "mean", "student_peak_rss_mb": "max"}  # fmt: skip
     table = (
         pd.DataFrame(rows)
         .groupby(["method", "ipc", "protocol"], sort=True)
-        .agg(
-            {
-                **{c: "first" for c in first},
-                "student_wall_s": "mean",
-                "student_peak_rss_mb": "max",
-            }
-        )
+        .agg({c: how.get(c, "first") for c in rows[0] if c not in ("method", "ipc", "protocol")})
         .reset_index()
         .round(2)
     )

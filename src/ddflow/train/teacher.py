@@ -85,14 +85,17 @@ def train_teacher(bundle: DatasetBundle, cfg: dict, device: torch.device):
 
 def squeeze(bundle: DatasetBundle, cfg: dict, device: torch.device):
     """(model, metrics): the configured weights when a teacher is loaded, else a trained one."""
-    if not teacher_is_loaded(cfg):
-        return train_teacher(bundle, cfg, device)
-    model, source = load_pretrained(
-        cfg, bundle.classes, bundle.image_shape, bundle.mean, bundle.std
-    )
-    model = model.to(device)
-    top1 = evaluate(
-        model, bundle.test_x, bundle.test_y, Normalizer(bundle.mean, bundle.std, device)
-    )
-    log.info("teacher loaded from %s: test top-1 %.2f", source, top1)
-    return model, {"test_top1": top1, "source": source}
+    norm = Normalizer(bundle.mean, bundle.std, device)
+    if teacher_is_loaded(cfg):
+        model, source = load_pretrained(
+            cfg, bundle.classes, bundle.image_shape, bundle.mean, bundle.std
+        )
+        model = model.to(device)
+        metrics = {"test_top1": evaluate(model, bundle.test_x, bundle.test_y, norm)}
+        metrics["source"] = source
+        log.info("teacher loaded from %s: test top-1 %.2f", source, metrics["test_top1"])
+    else:
+        model, metrics = train_teacher(bundle, cfg, device)
+    if bundle.val_x is not None:
+        metrics["val_top1"] = evaluate(model, bundle.val_x, bundle.val_y, norm)
+    return model, metrics
