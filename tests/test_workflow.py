@@ -3,8 +3,11 @@
 import csv
 import hashlib
 import json
+import os
 import re
+import signal
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -62,6 +65,16 @@ def test_full_run_outputs(run):
     assert result["provenance"]["threads"] == TINY["runtime"]["threads"]
     assert 0 <= result["top1_last"] <= 100 and len(result["curve"]) == 2
     assert not list(run.glob("results/**/.*.tmp*")), "temp files left behind"
+    # every training job's metrics beside its log: per epoch, per logged recovery step
+    rows = list(csv.DictReader(student.with_name("seed0.metrics.csv").open()))
+    assert [(r["step"], r["metric"]) for r in rows if r["metric"] != "test_top1"] == [
+        ("1", "train_loss"), ("2", "train_loss")]  # fmt: skip
+    assert float(rows[-1]["value"]) == result["top1_last"] and rows[-1]["total"] == "2"
+    [teacher] = run.glob("results/tiny/teacher/*/teacher.metrics.csv")
+    assert {r["metric"] for r in csv.DictReader(teacher.open())} == {"train_loss", "test_top1"}
+    shard = next(run.glob("results/tiny/recover/sre2l-*/logs/*.metrics.csv"))
+    assert [r["step"] for r in csv.DictReader(shard.open()) if r["metric"] == "loss"] == [
+        "2", "4", "5"]  # fmt: skip
 
 
 def test_second_run_plans_nothing(run):
@@ -558,3 +571,36 @@ def test_a_validation_split_selects_the_epoch_end_to_end(tmp_path):
     rows = list(csv.DictReader((tmp_path / "results/tiny/tables/summary.csv").open()))
     assert all(r["top1_val_selected_mean"] != "" for r in rows)
     assert "top1_val_selected_mean" in (tmp_path / "results/tiny/tables/summary.md").read_text()
+
+
+def test_status_follows_a_run_while_it_works_and_after_it_is_stopped(run, tmp_path):
+    done = subprocess.run(["ddflow", "status"], cwd=run, capture_output=True, text=True).stdout
+    assert "(not running)" in done and "0 running, 0 failed, 0 left" in done
+    slow = {**TINY, "student": {**TINY["student"], "epochs": 3000, "eval_every": 1000}}
+    proc = subprocess.Popen(
+        snakemake_cmd(tmp_path, write_config(tmp_path / "c.yaml", slow), "--cores", "1"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            found = list(tmp_path.glob("results/tiny/students/*/*/*/seed0.metrics.csv"))
+            if found and len(found[0].read_text().splitlines()) > 3:
+                break
+            time.sleep(1)
+        text = subprocess.run(["ddflow", "status"], cwd=tmp_path, capture_output=True,
+                              text=True).stdout  # fmt: skip
+        assert "(running now)" in text and "1 running" in text, text
+        assert re.search(r"running: student .*; student seed 0: \d+/3000 \(\d+%\), ETA ", text)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal: the run and its jobs
+        try:
+            proc.wait(120)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+    text = subprocess.run(["ddflow", "status"], cwd=tmp_path, capture_output=True, text=True)
+    assert "(not running)" in text.stdout and "1 stopped by the user" in text.stdout
+    assert re.search(r"stopped: student .*; student seed 0: \d+/3000", text.stdout), text.stdout

@@ -1,3 +1,8 @@
 """ddflow: reproducible squeeze-recover-relabel dataset distillation."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("ddflow")
+except PackageNotFoundError:  # run from a source tree without installing
+    __version__ = "0.1.0"

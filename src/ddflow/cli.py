@@ -1,7 +1,9 @@
-"""`ddflow`: check a config, show what the workflow will build, regenerate a paper.
+"""`ddflow`: check a config, run it, follow it, regenerate a paper.
 
 ddflow check CONFIG      validate; print stage ids and the output folders
 ddflow plan CONFIG       also list every recovery shard and student run
+ddflow run CONFIG [ARGS] validate, then run the workflow on it (ARGS go to snakemake)
+ddflow status [DIR]      the latest run in DIR: jobs done, running (progress, ETA), failed, left
 ddflow paper PAPER SIZE  run every config/PAPER/*.SIZE.yaml in this working directory, then
                          render the paper's tables beside the published numbers
 """
@@ -9,8 +11,11 @@ ddflow paper PAPER SIZE  run every config/PAPER/*.SIZE.yaml in this working dire
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
+from pathlib import Path
 
+from ddflow import __version__
 from ddflow.config import StageIds, base_method, check_models, cuda_missing, load_config
 from ddflow.data.catalog import check_ipc_fits, num_classes
 from ddflow.errors import DdflowError
@@ -53,9 +58,44 @@ def _describe(path: str, list_jobs: bool) -> None:
     )
 
 
+def snakefile() -> Path:
+    """The workflow to run: the working directory's Snakefile, else the one of this checkout."""
+    for candidate in (Path("Snakefile"), Path(__file__).resolve().parents[2] / "Snakefile"):
+        if candidate.is_file():
+            return candidate
+    raise DdflowError(
+        "no Snakefile here or beside the installed package: run from a clone of ddflow "
+        "(pip install -e . there), or pass the workflow to snakemake with --snakefile"
+    )
+
+
+def run(config: str, snakemake_args: list[str]) -> int:
+    """Validate first (one clear line on a bad config), then hand over to Snakemake."""
+    load_config(config)
+    cmd = [sys.executable, "-m", "snakemake", "--configfile", config]
+    if Path(snakefile()).resolve() != Path("Snakefile").resolve():
+        cmd += ["--snakefile", str(snakefile())]
+    if not {"--cores", "-c", "--jobs", "-j", "--profile"} & set(snakemake_args):
+        cmd += ["--cores", "all"]
+    print("ddflow: " + " ".join(cmd[2:] + snakemake_args), flush=True)
+    return subprocess.run(cmd + snakemake_args).returncode
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="ddflow", description=__doc__.splitlines()[0])
+    ap.add_argument("--version", action="version", version=f"ddflow {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser(
+        "run",
+        help="validate a config, then run the workflow on it",
+        description="Validate CONFIG, then run snakemake --configfile CONFIG (--cores all "
+        "unless given) in this working directory. Arguments after the config go to snakemake "
+        "(e.g. ddflow run config/config.yaml -n).",
+    )
+    p.add_argument("config")
+    p.add_argument("snakemake_args", nargs=argparse.REMAINDER, help="passed to snakemake")
+    p = sub.add_parser("status", help="the latest run here: done, running (ETA), failed, left")
+    p.add_argument("dir", nargs="?", default=".")
     for name, help_text in [
         ("check", "validate a config and print stage ids"),
         ("plan", "also list every recovery shard"),
@@ -80,6 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("snakemake_args", nargs="*", help="after --: passed to snakemake")
     args = ap.parse_args(argv)
     try:
+        if args.command == "run":
+            return run(args.config, args.snakemake_args)
+        if args.command == "status":
+            from ddflow.status import status
+
+            print(status(args.dir))
+            return 0
         if args.command == "paper":
             from ddflow.report.regenerate import regenerate_paper
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib.util
 import itertools
 import json
 import re
@@ -282,6 +283,11 @@ def validate_config(config: dict) -> dict:
             )
     check_models(cfg)
     _check_paper(cfg["report"]["paper"])
+    if cfg["runtime"]["logger"] == "tensorboard" and not importlib.util.find_spec("tensorboard"):
+        raise ConfigError(
+            "config key 'runtime.logger': tensorboard needs the tensorboard package (pip install "
+            "'ddflow[tensorboard]'); or set runtime.logger: csv"
+        )
     # derived; never part of a stage id
     cfg["sweep_members"] = {
         sweep: [(m, v) for name, v in members for m, _ in synthesis_members.get(name, [(name, 0)])]

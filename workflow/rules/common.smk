@@ -108,6 +108,12 @@ def announce_experiment():
         f"effective config and ids: {REPORT_DIR}/experiment.yaml",
         flush=True,
     )
+    print(
+        "ddflow: follow the run with `ddflow status` in this folder (jobs done, running with "
+        "progress and ETA, failed, left); each job writes its log and <log>.metrics.csv "
+        "beside its output (the log paths are in the job lines below)",
+        flush=True,
+    )
 
 
 def threads_for_job():

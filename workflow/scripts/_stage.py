@@ -13,7 +13,7 @@ from pathlib import Path
 def stage(snakemake):
     """Send the job's output to its log and hand back (runtime config, JSON params)."""
     sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-    from ddflow import gpu_slots
+    from ddflow import gpu_slots, progress
     from ddflow.config import validate_config
     from ddflow.errors import DdflowError
 
@@ -31,6 +31,7 @@ def stage(snakemake):
             format="%(asctime)s %(levelname)s %(message)s",
         )
         try:
+            progress.configure(snakemake.log[0], runtime["progress_every_s"], runtime["logger"])
             gpu_slots.claim(int(snakemake.resources.get("gpu", 0)))
             logging.info(
                 "rule %s on %s, SLURM job %s (array job %s), CUDA_VISIBLE_DEVICES %s",
@@ -47,3 +48,5 @@ def stage(snakemake):
         except Exception:
             logging.exception("stage failed")
             raise
+        finally:
+            progress.close()

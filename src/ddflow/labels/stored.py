@@ -18,6 +18,7 @@ import torch
 
 from ddflow.data.pixels import Normalizer
 from ddflow.errors import DdflowError
+from ddflow.progress import Tracker
 from ddflow.train.views import View, draw_epoch, render
 
 
@@ -39,7 +40,8 @@ def relabel(
     teacher.eval().requires_grad_(False)
     n, h, w = images.shape[0], images.shape[1], images.shape[2]
     cols: dict[str, list] = {k: [] for k in ("idx", "boxes", "flips", "mix", "mix_perm", "logits")}
-    for epoch in epochs:
+    tracker = Tracker(f"relabel epochs {epochs[0]}-{epochs[-1]}", len(epochs), "epoch")
+    for done, epoch in enumerate(epochs, 1):
         views = draw_epoch(n, batch_size, (h, w), recipe, seed, epoch)
         logits = []
         for v in views:
@@ -53,6 +55,7 @@ def relabel(
         if views[0].mix_box is not None:
             cols["mix"].append(np.array([(*v.mix_box, v.mix_lam) for v in views], np.float64))
             cols["mix_perm"].append(np.concatenate([v.mix_perm for v in views]).astype(np.int32))
+        tracker.update(done)
     out = {k: np.stack(v) for k, v in cols.items() if v}
     out["idx"] = out["idx"].astype(np.int32)
     out["epochs"] = np.asarray(list(epochs), np.int32)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ddflow.data.pixels import Normalizer
+from ddflow.progress import Tracker
 from ddflow.recover.augment import RecoverAugment
 from ddflow.recover.bn_loss import BNStatLoss
 from ddflow.recover.early_late import image_groups, iterations_per_image
@@ -47,6 +48,7 @@ def recover_delt_shard(
     labels = torch.arange(shard.c0, shard.c1, device=device).repeat_interleave(ipc)
     seed = batch_seed(stage_id, shard.c0, 0) ^ method["seed"]
     bn = BNStatLoss(teacher, method["first_bn_multiplier"])
+    tracker = Tracker(f"shard {shard.name}", mi, "step")
     try:
         x = recover_batch(
             teacher,
@@ -64,6 +66,7 @@ def recover_delt_shard(
             tag=shard.name,
             active_at=active_at if rounds > 1 else None,
             resume=(resume, 0) if resume else None,
+            report=lambda step, metrics: tracker.update(step, **metrics),
         )
     finally:
         bn.remove()

@@ -57,6 +57,7 @@ def recover_batch(
     active_at: Callable[[int], torch.Tensor | None] | None = None,
     resume: tuple[ShardResume, int] | None = None,
     precision: str = "fp32",
+    report: Callable[[int, dict], None] | None = None,
 ) -> torch.Tensor:
     """Optimise one batch and return its last iterate (the authors' "best" logic is dead code).
 
@@ -69,6 +70,7 @@ def recover_batch(
     A list of k RNGs packs k independent batches along N (runtime.pack_batches): each chunk draws
     its own augmentation and has its own BN statistics and CE mean, and the loss is their sum, so
     each batch gets its own gradient; Adam and clamp are elementwise. One launch, k batches.
+    `report(step, {"loss", "ce"})` is called where the loss is read (progress and metrics).
     """
     rngs = rng if isinstance(rng, list) else [rng]
     k = len(rngs)
@@ -113,6 +115,8 @@ def recover_batch(
                     "No image was written."
                 )
             log.info("%s step %d/%d loss %.4f ce %.4f", tag, step + 1, iterations, value, ce.item())
+            if report:
+                report(step + 1, {"loss": value, "ce": ce.item()})
         if resume and resume[0].due(step + 1, iterations):
             resume[0].save(resume[1], step + 1, x, opt, rngs)
     if not torch.isfinite(x).all():

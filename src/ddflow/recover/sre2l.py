@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ddflow.data.pixels import Normalizer
+from ddflow.progress import Tracker
 from ddflow.recover.augment import RecoverAugment
 from ddflow.recover.bn_loss import BNStatLoss
 from ddflow.recover.init import gaussian_init
@@ -61,6 +62,7 @@ class BatchRecoverer:
         ipc_indices: list[int],
         on_step=None,
         resume: ShardResume | None = None,
+        report=None,
     ) -> torch.Tensor:
         """The batches of `ipc_indices`, optimised together (packed along N), each as if alone."""
         m = self.method
@@ -83,6 +85,7 @@ class BatchRecoverer:
             tag=f"c{c0}-{c1} ipc {ipc_indices}",
             on_step=on_step,
             resume=(resume, ipc_indices[0]) if resume else None,
+            report=report,
         )
 
 
@@ -106,10 +109,18 @@ def recover_shard(
     """
     images = {i: resume.finished(i) for i in range(shard.i0, shard.i1)} if resume else {}
     todo = [i for i in range(shard.i0, shard.i1) if images.get(i) is None]
+    iterations = method["iterations"]
+    launches = -(-len(todo) // pack)
+    tracker = Tracker(f"shard {shard.name}", launches * iterations, "step")
     with BatchRecoverer(teacher, norm, chw, method, stage_id, device, log_every, init_fn) as rec:
         for p in range(0, len(todo), pack):
             group = todo[p : p + pack]
-            x = rec.batch(shard.c0, shard.c1, group, resume=resume)
+            offset = p // pack * iterations
+
+            def report(step, metrics, offset=offset):
+                tracker.update(offset + step, **metrics)
+
+            x = rec.batch(shard.c0, shard.c1, group, resume=resume, report=report)
             for i, part in zip(group, x.chunk(len(group))):
                 images[i] = norm.to_uint8(part)
                 if resume:

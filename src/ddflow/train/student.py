@@ -22,6 +22,7 @@ from ddflow.data.pixels import Normalizer
 from ddflow.labels.protocols import make_protocol, split_soft
 from ddflow.labels.stored import StoredLabels
 from ddflow.models import build_model
+from ddflow.progress import Tracker
 from ddflow.train.common import (
     check_finite,
     evaluate,
@@ -76,6 +77,7 @@ def train_student(
     y = torch.as_tensor(targets if targets is not None else np.zeros(n, np.int64), device=device)
     protocol = make_protocol(cfg, seed, n, bs, (h, w), teacher=teacher, stored=stored)
     curve = []
+    tracker = Tracker(f"student seed {seed}", epochs, "epoch")
     for epoch in range(1, epochs + 1):
         model.train()
         views, soft = protocol.epoch(epoch)
@@ -105,6 +107,7 @@ def train_student(
                 point["test_top1"],
             )
         curve.append(point)
+        tracker.update(epoch, **{k: v for k, v in point.items() if k != "epoch"})
     evals = [p for p in curve if "test_top1" in p]
     best = max(evals, key=lambda p: p["test_top1"])
     out = {

@@ -16,6 +16,7 @@ from ddflow.data.datasets import DatasetBundle
 from ddflow.data.pixels import Normalizer
 from ddflow.models import build_model
 from ddflow.models.pretrained import load_pretrained
+from ddflow.progress import Tracker
 from ddflow.train.common import (
     check_finite,
     evaluate,
@@ -50,6 +51,7 @@ def train_teacher(bundle: DatasetBundle, cfg: dict, device: torch.device):
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, total, warmup))
     labels = torch.as_tensor(bundle.train_y)
     curve = []
+    tracker = Tracker("teacher", cfg["epochs"], "epoch")
     for epoch in range(1, cfg["epochs"] + 1):
         model.train()
         perm = torch.randperm(n, generator=gen)
@@ -72,6 +74,7 @@ def train_teacher(bundle: DatasetBundle, cfg: dict, device: torch.device):
         check_finite("teacher", epoch, loss_sum / n, model, "teacher.lr")
         top1 = evaluate(model, bundle.test_x, bundle.test_y, norm)
         curve.append({"epoch": epoch, "train_loss": loss_sum / n, "test_top1": top1})
+        tracker.update(epoch, train_loss=loss_sum / n, test_top1=top1)
         log.info(
             "teacher epoch %d/%d loss %.4f test top-1 %.2f",
             epoch,

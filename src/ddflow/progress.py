@@ -1,0 +1,105 @@
+"""Progress of a long job: a log line with an ETA at a steady interval, and metrics to watch.
+
+A job's entry point calls `configure` with the metrics file beside its log; the training and
+recovery loops create a `Tracker` and update it as they go. Without `configure` (library use,
+tests) trackers only log. The metrics file is long-format CSV, one row per value
+(`time_s, task, step, total, metric, value`), so teacher, student and recovery rows share it and
+`ddflow status` reads a running job's progress from its last row. With `runtime.logger:
+tensorboard` the same values also go to TensorBoard event files in `<log stem>.tb/`.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ["time_s", "task", "step", "total", "metric", "value"]
+_SINK: dict = {"csv": None, "interval_s": 30.0, "tensorboard": None, "t0": time.time()}
+
+
+def metrics_path(log_path: str | Path) -> Path:
+    """Where a job's metrics go: beside its log, `<log stem>.metrics.csv`."""
+    p = Path(log_path)
+    return p.with_name(p.stem + ".metrics.csv")
+
+
+def configure(log_path: str | Path | None, interval_s: float = 30.0, logger: str = "csv") -> None:
+    """Start a job's metrics (a rerun starts the file afresh) and set the progress interval."""
+    close()
+    _SINK.update(interval_s=interval_s, t0=time.time())
+    if log_path is None:
+        return
+    path = metrics_path(log_path)
+    f = open(path, "w", newline="")  # noqa: SIM115 (kept open for the job's life)
+    writer = csv.writer(f)
+    writer.writerow(COLUMNS)
+    f.flush()
+    _SINK["csv"] = (f, writer)
+    if logger == "tensorboard":
+        from torch.utils.tensorboard import SummaryWriter
+
+        _SINK["tensorboard"] = SummaryWriter(str(path.with_name(Path(log_path).stem + ".tb")))
+
+
+def close() -> None:
+    if _SINK["csv"]:
+        _SINK["csv"][0].close()
+    if _SINK["tensorboard"]:
+        _SINK["tensorboard"].close()
+    _SINK.update(csv=None, tensorboard=None)
+
+
+def format_duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class Tracker:
+    """One task of `total` units (epochs, recovery steps): rows for every update, and a log line
+    with rate and ETA when `interval_s` has passed since the last one (and at the end)."""
+
+    def __init__(self, task: str, total: int, unit: str, done: int = 0):
+        self.task, self.total, self.unit = task, total, unit
+        self.start_done, self.start = done, time.monotonic()
+        self.last_log = self.start
+
+    def eta_s(self, done: int) -> float:
+        elapsed = time.monotonic() - self.start
+        rate = (done - self.start_done) / elapsed if elapsed > 0 else 0.0
+        return (self.total - done) / rate if rate > 0 else math.inf
+
+    def update(self, done: int, **metrics: float) -> None:
+        now = time.monotonic()
+        stamp = round(time.time() - _SINK["t0"], 3)
+        if _SINK["csv"]:
+            f, writer = _SINK["csv"]
+            values = metrics or {"progress": done / self.total}
+            for name, value in values.items():
+                writer.writerow([stamp, self.task, done, self.total, name, float(value)])
+            f.flush()
+        if _SINK["tensorboard"]:
+            for name, value in metrics.items():
+                _SINK["tensorboard"].add_scalar(f"{self.task}/{name}", float(value), done)
+        if now - self.last_log >= _SINK["interval_s"] or done == self.total:
+            self.last_log = now
+            per = (now - self.start) / max(done - self.start_done, 1)
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+            log.info(
+                "%s: %s %d/%d (%d%%), %.2f s/%s, ETA %s%s",
+                self.task,
+                self.unit,
+                done,
+                self.total,
+                100 * done // self.total,
+                per,
+                self.unit,
+                format_duration(self.eta_s(done)),
+                f"; {shown}" if shown else "",
+            )
