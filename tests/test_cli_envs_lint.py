@@ -77,3 +77,11 @@ def test_linters_are_clean(cmd):
         pytest.skip(f"{cmd[0]} is not installed (pip install -e '.[test]')")
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+
+
+def test_license_and_workflow_catalog_entry():
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+    assert 'license = { text = "MIT" }' in (ROOT / "pyproject.toml").read_text()
+    usage = yaml.safe_load((ROOT / ".snakemake-workflow-catalog.yml").read_text())["usage"]
+    assert usage["software-stack-deployment"]["conda"] is True and usage["report"] is True
+    assert "--configfile" in usage["mandatory-flags"]["flags"]

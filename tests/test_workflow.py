@@ -604,3 +604,20 @@ def test_status_follows_a_run_while_it_works_and_after_it_is_stopped(run, tmp_pa
     text = subprocess.run(["ddflow", "status"], cwd=tmp_path, capture_output=True, text=True)
     assert "(not running)" in text.stdout and "1 stopped by the user" in text.stdout
     assert re.search(r"stopped: student .*; student seed 0: \d+/3000", text.stdout), text.stdout
+
+
+def test_the_python_api_runs_an_experiment_and_evaluates_a_folder(run):
+    import ddflow.api as dd
+
+    table = dd.distil(TINY, run, 2)  # everything is cached: the summary comes back
+    assert set(table["method"]) == {"sre2l", "random"}
+    released = run / "api_released"
+    for c in range(10):
+        (released / str(c)).mkdir(parents=True, exist_ok=True)
+        for k in range(2):
+            Image.new("L", (28, 28), 25 * c + k).save(released / str(c) / f"{k}.png")
+    rows = dd.evaluate_folder(released, TINY, name="theirs", workdir=run, cores=2)
+    assert set(rows["method"]) == {"theirs", "random"}
+    theirs = rows.set_index("method").loc["theirs"]
+    assert theirs["kind"] == "external" and 0 <= theirs["top1_last_mean"] <= 100
+    assert (run / "results/tiny/reports/evaluate-theirs/tables/summary.md").is_file()
