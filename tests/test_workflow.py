@@ -406,6 +406,13 @@ def test_rgb_cifar_python_end_to_end_on_the_shipped_fixture(tmp_path):
     assert m["classes"][:2] == ["airplane", "automobile"] and m["n_images"] == 20
     [image] = [f for f in m["files"] if f["label"] == 1][:1]
     assert np.asarray(Image.open(manifest.parent / "images" / image["file"])).shape == (32, 32, 3)
+    # how data is fetched and how jobs report progress rerun no stage: only the run's record
+    # (the effective config) and the paper tables that quote it
+    quiet = {**cfg, "dataset": {**cfg["dataset"], "download": True},
+             "runtime": {**cfg["runtime"], "progress_every_s": 5, "logger": "tensorboard"}}  # fmt: skip
+    plan = planned(tmp_path, quiet)
+    assert "results/cifar/experiment.yaml" in plan
+    assert [p for p in plan if "/paper/" not in p and not p.endswith("experiment.yaml")] == []
 
 
 def _job_inputs(workdir, cfg) -> list[tuple[str, str, str]]:

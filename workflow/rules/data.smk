@@ -10,6 +10,7 @@ rule data:
         mem_mb=DATA_MEM_MB,
         runtime=inference_runtime,
     params:
-        dataset=canonical_json(CFG["dataset"]),
+        # exactly the data id's slice: how the data is fetched (download) reruns nothing
+        dataset=canonical_json(IDS.data_slice["dataset"]),
     script:
         "../scripts/data.py"
