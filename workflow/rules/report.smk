@@ -47,6 +47,8 @@ rule student_curves:
     localrule: True
     conda:
         "../../envs/ddflow.yaml"
+    params:
+        title=canonical_json(CURVES_TITLE),
     script:
         "../scripts/student_curves.py"
 
@@ -131,6 +133,8 @@ rule crop_figures:
     localrule: True
     conda:
         "../../envs/ddflow.yaml"
+    params:
+        methods=canonical_json(CURRICULA),
     script:
         "../scripts/crop_figures.py"
 

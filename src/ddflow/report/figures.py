@@ -18,6 +18,19 @@ def _save(fig, path: str) -> None:
     plt.close(fig)
 
 
+# A class whose images all have a pixel std below this (of 255) is flagged: recovery that
+# collapsed to flat images (a dead class) would otherwise pass unnoticed.
+NEAR_CONSTANT_STD = 2.0
+
+
+def near_constant_classes(images: np.ndarray, labels: np.ndarray, classes: list[str]) -> list[str]:
+    """Classes whose every image is near-constant (pixel std < NEAR_CONSTANT_STD)."""
+    spread = images.reshape(len(images), -1).astype(np.float32).std(axis=1)
+    return [
+        classes[c] for c in np.unique(labels) if (spread[labels == c] < NEAR_CONSTANT_STD).all()
+    ]
+
+
 def image_grid(
     images_dir: str,
     manifest_path: str,
@@ -25,10 +38,12 @@ def image_grid(
     title: str,
     max_classes: int = 10,
     max_ipc: int = 10,
-) -> None:
-    """Rows = classes, columns = IPC index."""
+) -> list[str]:
+    """Rows = classes (by name), columns = IPC index; returns the near-constant classes, which
+    the figure's title names too."""
     classes = read_json(manifest_path)["classes"]
     images, labels, _ = read_distilled(images_dir, manifest_path, classes)
+    flat = near_constant_classes(images, labels, classes)
     rows = list(range(min(len(classes), max_classes)))
     cols = min(max_ipc, int(np.bincount(labels).min()))
     fig, axes = plt.subplots(len(rows), cols, figsize=(cols * 0.9, len(rows) * 0.9), squeeze=False)
@@ -45,34 +60,52 @@ def image_grid(
             )
             ax.set_xticks([])
             ax.set_yticks([])
-        axes[r][0].set_ylabel(classes[r], rotation=0, ha="right", va="center", fontsize=7)
-    fig.suptitle(title, fontsize=9)
+        warn = classes[r] in flat
+        axes[r][0].set_ylabel(
+            classes[r] + (" (flat!)" if warn else ""), rotation=0, ha="right", va="center",
+            fontsize=7, color="red" if warn else "black",
+        )  # fmt: skip
+    if flat:
+        title += f"\nwarning: near-constant images in class(es) {', '.join(flat[:8])}"
+    fig.suptitle(title, fontsize=9, color="red" if flat else "black")
     _save(fig, out_png)
+    return flat
 
 
-def student_curves(student_jsons: list[str], out_png: str) -> None:
-    """Test top-1 against epoch, mean over seeds, one line per (method, IPC, student, labels)."""
+def student_curves(student_jsons: list[str], out_png: str, title: str = "") -> None:
+    """Test top-1 against epoch per (method, IPC, student, protocol): the mean over runs (sets x
+    seeds) with a band from the lowest to the highest run; the teacher's top-1 and the random
+    subset's last-epoch mean as levels."""
     runs: dict[tuple, list] = {}
+    teacher = None
     for p in student_jsons:
         r = read_json(p)
         key = (r["method"], r["ipc"], r["student"], r.get("protocol", "online"))
         runs.setdefault(key, []).append(r["curve"])
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for (method, ipc, student, protocol), curves in sorted(runs.items()):
+        teacher = r.get("teacher_top1", teacher)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    several = len({k[3] for k in runs}) > 1
+    for i, ((method, ipc, _, protocol), curves) in enumerate(sorted(runs.items())):
         pts = [[(p["epoch"], p["test_top1"]) for p in c if "test_top1" in p] for c in curves]
         epochs = [e for e, _ in pts[0]]
-        mean = np.mean([[v for _, v in c] for c in pts], axis=0)
-        ax.plot(
-            epochs,
-            mean,
-            marker="o",
-            ms=3,
-            label=f"{method} IPC {ipc} ({student}, {protocol} labels, {len(curves)} runs)",
-        )
-    ax.set_xlabel("epoch")
+        values = np.array([[v for _, v in c] for c in pts])
+        color = f"C{i % 10}"
+        label = f"{method} IPC {ipc}" + (f", {protocol}" if several else "")
+        label += f" ({len(curves)} runs)"
+        if method == "random":
+            level = f"random subset IPC {ipc}, last epoch" + (f", {protocol}" if several else "")
+            ax.axhline(values[:, -1].mean(), color=color, ls="--", lw=1, label=level)
+        ax.plot(epochs, values.mean(0), marker="o", ms=3, color=color, label=label)
+        if len(curves) > 1:
+            ax.fill_between(epochs, values.min(0), values.max(0), color=color, alpha=0.15, lw=0)
+    if teacher is not None:
+        ax.axhline(teacher, color="black", ls=":", lw=1, label=f"teacher {teacher:.2f}%")
+    ax.set_xlabel("student epoch")
     ax.set_ylabel("test top-1 (%)")
+    ax.set_title(title + ("\n" if title else "") + "mean over runs; band: lowest to highest run",
+                 fontsize=8)  # fmt: skip
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1))
     _save(fig, out_png)
 
 
@@ -111,58 +144,66 @@ def label_bytes_figure(summary_csv: str, cost_csv: str, out_png: str) -> None:
     _save(fig, out_png)
 
 
-def crop_schedules(
-    out_png: str,
-    milestones=(0.25, 0.5, 0.75, 1.0),
-    total: int = 1000,
-    beta_l: float = 0.08,
-    beta_u: float = 1.0,
-) -> None:
-    """CDA Figure 4 analog: the minimum crop scale against the step for each scheduler."""
+def has_curriculum(method: dict) -> bool:
+    return method.get("crop_schedule", "constant") != "constant"
+
+
+def crop_schedules(out_png: str, methods: dict[str, dict]) -> None:
+    """CDA Figure 4 analog for this run: each curriculum method's RandomResizedCrop scale bounds
+    against its own recovery steps; the dotted line marks its milestone."""
     from ddflow.recover.schedules import crop_scale_bounds
 
-    modes = ("step", "linear", "cosine")
-    fig, axes = plt.subplots(1, len(modes), figsize=(4 * len(modes), 3), sharey=True)
-    steps = np.arange(total)
-    for ax, mode in zip(axes, modes):
-        for m in milestones:
-            lows = [crop_scale_bounds(t, total, mode, m, beta_l, beta_u)[0] for t in steps]
-            ax.plot(steps, lows, label=f"milestone {m}")
-        ax.set_title(mode)
+    fig, axes = plt.subplots(1, len(methods), figsize=(4 * len(methods), 3), squeeze=False)
+    for ax, (name, m) in zip(axes[0], methods.items()):
+        total = m["iterations"]
+        steps = np.arange(total)
+        schedule = (m["crop_schedule"], m["milestone"], m["min_scale"], m["max_scale"])
+        bounds = np.array([crop_scale_bounds(t, total, *schedule) for t in steps])
+        ax.fill_between(steps, bounds[:, 0], bounds[:, 1], alpha=0.2, label="scale range sampled")
+        ax.plot(steps, bounds[:, 0], label="lower bound")
+        at = m["milestone"] * total
+        ax.axvline(
+            at, color="gray", ls=":", lw=1, label=f"milestone {m['milestone']:g} (step {at:g})"
+        )
+        ax.set_title(
+            f"{name}: {m['crop_schedule']}, [{m['min_scale']:g}, {m['max_scale']:g}]", fontsize=9
+        )
         ax.set_xlabel("recovery step")
+        ax.set_ylim(0, 1.05)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("minimum crop scale")
-    axes[-1].legend(fontsize=7)
+        ax.legend(fontsize=6)
+    axes[0][0].set_ylabel("RandomResizedCrop scale")
     _save(fig, out_png)
 
 
-def crop_boxes(
-    out_png: str,
-    bounds=((0.08, 1.0), (0.4, 1.0), (0.8, 1.0), (0.08, 0.4)),
-    n: int = 30,
-    size: int = 224,
-    seed: int = 0,
-) -> None:
-    """CDA Figure 2 analog: RandomResizedCrop boxes and centres under several scale bounds."""
+def crop_boxes(out_png: str, methods: dict[str, dict], n: int = 30, size: int = 224, seed: int = 0):
+    """CDA Figure 2 analog for this run: boxes a curriculum method samples at its first step,
+    half-way to its milestone and at its end (rectangles: boxes on a size x size image; red dots:
+    their centres)."""
     import random
 
     from matplotlib.patches import Rectangle
 
     from ddflow.recover.augment import sample_rrc_box
+    from ddflow.recover.schedules import crop_scale_bounds
 
     rng = random.Random(seed)
-    fig, axes = plt.subplots(1, len(bounds), figsize=(3 * len(bounds), 3.2))
-    for ax, (lo, hi) in zip(axes, bounds):
-        for _ in range(n):
-            top, left, h, w = sample_rrc_box(size, size, (lo, hi), rng)
-            ax.add_patch(Rectangle((left, top), w, h, fill=False, lw=0.6, alpha=0.5))
-            ax.plot(left + w / 2, top + h / 2, "r.", ms=3)
-        ax.set_xlim(0, size)
-        ax.set_ylim(size, 0)
-        ax.set_aspect("equal")
-        ax.set_title(f"scale [{lo}, {hi}]", fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
+    fig, axes = plt.subplots(len(methods), 3, figsize=(9, 3.2 * len(methods)), squeeze=False)
+    for row, (name, m) in zip(axes, methods.items()):
+        total = m["iterations"]
+        for ax, step in zip(row, (0, int(m["milestone"] * total / 2), total - 1)):
+            lo, hi = crop_scale_bounds(step, total, m["crop_schedule"], m["milestone"],
+                                       m["min_scale"], m["max_scale"])  # fmt: skip
+            for _ in range(n):
+                top, left, h, w = sample_rrc_box(size, size, (lo, hi), rng)
+                ax.add_patch(Rectangle((left, top), w, h, fill=False, lw=0.6, alpha=0.5))
+                ax.plot(left + w / 2, top + h / 2, "r.", ms=3)
+            ax.set_xlim(0, size)
+            ax.set_ylim(size, 0)
+            ax.set_aspect("equal")
+            ax.set_title(f"{name}, step {step + 1}/{total}: scale [{lo:.2f}, {hi:.2f}]", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
     _save(fig, out_png)
 
 

@@ -108,6 +108,9 @@ def _write(table: pd.DataFrame, lead_cols: list[str], out_csv: str, out_md: str)
         for r in md.itertuples()
     ]
     md["p"] = ["" if math.isnan(p) else f"{p:.3g}" for p in md.gain_p_value]
+    md["hard_share_of_soft_gain"] = [
+        "" if math.isnan(v) else f"{v:.2f}" for v in md.hard_share_of_soft_gain
+    ]
     cols = lead_cols + ["ipc", "student", "protocol", "sets x seeds", "top1_last", "95% CI"]
     caption = [CAPTION["head"]]
     if (md["sets"] > 1).any():
@@ -120,7 +123,7 @@ def _write(table: pd.DataFrame, lead_cols: list[str], out_csv: str, out_md: str)
         caption.append(CAPTION["sweep"])
     cols += ["top1_best_mean", "random_top1_last_mean", "gain_over_random", "p", "teacher_top1"]
     caption.append(CAPTION["tail"])
-    if md["hard_share_of_soft_gain"].notna().any():
+    if table["hard_share_of_soft_gain"].notna().any():
         cols.append("hard_share_of_soft_gain")
     with atomic_path(out_md) as tmp:
         tmp.write_text(" ".join(caption) + "\n\n" + md[cols].to_markdown(index=False) + "\n")

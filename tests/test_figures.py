@@ -1,0 +1,54 @@
+"""Figures a reader can trust: flagged flat classes, the run's own curricula, curve levels."""
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from ddflow.distilled import write_distilled
+from ddflow.report.figures import (
+    crop_boxes,
+    crop_schedules,
+    has_curriculum,
+    image_grid,
+    near_constant_classes,
+    student_curves,
+)
+
+
+def test_a_class_of_flat_images_is_flagged_in_the_grid(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (6, 8, 8, 1), dtype=np.uint8)
+    images[2:4] = 7  # class "b": both images one grey level
+    images[4, 0, 0] = 200  # class "c": one flat image but not the other
+    images[5] = 9
+    labels = np.repeat(np.arange(3), 2)
+    classes = ["a", "b", "c"]
+    assert near_constant_classes(images, labels, classes) == ["b"]
+    write_distilled(tmp_path / "img", tmp_path / "m.json", images, labels, np.tile([0, 1], 3),
+                    classes, {"ipc": 2})  # fmt: skip
+    flat = image_grid(str(tmp_path / "img"), str(tmp_path / "m.json"), str(tmp_path / "g.png"), "t")
+    assert flat == ["b"] and Image.open(tmp_path / "g.png").size[0] > 50
+
+
+def test_crop_figures_draw_each_curriculum_with_its_own_steps(tmp_path):
+    cda = {"iterations": 300, "crop_schedule": "cosine", "milestone": 0.5, "min_scale": 0.25,
+           "max_scale": 1.0}  # fmt: skip
+    assert has_curriculum(cda) and not has_curriculum({"crop_schedule": "constant"})
+    assert not has_curriculum({"kind": "rded"})
+    crop_schedules(str(tmp_path / "s.png"), {"cda": cda, "delt": {**cda, "milestone": 1.0}})
+    crop_boxes(str(tmp_path / "b.png"), {"cda": cda})
+    assert Image.open(tmp_path / "s.png").size[0] > Image.open(tmp_path / "b.png").size[0] / 2
+
+
+def test_student_curves_with_bands_and_levels(tmp_path):
+    paths = []
+    for method, base in (("sre2l", 40.0), ("random", 50.0)):
+        for seed in range(2):
+            curve = [{"epoch": e, "test_top1": base + e + seed} for e in (1, 2, 3)]
+            r = {"method": method, "ipc": 10, "student": "convnet", "protocol": "online",
+                 "curve": curve, "teacher_top1": 80.0}  # fmt: skip
+            paths.append(tmp_path / f"{method}{seed}.json")
+            paths[-1].write_text(json.dumps(r))
+    student_curves([str(p) for p in paths], str(tmp_path / "c.png"), "students convnet")
+    assert Image.open(tmp_path / "c.png").size[0] > 400
