@@ -53,6 +53,7 @@ def test_full_run_outputs(run):
     assert {row.split(",")[1] for row in table[1:]} == {"sre2l", "random"}
     for fig in ["student_curves.png", "grid-sre2l-ipc2.png", "grid-random-ipc2.png"]:
         assert (run / "results/tiny/figures" / fig).stat().st_size > 1000
+    assert not (run / "results/tiny/figures/crop_schedules.png").exists()  # no curriculum here
     [manifest_path] = run.glob("results/tiny/distilled/sre2l-*/ipc2/manifest.json")
     manifest = json.loads(manifest_path.read_text())
     assert manifest["n_images"] == 20 and manifest["classes"] == [str(i) for i in range(10)]
@@ -214,6 +215,8 @@ def test_delt_rded_and_measurements_end_to_end(tmp_path):
     diversity = (run / "results/tinydelt/tables/diversity.csv").read_text().splitlines()
     assert len(diversity) == 1 + 5
     assert (run / "results/tinydelt/figures/diversity.png").stat().st_size > 1000
+    # the curriculum figures exist for runs with a curriculum (DELT's and CDA's cosine)
+    assert (run / "results/tinydelt/figures/crop_schedules.png").stat().st_size > 1000
     ranking = np.load(next(run.glob("results/tinydelt/ranking/teacher-*.npz")))
     assert (
         ranking["scores"].shape == (200,)
@@ -408,8 +411,8 @@ def test_rgb_cifar_python_end_to_end_on_the_shipped_fixture(tmp_path):
     assert np.asarray(Image.open(manifest.parent / "images" / image["file"])).shape == (32, 32, 3)
     # how data is fetched and how jobs report progress rerun no stage: only the run's record
     # (the effective config) and the paper tables that quote it
-    quiet = {**cfg, "dataset": {**cfg["dataset"], "download": True},
-             "runtime": {**cfg["runtime"], "progress_every_s": 5, "logger": "tensorboard"}}  # fmt: skip
+    runtime = {**cfg["runtime"], "progress_every_s": 5, "logger": "tensorboard"}
+    quiet = {**cfg, "dataset": {**cfg["dataset"], "download": True}, "runtime": runtime}
     plan = planned(tmp_path, quiet)
     assert "results/cifar/experiment.yaml" in plan
     assert [p for p in plan if "/paper/" not in p and not p.endswith("experiment.yaml")] == []
@@ -628,3 +631,46 @@ def test_the_python_api_runs_an_experiment_and_evaluates_a_folder(run):
     theirs = rows.set_index("method").loc["theirs"]
     assert theirs["kind"] == "external" and 0 <= theirs["top1_last_mean"] <= 100
     assert (run / "results/tiny/reports/evaluate-theirs/tables/summary.md").is_file()
+
+
+def test_export_to_the_datasets_format_reloads_and_trains_a_student(run, tmp_path):
+    """Offline: export the set, reload it with datasets, check teacher and card, train on it."""
+    datasets = pytest.importorskip("datasets", reason="pip install -e '.[test]' installs it")
+    import torch
+    from safetensors.torch import load_file
+
+    from ddflow import io
+    from ddflow.config import load_config, student_protocols
+    from ddflow.data.datasets import load_bundle
+    from ddflow.distilled import read_distilled
+    from ddflow.train.student import train_student
+
+    [set_dir] = run.glob("results/tiny/distilled/sre2l-*/ipc2")
+    out = subprocess.run(["ddflow", "export", str(set_dir), str(tmp_path / "exp")],
+                         capture_output=True, text=True)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    classes = [str(i) for i in range(10)]
+    ds = datasets.load_from_disk(str(tmp_path / "exp" / "dataset"))
+    assert len(ds) == 20 and ds.features["label"].names == classes
+    images = np.stack([np.asarray(im)[..., None] for im in ds["image"]])
+    original, labels, manifest = read_distilled(
+        set_dir / "images", set_dir / "manifest.json", classes
+    )
+    assert np.array_equal(images, original) and ds["label"] == labels.tolist()
+    state, meta = io.load_checkpoint(next(run.glob("results/tiny/teacher/*/teacher.pt")))
+    exported = load_file(str(tmp_path / "exp" / "teacher.safetensors"))
+    assert set(exported) == set(state) and all(torch.equal(exported[k], state[k]) for k in state)
+    card = (tmp_path / "exp" / "README.md").read_text()
+    assert card.startswith("---\ntask_categories:\n- image-classification\n")
+    assert "# sre2l (sre2l): tiny, 2 images per class" in card
+    assert f"test top-1 {meta['test_top1']:.2f}%" in card
+    assert f"Stage ids: method `{manifest['method_id']}`" in card
+    assert re.search(r"\| online \| convnet_d3 \| 1 x 1 \| \d+\.\d\d ± 0\.00 \|", card)
+    assert "ddflow run config.yaml" in card
+    cfg = load_config(str(tmp_path / "exp" / "config.yaml"))  # the experiment, runnable again
+    recipe = {**student_protocols(cfg["student"])["online"], "labels": "hard"}
+    [npz] = run.glob("results/tiny/data-*/dataset.npz")
+    bundle = load_bundle(npz, npz.with_name("meta.json"))
+    result = train_student(images, None, bundle, recipe, 0, torch.device("cpu"),
+                           targets=np.asarray(ds["label"]))  # fmt: skip
+    assert 0 <= result["top1_last"] <= 100 and len(result["curve"]) == recipe["epochs"]

@@ -4,6 +4,8 @@ ddflow check CONFIG      validate; print stage ids and the output folders
 ddflow plan CONFIG       also list every recovery shard and student run
 ddflow run CONFIG [ARGS] validate, then run the workflow on it (ARGS go to snakemake)
 ddflow status [DIR]      the latest run in DIR: jobs done, running (progress, ETA), failed, left
+ddflow export SET OUT    a distilled set (results/.../distilled/<method>-<id>/ipc<N>) in the
+                         Hugging Face datasets format, with teacher, labels and a card
 ddflow paper PAPER SIZE  run every config/PAPER/*.SIZE.yaml in this working directory, then
                          render the paper's tables beside the published numbers
 """
@@ -96,6 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("snakemake_args", nargs=argparse.REMAINDER, help="passed to snakemake")
     p = sub.add_parser("status", help="the latest run here: done, running (ETA), failed, left")
     p.add_argument("dir", nargs="?", default=".")
+    p = sub.add_parser(
+        "export",
+        help="a distilled set in the Hugging Face datasets format, with its teacher and a card",
+    )
+    p.add_argument("set", help="a distilled set's folder: results/<ds>/distilled/<m>-<id>/ipc<N>")
+    p.add_argument("out", help="the folder to write")
+    p.add_argument("--push-to-hub", metavar="REPO", help="also upload it as this dataset repo")
     for name, help_text in [
         ("check", "validate a config and print stage ids"),
         ("plan", "also list every recovery shard"),
@@ -122,6 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return run(args.config, args.snakemake_args)
+        if args.command == "export":
+            from ddflow.export import export
+
+            print(f"ddflow: wrote {export(args.set, args.out, args.push_to_hub)}")
+            return 0
         if args.command == "status":
             from ddflow.status import status
 

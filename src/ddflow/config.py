@@ -29,7 +29,7 @@ from ddflow.presets import RECOVER_PRESETS
 # their own (ddflow/methods); kinds that share an algorithm share a stage.
 ALGO_VERSION = {"data": 1, "teacher": 1, "features": 1, "student": 2, "relabel": 1}
 STAGE_CODE = {
-    "data": ["data/datasets.py", "data/files.py", "data/pixels.py"],
+    "data": ["data/datasets.py", "data/files.py", "data/pixels.py", "data/hub.py"],
     "teacher": ["train/teacher.py", "train/common.py", "models/convnet.py", "models/resnet.py",
                 "models/registry.py", "models/pretrained.py"],
     "features": ["select/ranking.py", "select/coreset.py", "metrics/diversity.py"],
@@ -232,10 +232,18 @@ def validate_config(config: dict) -> dict:
             "config key 'dataset.download': only sources cifar10 and cifar100 download; for "
             f"'{cfg['dataset']['source']}' remove it"
         )
-    if cfg["dataset"].get("image_size") and cfg["dataset"]["source"] != "imagefolder":
+    hf_keys = [k for k in cfg["dataset"] if k.startswith("hf_")]
+    if hf_keys and cfg["dataset"]["source"] != "huggingface":
         raise ConfigError(
-            "config key 'dataset.image_size': only for source imagefolder (the other sources "
-            "have one fixed size); remove it"
+            f"config key 'dataset.{hf_keys[0]}': only for source huggingface; remove it"
+        )
+    if cfg["dataset"].get("image_size") and cfg["dataset"]["source"] not in (
+        "imagefolder",
+        "huggingface",
+    ):
+        raise ConfigError(
+            "config key 'dataset.image_size': only for sources imagefolder and huggingface (the "
+            "others have one fixed size); remove it"
         )
     _check_dataset(cfg["dataset"])
     ranker = cfg.get("ranker")

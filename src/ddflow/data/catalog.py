@@ -19,6 +19,10 @@ def num_classes(ds_cfg: dict) -> int:
             sub = "cifar-10-batches-py" if source == "cifar10" else "cifar-100-python"
             _require(Path(ds_cfg["root"]) / sub, f"the extracted CIFAR python archive '{sub}/'")
         return FIXED_CLASSES[source]
+    if source == "huggingface":
+        from ddflow.data import hub
+
+        return hub.num_classes(ds_cfg)
     train = _require(Path(ds_cfg["root"]) / "train", "train/<class>/<image> folders")
     return sum(1 for p in train.iterdir() if p.is_dir())
 

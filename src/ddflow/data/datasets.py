@@ -314,6 +314,10 @@ def _read_source(ds_cfg: dict):
             classes,
             {"train_source_index": tr, "test_source_index": te},
         )
+    if source == "huggingface":
+        from ddflow.data import hub
+
+        return (*hub.read(ds_cfg), {})
     if source == "imagefolder":
         root = Path(ds_cfg["root"]).resolve()
         train_p, train_y, test_p, test_y, classes = _list_imagefolder(root)

@@ -1,0 +1,186 @@
+"""`ddflow export`: a distilled set in the Hugging Face `datasets` format, with what reuses it.
+
+The folder holds the set (`dataset/`, `datasets.load_from_disk`; image, label with the class
+names, ipc_index), its manifest, the stored labels if a relabel ran, the teacher as safetensors
+with its metadata, the experiment's config, and a dataset card (README.md) with the method, the
+teacher and its accuracy, the IPC, the stage ids, the accuracy table and the command that made
+it. `--push-to-hub` uploads the folder as a dataset repository.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+
+from ddflow import __version__, io
+from ddflow.data.datasets import DataError
+from ddflow.distilled import read_distilled
+
+
+def _datasets():
+    try:
+        import datasets
+    except ImportError:
+        raise DataError(
+            "ddflow export needs the datasets package: pip install 'ddflow[hf]'"
+        ) from None
+    return datasets
+
+
+def _lineage(set_dir: Path, manifest: dict) -> dict:
+    """Where the set's results live: teacher checkpoint, students, stored labels, experiment."""
+    ds_root = set_dir.parents[2]  # results/<dataset>
+    name = f"{manifest['method']}-{manifest['method_id']}"
+    ipc = set_dir.name
+    stage = manifest.get("stage", {})
+    teacher_id = stage.get("teacher")
+    if teacher_id is None and stage.get("features"):
+        found = glob.glob(str(ds_root / "features" / f"teacher-*-{stage['features']}.npz"))
+        teacher_id = Path(found[0]).stem.split("-")[1] if found else None
+    teachers = glob.glob(str(ds_root / "teacher" / f"*-{teacher_id}" / "teacher.pt"))
+    experiments = [
+        p for p in glob.glob(str(ds_root / "**" / "experiment.yaml"), recursive=True)
+        if yaml.safe_load(Path(p).read_text())["stage_ids"]["methods"].get(manifest["method"])
+        == manifest["method_id"]
+    ]  # fmt: skip
+    return {
+        "teacher": Path(teachers[0]) if teacher_id and teachers else None,
+        "students": sorted(glob.glob(str(ds_root / "students" / name / ipc / "*" / "seed*.json"))),
+        "labels": sorted(glob.glob(str(ds_root / "labels" / name / ipc / "relabel-*" / "*.npz"))),
+        "experiment": Path(sorted(experiments)[0]) if experiments else None,
+    }
+
+
+def _accuracy(students: list[str]) -> str:
+    if not students:
+        return "No student has been trained on this set yet."
+    from ddflow.report.tables import summarize
+
+    t = summarize(students)
+    rows = [
+        f"| {r.protocol} | {r.student} | {r.sets} x {r.seeds} | {r.top1_last_mean:.2f} ± "
+        f"{r.top1_last_std:.2f} | {r.top1_last_ci95_low:.2f} to {r.top1_last_ci95_high:.2f} |"
+        for r in t.itertuples()
+    ]
+    head = "| label protocol | student | sets x seeds | top-1 last epoch | 95% CI |"
+    return "\n".join([head, "|---|---|---|---|---|", *rows])
+
+
+def _card(manifest: dict, meta: dict, lineage: dict, teacher_meta: dict | None) -> str:
+    kind = manifest["stage"]["method"]["kind"]
+    header = yaml.safe_dump(
+        {
+            "task_categories": ["image-classification"],
+            "tags": ["dataset-distillation", "ddflow", kind],
+            "size_categories": ["n<1K" if manifest["n_images"] < 1000 else "1K<n<10K"],
+        },
+        sort_keys=False,
+    )
+    teacher = (
+        f"{teacher_meta['arch']}, test top-1 {teacher_meta['test_top1']:.2f}% on the real test "
+        f"split (`teacher.safetensors`, `teacher.json`)"
+        if teacher_meta
+        else "none: this set was built without a teacher"
+    )
+    experiment = lineage["experiment"]
+    command = (
+        "ddflow run config.yaml  # the experiment's effective config, beside this card"
+        if experiment
+        else "(no experiment record found beside the set)"
+    )
+    return f"""---
+{header}---
+
+# {manifest["method"]} ({kind}): {manifest["dataset"]}, {manifest["ipc"]} images per class
+
+A distilled set made with ddflow {__version__}: {manifest["n_images"]}
+images of {len(manifest["classes"])} classes ({", ".join(manifest["classes"][:10])}
+{"..." if len(manifest["classes"]) > 10 else ""}), from `{meta.get("source", "?")}`.
+
+- Method: `{kind}`, configured as
+  `{json.dumps(manifest["stage"]["method"], sort_keys=True)}`
+- Stage ids: method `{manifest["method_id"]}`; upstream
+  `{json.dumps({k: v for k, v in manifest["stage"].items() if k != "method"})}`
+- Teacher: {teacher}
+- Stored labels (FKD relabel): {len(lineage["labels"])} file(s) in `labels/`
+
+## Accuracy
+
+Students trained from scratch on this set, top-1 (%) on the real test split at the last epoch:
+
+{_accuracy(lineage["students"])}
+
+## Load
+
+```python
+from datasets import load_from_disk
+ds = load_from_disk("dataset")  # columns: image, label (class names), ipc_index
+```
+
+## Reproduce
+
+```bash
+{command}
+```
+"""
+
+
+def export(set_dir: str, out_dir: str, push_to_hub: str | None = None) -> Path:
+    """Write the export folder (atomically) and, with a repository id, upload it."""
+    datasets = _datasets()
+    src = Path(set_dir)
+    manifest = io.read_json(src / "manifest.json")
+    images, labels, manifest = read_distilled(
+        src / "images", src / "manifest.json", manifest["classes"]
+    )
+    lineage = _lineage(src, manifest)
+    data_meta = {}
+    metas = glob.glob(str(src.parents[2] / "data-*" / "meta.json"))
+    for m in metas:
+        if io.read_json(m)["classes"] == manifest["classes"]:
+            data_meta = io.read_json(m)
+            break
+    out = Path(out_dir)
+    with io.atomic_path(out, is_dir=True) as tmp:
+        features = datasets.Features(
+            {
+                "image": datasets.Image(),
+                "label": datasets.ClassLabel(names=manifest["classes"]),
+                "ipc_index": datasets.Value("int32"),
+            }
+        )
+        rows = {
+            "image": [img.squeeze(-1) if img.shape[-1] == 1 else img for img in images],
+            "label": labels.tolist(),
+            "ipc_index": [f["ipc_index"] for f in manifest["files"]],
+        }
+        datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(tmp / "dataset"))
+        shutil.copy(src / "manifest.json", tmp / "manifest.json")
+        if lineage["labels"]:
+            (tmp / "labels").mkdir()
+            for p in lineage["labels"]:
+                shutil.copy(p, tmp / "labels" / Path(p).name)
+        teacher_meta = None
+        if lineage["teacher"]:
+            from safetensors.torch import save_file
+
+            state, teacher_meta = io.load_checkpoint(lineage["teacher"])
+            save_file(
+                {k: v.contiguous() for k, v in state.items()}, str(tmp / "teacher.safetensors")
+            )
+            io.write_json(tmp / "teacher.json", teacher_meta)
+        if lineage["experiment"]:
+            record = yaml.safe_load(lineage["experiment"].read_text())
+            (tmp / "config.yaml").write_text(yaml.safe_dump(record["config"], sort_keys=False))
+        (tmp / "README.md").write_text(_card(manifest, data_meta, lineage, teacher_meta))
+    if push_to_hub:
+        from huggingface_hub import HfApi
+
+        api = HfApi()
+        api.create_repo(push_to_hub, repo_type="dataset", exist_ok=True)
+        api.upload_folder(folder_path=str(out), repo_id=push_to_hub, repo_type="dataset")
+    return out
