@@ -166,3 +166,13 @@ def test_version_and_run_from_the_command_line(tmp_path):
     assert plan.returncode == 0, plan.stderr[-2000:]
     assert "ddflow: snakemake --configfile config/config.yaml --cores all -n" in plan.stdout
     assert "This was a dry-run" in plan.stdout + plan.stderr
+
+
+def test_a_long_epoch_reports_between_epochs_without_writing_rows(tmp_path, caplog):
+    configure(tmp_path / "t.log", interval_s=0)
+    t = Tracker("teacher", 4, "epoch")
+    with caplog.at_level(logging.INFO, logger="ddflow.progress"):
+        t.tick(1.5)
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.startswith("teacher: epoch 1.50/4 (37%), ") and "ETA" in line
+    assert _rows(tmp_path / "t.metrics.csv") == []  # rows are per finished epoch only

@@ -76,7 +76,7 @@ class Tracker:
         return (self.total - done) / rate if rate > 0 else math.inf
 
     def update(self, done: int, **metrics: float) -> None:
-        now = time.monotonic()
+        """`done` units finished, with their metrics: a row each, and a line when due."""
         stamp = round(time.time() - _SINK["t0"], 3)
         if _SINK["csv"]:
             f, writer = _SINK["csv"]
@@ -87,19 +87,26 @@ class Tracker:
         if _SINK["tensorboard"]:
             for name, value in metrics.items():
                 _SINK["tensorboard"].add_scalar(f"{self.task}/{name}", float(value), done)
-        if now - self.last_log >= _SINK["interval_s"] or done == self.total:
-            self.last_log = now
-            per = (now - self.start) / max(done - self.start_done, 1)
-            shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-            log.info(
-                "%s: %s %d/%d (%d%%), %.2f s/%s, ETA %s%s",
-                self.task,
-                self.unit,
-                done,
-                self.total,
-                100 * done // self.total,
-                per,
-                self.unit,
-                format_duration(self.eta_s(done)),
-                f"; {shown}" if shown else "",
-            )
+        self.tick(done, metrics)
+
+    def tick(self, done: float, metrics: dict | None = None) -> None:
+        """A line with rate and ETA when the interval has passed (or at the end); `done` may be
+        fractional (batches within an epoch), so a long epoch still reports steadily."""
+        now = time.monotonic()
+        if now - self.last_log < _SINK["interval_s"] and done != self.total:
+            return
+        self.last_log = now
+        per = (now - self.start) / max(done - self.start_done, 1e-9)
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in (metrics or {}).items())
+        log.info(
+            "%s: %s %s/%d (%d%%), %.2f s/%s, ETA %s%s",
+            self.task,
+            self.unit,
+            f"{done:g}" if float(done).is_integer() else f"{done:.2f}",
+            self.total,
+            int(100 * done // self.total),
+            per,
+            self.unit,
+            format_duration(self.eta_s(done)),
+            f"; {shown}" if shown else "",
+        )

@@ -272,6 +272,7 @@ def write_cost_table(
         .reset_index()
         .round(2)
     )
+    table["image_iterations"] = table["image_iterations"].round().astype(int)  # a count
     teacher = read_json(teacher_metrics)["cost"]
     _write_plain(
         table,

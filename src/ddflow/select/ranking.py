@@ -17,6 +17,7 @@ from torch import nn
 
 from ddflow.data.pixels import Normalizer
 from ddflow.metrics.diversity import features_and_logits
+from ddflow.progress import Tracker
 from ddflow.select.coreset import el2n, per_class
 
 CRITERIA = ("lowest", "highest", "medium")
@@ -36,11 +37,13 @@ def true_class_probs(
     teacher.eval()
     rows = torch.as_tensor(class_rows) if class_rows is not None else None
     out = []
+    tracker = Tracker("ranking", len(labels), "image")
     for s in range(0, len(labels), batch_size):
         probs = teacher(norm.to_tensor(images[s : s + batch_size])).softmax(1).cpu()
         y = torch.as_tensor(labels[s : s + batch_size])
         y = rows[y] if rows is not None else y
         out.append(probs.gather(1, y[:, None])[:, 0].numpy())
+        tracker.update(min(s + batch_size, len(labels)))
     return np.concatenate(out)
 
 
@@ -77,9 +80,11 @@ def teacher_scores(
     (float16, safe once unit length: a 1.28M-image set's are 1.3 GB) and EL2N."""
     model.eval()
     feats, scores = [], []
+    tracker = Tracker("features", len(labels), "image")
     for s in range(0, len(labels), batch_size):
         f, logits = features_and_logits(model, norm.to_tensor(images[s : s + batch_size]))
         feats.append(F.normalize(f.float(), dim=1).cpu().numpy().astype(np.float16))
         probs = logits.softmax(1).cpu().numpy()
         scores.append(el2n(probs, labels[s : s + batch_size]).astype(np.float32))
+        tracker.update(min(s + batch_size, len(labels)))
     return {"features": np.concatenate(feats), "el2n": np.concatenate(scores), "labels": labels}

@@ -81,7 +81,7 @@ def train_student(
     for epoch in range(1, epochs + 1):
         model.train()
         views, soft = protocol.epoch(epoch)
-        loss_sum = 0.0
+        loss_sum, batches = 0.0, 0
         for view, view_soft in split_soft(soft, views):
             batch = images[view.idx]  # normalized per batch: a 224-px set is too big as floats
             x = render(norm.to_tensor(ra(batch) if ra else batch), view)
@@ -91,6 +91,8 @@ def train_student(
             loss.backward()
             opt.step()
             loss_sum += loss.item() * len(x)
+            batches += 1
+            tracker.tick(epoch - 1 + batches / len(views))
         sched.step()
         check_finite(f"student (seed {seed})", epoch, loss_sum / n, model, "student.lr")
         point = {"epoch": epoch, "train_loss": loss_sum / n}

@@ -71,6 +71,7 @@ def train_teacher(bundle: DatasetBundle, cfg: dict, device: torch.device):
             opt.step()
             sched.step()
             loss_sum += loss.item() * len(idx)
+            tracker.tick(epoch - 1 + min(s + cfg["batch_size"], n) / n)
         check_finite("teacher", epoch, loss_sum / n, model, "teacher.lr")
         top1 = evaluate(model, bundle.test_x, bundle.test_y, norm)
         curve.append({"epoch": epoch, "train_loss": loss_sum / n, "test_top1": top1})
