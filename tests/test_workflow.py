@@ -238,10 +238,10 @@ def test_paper_table_holds_the_runs_and_the_published_cells(run):
     md = (run / "results/tiny/paper/delt-table1.md").read_text()
     assert "| CIFAR-10 / 10 " in md and "— / 43 ± 0.9" in md  # DELT's published cell, not run
     assert "ddflow's tiny stands in for the paper's cifar10" in md
-    summary = (run / "results/tiny/tables/summary.csv").read_text().splitlines()[1:]
+    summary = csv.DictReader((run / "results/tiny/tables/summary.csv").open())
     unmatched = md.split("no published counterpart")[1]
     for row in summary:  # IPC 2 is in no published row: every run is listed, none dropped
-        method, mean = row.split(",")[1], float(row.split(",")[7])
+        method, mean = row["method"], float(row["top1_last_mean"])
         assert re.search(rf"\| {method} .*\| +{mean:g} \|", unmatched), (method, unmatched)
 
 
@@ -674,3 +674,21 @@ def test_export_to_the_datasets_format_reloads_and_trains_a_student(run, tmp_pat
     result = train_student(images, None, bundle, recipe, 0, torch.device("cpu"),
                            targets=np.asarray(ds["label"]))  # fmt: skip
     assert 0 <= result["top1_last"] <= 100 and len(result["curve"]) == recipe["epochs"]
+
+
+def test_class_incremental_learning_end_to_end(run):
+    """Two steps on every set (random included): only the incremental runs and their report."""
+    cfg = {**TINY, "incremental": {"steps": 2}, "report": {"name": "cl"}}
+    plan = planned(run, cfg)
+    assert not [p for p in plan if "/students/" in p or "/distilled/" in p or "/teacher/" in p]
+    assert len([p for p in plan if "/incremental/" in p]) == 2  # sre2l and random, seed 0
+    run_workflow(run, cfg)
+    [result] = run.glob("results/tiny/incremental/sre2l-*/ipc2/student-*/cl-*/seed0.json")
+    r = json.loads(result.read_text())
+    assert [(s["classes_seen"], s["n_images"]) for s in r["steps"]] == [(5, 10), (10, 20)]
+    from ddflow.applications.incremental import class_order
+
+    assert r["order"] == class_order(10, 0).tolist() and r["method"] == "sre2l"
+    table = (run / "results/tiny/reports/cl/tables/incremental.md").read_text()
+    assert "| 5 classes" in table and "| 10 classes" in table and "random (IPC 2, online)" in table
+    assert (run / "results/tiny/reports/cl/figures/incremental.png").stat().st_size > 1000

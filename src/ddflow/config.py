@@ -27,7 +27,8 @@ from ddflow.presets import RECOVER_PRESETS
 # tests/test_stage_code.py fails when one changes until its author either bumps the stage's
 # version (results change) or records the new code as result-neutral. Method kinds declare
 # their own (ddflow/methods); kinds that share an algorithm share a stage.
-ALGO_VERSION = {"data": 1, "teacher": 1, "features": 1, "student": 2, "relabel": 1}
+ALGO_VERSION = {"data": 1, "teacher": 1, "features": 1, "student": 2, "relabel": 1,
+                "incremental": 1}  # fmt: skip
 STAGE_CODE = {
     "data": ["data/datasets.py", "data/files.py", "data/pixels.py", "data/hub.py"],
     "teacher": ["train/teacher.py", "train/common.py", "models/convnet.py", "models/resnet.py",
@@ -38,6 +39,7 @@ STAGE_CODE = {
                 "models/resnet.py", "models/registry.py"],
     "relabel": ["labels/stored.py", "train/views.py", "recover/augment.py"],
 }  # fmt: skip
+STAGE_CODE["incremental"] = ["applications/incremental.py", *STAGE_CODE["student"]]
 for _kind in KINDS.values():
     if ALGO_VERSION.setdefault(_kind.stage, _kind.version) != _kind.version:
         raise RuntimeError(f"kinds of stage '{_kind.stage}' disagree on its version")
@@ -302,7 +304,49 @@ def validate_config(config: dict) -> dict:
         for sweep, members in sweep_members.items()
     }
     cfg["synthesis_members"] = synthesis_members
+    _check_incremental(cfg, schema)
     return cfg
+
+
+def _check_incremental(cfg: dict, schema: dict) -> None:
+    inc = cfg.get("incremental")
+    if inc is None:  # {} is on, with every default
+        return
+    _fill_defaults(schema["properties"]["incremental"], inc)
+    known = {*cfg["methods"], *cfg["synthesis_members"]}
+    unknown = [m for m in inc.get("methods", []) if m not in known]
+    if unknown:
+        raise ConfigError(
+            f"config key 'incremental.methods': {unknown} are not methods of this config; "
+            f"choose from {sorted(known)}"
+        )
+    if cfg["student"]["labels"] == ["stored"]:
+        raise ConfigError(
+            "config key 'incremental': stored labels are relabelled for the whole set, not for "
+            "each step's classes; add online, hard or hybrid to student.labels"
+        )
+
+
+def check_incremental_steps(inc: dict | None, num_classes: int) -> None:
+    """The classes split into equal groups (SRe2L-CL takes num_classes // steps a step)."""
+    if inc is not None and num_classes % inc["steps"]:
+        raise ConfigError(
+            f"config key 'incremental.steps': {num_classes} classes do not split into "
+            f"{inc['steps']} equal steps; choose a divisor of {num_classes}"
+        )
+
+
+def incremental_methods(cfg: dict) -> list[str]:
+    """The methods (set names) class-incremental learning runs on: as configured, or all; always
+    the random subsets."""
+    inc = cfg.get("incremental")
+    if inc is None:
+        return []
+    chosen = set(inc.get("methods") or cfg["methods"])
+    for base, members in cfg["synthesis_members"].items():
+        if base in chosen:
+            chosen |= {m for m, _ in members}
+    return [m for m in cfg["methods"] if m in chosen or cfg["methods"][m]["kind"] == "random"]
 
 
 def cuda_missing() -> str | None:
@@ -501,6 +545,17 @@ class StageIds:
             "student": student_result_keys(self.protocols[protocol]),
             "v": ALGO_VERSION["student"],
         }
+
+    def incremental_slice(self, protocol: str) -> dict:
+        inc = {k: v for k, v in self.cfg["incremental"].items() if k != "methods"}
+        return {
+            "student": self.students[protocol],
+            "incremental": inc,
+            "v": ALGO_VERSION["incremental"],
+        }
+
+    def incremental(self, protocol: str) -> str:
+        return short_hash(self.incremental_slice(protocol))
 
     def protocol_of(self, sid: str) -> str:
         """The protocol whose student id is `sid` (a path wildcard)."""

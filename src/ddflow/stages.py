@@ -406,6 +406,48 @@ def run_student(
     )
 
 
+def run_incremental(
+    images_dir: str,
+    manifest_path: str,
+    data_npz: str,
+    data_meta: str,
+    teacher_ckpt: str | None,
+    cfg: dict,
+    spec: dict,
+    seed: int,
+    info: dict,
+    runtime: dict,
+    out_json: str,
+    threads: int | None = None,
+) -> None:
+    """Class-incremental learning on one set under one protocol and student seed."""
+    from ddflow.applications.incremental import run_incremental as incremental
+
+    device = configure(runtime, threads)
+    bundle = load_bundle(data_npz, data_meta)
+    images, targets, manifest = read_distilled(images_dir, manifest_path, bundle.classes)
+    protocol = PROTOCOLS[cfg["labels"]]
+    teacher = load_teacher(teacher_ckpt, bundle.classes)[0] if protocol.needs_teacher else None
+    # the set's own batch size at its IPC, whatever each step's share of it
+    recipe = {**cfg, "batch_size": batch_size_for(cfg["batch_size"], manifest["ipc"])}
+    with CostMeter(device) as cost:
+        result = incremental(
+            images, targets, bundle, teacher, recipe, seed, device, spec, train_student
+        )
+    io.write_json(
+        out_json,
+        {
+            **info,
+            **result,
+            "seed": seed,
+            "ipc": manifest["ipc"],
+            "incremental": spec,
+            "cost": cost.as_dict(),
+            "provenance": io.provenance(device, {"student": seed}),
+        },
+    )
+
+
 def label_storage(cfg, protocol, teacher, stored, n_images, bundle) -> dict:
     """What the protocol needs beside the images at training time, in bytes."""
     out = {"protocol": cfg["labels"], "teacher_at_training": protocol.needs_teacher}

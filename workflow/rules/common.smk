@@ -13,6 +13,8 @@ from ddflow.config import (
     VIEW_KEYS,
     StageIds,
     base_method,
+    check_incremental_steps,
+    incremental_methods,
     canonical_json,
     ConfigError,
     cuda_missing,
@@ -46,6 +48,7 @@ DS = CFG["dataset"]["name"]
 NUM_CLASSES = num_classes(CFG["dataset"])
 IPCS = sorted(CFG["ipc"])
 check_ipc_fits(CFG["dataset"], IPCS)
+check_incremental_steps(CFG["incremental"], NUM_CLASSES)
 METHODS = CFG["methods"]
 SHARDED = [m for m in METHODS if kind_of(METHODS[m]).sharded]
 SELECTED = [m for m in METHODS if not kind_of(METHODS[m]).sharded]  # one job per IPC
@@ -77,6 +80,7 @@ wildcard_constraints:
     mid=r"[0-9a-f]{10}",
     sid=r"[0-9a-f]{10}",
     rid=r"[0-9a-f]{10}",
+    cid=r"[0-9a-f]{10}",
     first=r"\d{4}",
     last=r"\d{4}",
     shard=r"c\d{5}-\d{5}_i\d{4}-\d{4}",
@@ -309,6 +313,42 @@ def student_info(wildcards):
     )
 
 
+def incremental_inputs(wildcards):
+    """As a student's, without stored labels (they are for the whole set)."""
+    return {k: v for k, v in student_inputs(wildcards).items() if k != "labels"}
+
+
+def incremental_json(wildcards):
+    if wildcards.cid != IDS.incremental(IDS.protocol_of(wildcards.sid)):
+        raise ValueError(f"cl-{wildcards.cid} is not the current config's")
+    return canonical_json(
+        {k: v for k, v in CFG["incremental"].items() if k != "methods"}
+    )
+
+
+def incremental_runtime(wildcards, attempt):
+    """A student per due step, on a growing share of the set: about steps / 2 students."""
+    inc = CFG["incremental"]
+    images = (
+        NUM_CLASSES * int(wildcards.ipc) * max(1, inc["steps"] // (2 * inc["every"]))
+    )
+    epochs = CFG["student"]["epochs"]
+    return training_runtime_min(CFG["dataset"], DEVICE, images, epochs, attempt)
+
+
+def incremental_results():
+    """Every set's incremental runs: its protocols but stored, its IPCs, the student seeds."""
+    return [
+        f"results/{DS}/incremental/{m}-{IDS.method(m)}/ipc{ipc}/student-{sid}/"
+        f"cl-{IDS.incremental(p)}/seed{s}.json"
+        for m in incremental_methods(CFG)
+        for ipc in IPCS
+        for p, sid in IDS.students.items()
+        if IDS.protocols[p]["labels"] != "stored"
+        for s in STUDENT_SEEDS
+    ]
+
+
 def relabel_ranges():
     """Epoch ranges, one relabel job each: a large set's labels are several jobs."""
     epochs, per = CFG["student"]["epochs"], CFG["student"]["relabel_epochs_per_shard"]
@@ -470,5 +510,13 @@ def final_targets():
         *([f"{REPORT_DIR}/figures/snapshots.png"] if SNAPSHOTS else []),
         *([f"{REPORT_DIR}/figures/label_bytes.png"] if STORED_LABELS else []),
         *([f"{REPORT_DIR}/tables/protocols.md"] if len(IDS.students) > 1 else []),
+        *(
+            [
+                f"{REPORT_DIR}/tables/incremental.md",
+                f"{REPORT_DIR}/figures/incremental.png",
+            ]
+            if CFG["incremental"] is not None
+            else []
+        ),
         *paper_outputs(),
     ]

@@ -281,3 +281,29 @@ rule paper_tables:
         "../../envs/ddflow.yaml"
     script:
         "../scripts/paper_tables.py"
+
+
+rule incremental_report:
+    input:
+        incremental_results(),
+    output:
+        csv=f"{REPORT_DIR}/tables/incremental.csv",
+        md=report(
+            f"{REPORT_DIR}/tables/incremental.md",
+            caption="../report/incremental.rst",
+            category=REPORT_CATEGORY,
+            subcategory="tables",
+        ),
+        png=report(
+            f"{REPORT_DIR}/figures/incremental.png",
+            caption="../report/incremental.rst",
+            category=REPORT_CATEGORY,
+            subcategory="figures",
+        ),
+    log:
+        f"{REPORT_DIR}/logs/incremental_report.log",
+    localrule: True
+    conda:
+        "../../envs/ddflow.yaml"
+    script:
+        "../scripts/incremental_report.py"

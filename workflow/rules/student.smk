@@ -41,3 +41,25 @@ rule student:
         info=student_info,
     script:
         "../scripts/student.py"
+
+
+rule incremental:
+    input:
+        unpack(incremental_inputs),
+    output:
+        "results/{ds}/incremental/{method}-{mid}/ipc{ipc}/student-{sid}/cl-{cid}/seed{seed}.json",
+    log:
+        "results/{ds}/incremental/{method}-{mid}/ipc{ipc}/student-{sid}/cl-{cid}/seed{seed}.log",
+    conda:
+        "../../envs/ddflow.yaml"
+    threads: threads_for_job()
+    resources:
+        gpu=GPU,
+        mem_mb=distilled_set_mem_mb,
+        runtime=incremental_runtime,
+    params:
+        student=student_json,
+        info=student_info,
+        incremental=incremental_json,
+    script:
+        "../scripts/incremental.py"

@@ -308,3 +308,30 @@ def diversity_bars(diversity_jsons: list[str], out_png: str) -> None:
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, axis="y")
     _save(fig, out_png)
+
+
+def incremental_figure(incremental_jsons: list[str], out_png: str) -> None:
+    """Top-1 on the seen classes against the classes seen, per method (mean over runs, band
+    from the lowest to the highest run): CDA Figure 7 / DELT Figure 8 analog."""
+    runs: dict[tuple, list] = {}
+    for p in incremental_jsons:
+        r = read_json(p)
+        runs.setdefault((r["method"], r["ipc"], r["protocol"]), []).append(r["steps"])
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    several = len({k[2] for k in runs}) > 1
+    for i, ((method, ipc, protocol), steps) in enumerate(sorted(runs.items())):
+        x = [s["classes_seen"] for s in steps[0]]
+        y = np.array([[s["top1"] for s in run] for run in steps])
+        color = f"C{i % 10}"
+        label = (
+            f"{method} IPC {ipc}" + (f", {protocol}" if several else "") + f" ({len(steps)} runs)"
+        )
+        ax.plot(x, y.mean(0), marker="o", ms=4, color=color, label=label,
+                ls="--" if method == "random" else "-")  # fmt: skip
+        if len(steps) > 1:
+            ax.fill_between(x, y.min(0), y.max(0), color=color, alpha=0.15, lw=0)
+    ax.set_xlabel("classes seen")
+    ax.set_ylabel("test top-1 on the seen classes (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    _save(fig, out_png)

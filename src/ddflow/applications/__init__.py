@@ -1,0 +1,1 @@
+"""Applications of a distilled set beyond training one student: class-incremental learning."""
