@@ -692,3 +692,20 @@ def test_class_incremental_learning_end_to_end(run):
     table = (run / "results/tiny/reports/cl/tables/incremental.md").read_text()
     assert "| 5 classes" in table and "| 10 classes" in table and "random (IPC 2, online)" in table
     assert (run / "results/tiny/reports/cl/figures/incremental.png").stat().st_size > 1000
+
+
+def test_data_free_pruning_end_to_end(run):
+    """Slim the tiny run's ConvNet teacher and retrain it on every set: only those jobs run."""
+    cfg = {**TINY, "pruning": {"ratio": 0.5}, "report": {"name": "prune"}}
+    plan = planned(run, cfg)
+    assert not [p for p in plan if "/students/" in p or "/distilled/" in p or "/teacher/" in p]
+    assert len([p for p in plan if "/pruned/" in p]) == 2  # sre2l and random, seed 0
+    run_workflow(run, cfg)
+    [result] = run.glob("results/tiny/pruned/sre2l-*/ipc2/student-*/prune-*/seed0.json")
+    r = json.loads(result.read_text())
+    p = r["pruning"]
+    assert p["channels_before"] == [128, 128, 128] and sum(p["channels"]) < 384 / 2 + 1
+    assert r["student"] == "convnet_d3 slimmed 0.5" and 0 <= r["top1_last"] <= 100
+    table = (run / "results/tiny/reports/prune/tables/pruning.md").read_text()
+    assert table.startswith("Data-free slimming at ratio 0.5: ")
+    assert "| sre2l " in table and "| random " in table

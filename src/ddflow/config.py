@@ -28,7 +28,7 @@ from ddflow.presets import RECOVER_PRESETS
 # version (results change) or records the new code as result-neutral. Method kinds declare
 # their own (ddflow/methods); kinds that share an algorithm share a stage.
 ALGO_VERSION = {"data": 1, "teacher": 1, "features": 1, "student": 2, "relabel": 1,
-                "incremental": 1}  # fmt: skip
+                "incremental": 1, "pruning": 1}  # fmt: skip
 STAGE_CODE = {
     "data": ["data/datasets.py", "data/files.py", "data/pixels.py", "data/hub.py"],
     "teacher": ["train/teacher.py", "train/common.py", "models/convnet.py", "models/resnet.py",
@@ -39,7 +39,10 @@ STAGE_CODE = {
                 "models/resnet.py", "models/registry.py"],
     "relabel": ["labels/stored.py", "train/views.py", "recover/augment.py"],
 }  # fmt: skip
+STAGE_CODE["teacher"].append("models/vgg.py")
+STAGE_CODE["student"].append("models/vgg.py")
 STAGE_CODE["incremental"] = ["applications/incremental.py", *STAGE_CODE["student"]]
+STAGE_CODE["pruning"] = ["applications/pruning.py", *STAGE_CODE["student"]]
 for _kind in KINDS.values():
     if ALGO_VERSION.setdefault(_kind.stage, _kind.version) != _kind.version:
         raise RuntimeError(f"kinds of stage '{_kind.stage}' disagree on its version")
@@ -305,6 +308,7 @@ def validate_config(config: dict) -> dict:
     }
     cfg["synthesis_members"] = synthesis_members
     _check_incremental(cfg, schema)
+    _check_pruning(cfg, schema)
     return cfg
 
 
@@ -327,6 +331,45 @@ def _check_incremental(cfg: dict, schema: dict) -> None:
         )
 
 
+def _check_pruning(cfg: dict, schema: dict) -> None:
+    pr = cfg.get("pruning")
+    if pr is None:
+        return
+    _fill_defaults(schema["properties"]["pruning"], pr)
+    arch = cfg["teacher"]["arch"]
+    if not re.fullmatch(r"vgg11_bn_lowres|convnet_d\d|conv\d|torchvision:vgg\d+_bn", arch):
+        raise ConfigError(
+            f"config key 'pruning': slimming prunes the teacher's BN-gated channels in plain "
+            f"conv-BN stacks; teacher.arch is '{arch}'. Use vgg11_bn_lowres, a convnet_d*, or "
+            "torchvision:vgg11_bn (with teacher.pretrained for ImageNet's weights)"
+        )
+    known = {*cfg["methods"], *cfg["synthesis_members"]}
+    unknown = [m for m in pr.get("methods", []) if m not in known]
+    if unknown:
+        raise ConfigError(
+            f"config key 'pruning.methods': {unknown} are not methods of this config; "
+            f"choose from {sorted(known)}"
+        )
+    if cfg["student"]["labels"] == ["stored"]:
+        raise ConfigError(
+            "config key 'pruning': the pruned network learns from the unpruned teacher online; "
+            "add online, hard or hybrid to student.labels"
+        )
+
+
+def application_methods(cfg: dict, key: str) -> list[str]:
+    """The methods (set names) an application (incremental, pruning) runs on: as configured, or
+    all; a method's synthesis-seed sets come with it; always the random subsets."""
+    block = cfg.get(key)
+    if block is None:
+        return []
+    chosen = set(block.get("methods") or cfg["methods"])
+    for base, members in cfg["synthesis_members"].items():
+        if base in chosen:
+            chosen |= {m for m, _ in members}
+    return [m for m in cfg["methods"] if m in chosen or cfg["methods"][m]["kind"] == "random"]
+
+
 def check_incremental_steps(inc: dict | None, num_classes: int) -> None:
     """The classes split into equal groups (SRe2L-CL takes num_classes // steps a step)."""
     if inc is not None and num_classes % inc["steps"]:
@@ -337,16 +380,7 @@ def check_incremental_steps(inc: dict | None, num_classes: int) -> None:
 
 
 def incremental_methods(cfg: dict) -> list[str]:
-    """The methods (set names) class-incremental learning runs on: as configured, or all; always
-    the random subsets."""
-    inc = cfg.get("incremental")
-    if inc is None:
-        return []
-    chosen = set(inc.get("methods") or cfg["methods"])
-    for base, members in cfg["synthesis_members"].items():
-        if base in chosen:
-            chosen |= {m for m, _ in members}
-    return [m for m in cfg["methods"] if m in chosen or cfg["methods"][m]["kind"] == "random"]
+    return application_methods(cfg, "incremental")
 
 
 def cuda_missing() -> str | None:
@@ -556,6 +590,13 @@ class StageIds:
 
     def incremental(self, protocol: str) -> str:
         return short_hash(self.incremental_slice(protocol))
+
+    def pruning_slice(self, protocol: str) -> dict:
+        pr = {k: v for k, v in self.cfg["pruning"].items() if k != "methods"}
+        return {"student": self.students[protocol], "pruning": pr, "v": ALGO_VERSION["pruning"]}
+
+    def pruning(self, protocol: str) -> str:
+        return short_hash(self.pruning_slice(protocol))
 
     def protocol_of(self, sid: str) -> str:
         """The protocol whose student id is `sid` (a path wildcard)."""

@@ -87,13 +87,13 @@ class Tracker:
         if _SINK["tensorboard"]:
             for name, value in metrics.items():
                 _SINK["tensorboard"].add_scalar(f"{self.task}/{name}", float(value), done)
-        self.tick(done, metrics)
+        self.tick(done, metrics, final=done == self.total)
 
-    def tick(self, done: float, metrics: dict | None = None) -> None:
-        """A line with rate and ETA when the interval has passed (or at the end); `done` may be
-        fractional (batches within an epoch), so a long epoch still reports steadily."""
+    def tick(self, done: float, metrics: dict | None = None, final: bool = False) -> None:
+        """A line with rate and ETA when the interval has passed (and at the end, from update);
+        `done` may be fractional (batches within an epoch), so a long epoch reports steadily."""
         now = time.monotonic()
-        if now - self.last_log < _SINK["interval_s"] and done != self.total:
+        if now - self.last_log < _SINK["interval_s"] and not final:
             return
         self.last_log = now
         per = (now - self.start) / max(done - self.start_done, 1e-9)

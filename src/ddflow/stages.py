@@ -448,6 +448,52 @@ def run_incremental(
     )
 
 
+def run_pruned_student(
+    images_dir: str,
+    manifest_path: str,
+    data_npz: str,
+    data_meta: str,
+    teacher_ckpt: str,
+    teacher_metrics: str,
+    cfg: dict,
+    ratio: float,
+    seed: int,
+    info: dict,
+    runtime: dict,
+    out_json: str,
+    threads: int | None = None,
+) -> None:
+    """Data-free pruning: slim the teacher, then retrain the pruned network from its kept
+    weights on one distilled set, learning from the unpruned teacher under cfg['labels']."""
+    from ddflow.applications.pruning import slim
+    from ddflow.train.common import evaluate
+
+    device = configure(runtime, threads)
+    bundle = load_bundle(data_npz, data_meta)
+    images, targets, manifest = read_distilled(images_dir, manifest_path, bundle.classes)
+    teacher, meta = load_teacher(teacher_ckpt, bundle.classes)
+    pruned, pruning = slim(teacher, ratio)
+    norm = Normalizer(bundle.mean, bundle.std, device)
+    pruning["top1_after_surgery"] = evaluate(pruned.to(device), bundle.test_x, bundle.test_y, norm)
+    kd = teacher if PROTOCOLS[cfg["labels"]].needs_teacher else None
+    with CostMeter(device) as cost:
+        result = train_student(images, kd, bundle, cfg, seed, device, targets=targets, model=pruned)
+    io.write_json(
+        out_json,
+        {
+            **info,
+            **result,
+            "student": f"{meta['arch']} slimmed {ratio:g}",
+            "seed": seed,
+            "ipc": manifest["ipc"],
+            "teacher_top1": io.read_json(teacher_metrics)["test_top1"],
+            "pruning": pruning,
+            "cost": cost.as_dict(),
+            "provenance": io.provenance(device, {"student": seed}),
+        },
+    )
+
+
 def label_storage(cfg, protocol, teacher, stored, n_images, bundle) -> dict:
     """What the protocol needs beside the images at training time, in bytes."""
     out = {"protocol": cfg["labels"], "teacher_at_training": protocol.needs_teacher}

@@ -13,8 +13,8 @@ from ddflow.config import (
     VIEW_KEYS,
     StageIds,
     base_method,
+    application_methods,
     check_incremental_steps,
-    incremental_methods,
     canonical_json,
     ConfigError,
     cuda_missing,
@@ -81,6 +81,7 @@ wildcard_constraints:
     sid=r"[0-9a-f]{10}",
     rid=r"[0-9a-f]{10}",
     cid=r"[0-9a-f]{10}",
+    pid=r"[0-9a-f]{10}",
     first=r"\d{4}",
     last=r"\d{4}",
     shard=r"c\d{5}-\d{5}_i\d{4}-\d{4}",
@@ -341,7 +342,31 @@ def incremental_results():
     return [
         f"results/{DS}/incremental/{m}-{IDS.method(m)}/ipc{ipc}/student-{sid}/"
         f"cl-{IDS.incremental(p)}/seed{s}.json"
-        for m in incremental_methods(CFG)
+        for m in application_methods(CFG, "incremental")
+        for ipc in IPCS
+        for p, sid in IDS.students.items()
+        if IDS.protocols[p]["labels"] != "stored"
+        for s in STUDENT_SEEDS
+    ]
+
+
+def pruned_student_inputs(wildcards):
+    """The set, the data and the teacher (slimmed here, and the one the pruned net learns from)."""
+    inputs = {k: v for k, v in student_inputs(wildcards).items() if k != "labels"}
+    return {**inputs, "teacher": TEACHER_CKPT}
+
+
+def pruning_json(wildcards):
+    if wildcards.pid != IDS.pruning(IDS.protocol_of(wildcards.sid)):
+        raise ValueError(f"prune-{wildcards.pid} is not the current config's")
+    return canonical_json({k: v for k, v in CFG["pruning"].items() if k != "methods"})
+
+
+def pruning_results():
+    return [
+        f"results/{DS}/pruned/{m}-{IDS.method(m)}/ipc{ipc}/student-{sid}/"
+        f"prune-{IDS.pruning(p)}/seed{s}.json"
+        for m in application_methods(CFG, "pruning")
         for ipc in IPCS
         for p, sid in IDS.students.items()
         if IDS.protocols[p]["labels"] != "stored"
@@ -518,5 +543,6 @@ def final_targets():
             if CFG["incremental"] is not None
             else []
         ),
+        *([f"{REPORT_DIR}/tables/pruning.md"] if CFG["pruning"] is not None else []),
         *paper_outputs(),
     ]

@@ -57,6 +57,7 @@ rule image_grid:
     input:
         images=grid_images,
         manifest=grid_manifest,
+        teacher_metrics=TEACHER_METRICS,
     output:
         report(
             f"{REPORT_DIR}/figures/grid-{{method}}-ipc{{ipc}}.png",
@@ -307,3 +308,23 @@ rule incremental_report:
         "../../envs/ddflow.yaml"
     script:
         "../scripts/incremental_report.py"
+
+
+rule pruning_report:
+    input:
+        pruning_results(),
+    output:
+        csv=f"{REPORT_DIR}/tables/pruning.csv",
+        md=report(
+            f"{REPORT_DIR}/tables/pruning.md",
+            caption="../report/pruning.rst",
+            category=REPORT_CATEGORY,
+            subcategory="tables",
+        ),
+    log:
+        f"{REPORT_DIR}/logs/pruning_report.log",
+    localrule: True
+    conda:
+        "../../envs/ddflow.yaml"
+    script:
+        "../scripts/pruning_report.py"

@@ -63,3 +63,25 @@ rule incremental:
         incremental=incremental_json,
     script:
         "../scripts/incremental.py"
+
+
+rule pruned_student:
+    input:
+        unpack(pruned_student_inputs),
+    output:
+        "results/{ds}/pruned/{method}-{mid}/ipc{ipc}/student-{sid}/prune-{pid}/seed{seed}.json",
+    log:
+        "results/{ds}/pruned/{method}-{mid}/ipc{ipc}/student-{sid}/prune-{pid}/seed{seed}.log",
+    conda:
+        "../../envs/ddflow.yaml"
+    threads: threads_for_job()
+    resources:
+        gpu=GPU,
+        mem_mb=distilled_set_mem_mb,
+        runtime=student_runtime,
+    params:
+        student=student_json,
+        info=student_info,
+        pruning=pruning_json,
+    script:
+        "../scripts/pruned_student.py"

@@ -23,10 +23,17 @@ def _resnet18_lowres(nc, c, size):
     return resnet18_lowres(nc, c)
 
 
+def _vgg11_bn_lowres(nc, c, size):
+    from ddflow.models.vgg import VGG
+
+    return VGG(nc, c)
+
+
 # Imports stay inside the builders: config validation looks names up without loading torch.
 _OWN = {
     **{f"convnet_d{d}": _convnet(d) for d in (3, 4, 5, 6)},
     "resnet18_lowres": _resnet18_lowres,
+    "vgg11_bn_lowres": _vgg11_bn_lowres,
 }
 _ALIASES = {
     "conv3": "convnet_d3",

@@ -91,7 +91,9 @@ def _interval(lo: float, hi: float) -> str:
     return "–" if math.isnan(lo) else f"[{lo:.2f}, {hi:.2f}]"
 
 
-def _write(table: pd.DataFrame, lead_cols: list[str], out_csv: str, out_md: str) -> None:
+def _write(
+    table: pd.DataFrame, lead_cols: list[str], out_csv: str, out_md: str, head: str = ""
+) -> None:
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)
     md = table.copy()
@@ -112,7 +114,7 @@ def _write(table: pd.DataFrame, lead_cols: list[str], out_csv: str, out_md: str)
         "" if math.isnan(v) else f"{v:.2f}" for v in md.hard_share_of_soft_gain
     ]
     cols = lead_cols + ["ipc", "student", "protocol", "sets x seeds", "top1_last", "95% CI"]
-    caption = [CAPTION["head"]]
+    caption = [head, CAPTION["head"]] if head else [CAPTION["head"]]
     if (md["sets"] > 1).any():
         cols.append("sd set / eval")
         caption.append(CAPTION["split"])
@@ -321,4 +323,21 @@ def write_incremental_table(
             "far, a fresh student per step trained on their distilled images, mean ± std over runs "
             "(sets x student seeds).\n\n" + grid.to_markdown() + "\n"
         )
+    return table
+
+
+def write_pruning_table(pruned_jsons: list[str], out_csv: str, out_md: str) -> pd.DataFrame:
+    """The slimmed network retrained on each set: the summary's statistics (paired gain over the
+    random subset included), with what slimming removed in the caption."""
+    table = summarize(pruned_jsons)
+    p = read_json(pruned_jsons[0])["pruning"]
+    head = (
+        f"Data-free slimming at ratio {p['ratio']:g}: {100 * p['channels_removed']:.1f}% of the "
+        f"channels and {100 * p['params_removed']:.1f}% of the parameters removed "
+        f"({p['params_before']:,} -> {p['params_after']:,}; channels per layer {p['channels']} of "
+        f"{p['channels_before']}); top-1 right after surgery, before retraining: "
+        f"{p['top1_after_surgery']:.2f}%. Rows: the pruned network retrained from its kept "
+        "weights on each distilled set with the unpruned teacher."
+    )
+    _write(table, ["dataset", "method"], out_csv, out_md, head)
     return table

@@ -56,12 +56,16 @@ def train_student(
     *,
     targets: np.ndarray | None = None,
     stored: StoredLabels | None = None,
+    model: nn.Module | None = None,
 ) -> dict:
     """Train under the protocol cfg['labels']; `targets` are the images' classes (hard terms),
-    `stored` the relabel stage's labels (the teacher is then not needed, and None)."""
+    `stored` the relabel stage's labels (the teacher is then not needed, and None); `model`
+    replaces a fresh cfg['arch'] (it is trained in place)."""
     seed_everything(seed)
     c, h, w = bundle.image_shape
-    model = build_model(cfg["arch"], bundle.num_classes, c, (h, w)).to(device)
+    if model is None:
+        model = build_model(cfg["arch"], bundle.num_classes, c, (h, w))
+    model = model.to(device)  # a given model (a pruned network) starts from its own weights
     teacher = teacher.to(device) if teacher is not None else None
     norm = Normalizer(bundle.mean, bundle.std, device)
     opt = torch.optim.AdamW(
