@@ -176,3 +176,19 @@ def test_a_long_epoch_reports_between_epochs_without_writing_rows(tmp_path, capl
     [line] = [r.getMessage() for r in caplog.records]
     assert line.startswith("teacher: epoch 1.50/4 (37%), ") and "ETA" in line
     assert _rows(tmp_path / "t.metrics.csv") == []  # rows are per finished epoch only
+
+
+def test_status_shows_an_unfinished_outer_task_beside_the_current_one(tmp_path):
+    from ddflow.status import job_progress
+
+    with open(tmp_path / "cl.metrics.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(progress.COLUMNS)
+        w.writerows([[0.0, "student seed 0", 0, 10, "train_loss", 1.0],
+                     [50.0, "student seed 0", 10, 10, "train_loss", 0.5],
+                     [50.0, "incremental", 1, 5, "top1", 30.0],
+                     [60.0, "student seed 0", 2, 10, "train_loss", 1.0],
+                     [80.0, "student seed 0", 6, 10, "train_loss", 0.9]])  # fmt: skip
+    line = job_progress(tmp_path / "cl.log")
+    assert line.startswith("incremental: 1/5 (20%), ETA ")
+    assert line.endswith("; student seed 0: 6/10 (60%), ETA 0m20s")  # 4 epochs in 20 s, 4 to go

@@ -78,7 +78,8 @@ def parse_log(text: str) -> RunLog:
 
 
 def job_progress(log_file: Path) -> str:
-    """'<task>: <step>/<total> (<pct>%), ETA <t>' from a job's metrics file, or ''."""
+    """'<task>: <step>/<total> (<pct>%), ETA <t>' from a job's metrics file, or ''. A job with
+    nested tasks (class-incremental steps, each a student) shows the unfinished outer ones too."""
     path = metrics_path(log_file)
     if not path.is_file():
         return ""
@@ -86,10 +87,21 @@ def job_progress(log_file: Path) -> str:
         rows = list(csv.DictReader(f))
     if not rows:
         return ""
-    last = rows[-1]
-    task = [r for r in rows if r["task"] == last["task"]]
+    last: dict[str, dict] = {}
+    first: dict[str, dict] = {}
+    for r in rows:
+        t = r["task"]
+        if t not in first or int(r["step"]) < int(last[t]["step"]):
+            first[t] = r  # a task that starts again (the next step's fresh student)
+        last.pop(t, None)  # keep the order in which tasks last reported
+        last[t] = r
+    current = rows[-1]["task"]
+    shown = [t for t, r in last.items() if int(r["step"]) < int(r["total"]) and t != current]
+    return "; ".join(_task_line(first[t], last[t]) for t in [*shown, current])
+
+
+def _task_line(first: dict, last: dict) -> str:
     step, total = int(last["step"]), int(last["total"])
-    first = task[0]
     dt, ds = float(last["time_s"]) - float(first["time_s"]), step - int(first["step"])
     eta = (total - step) * dt / ds if ds > 0 and dt > 0 else math.inf
     return f"{last['task']}: {step}/{total} ({100 * step // total}%), ETA {format_duration(eta)}"

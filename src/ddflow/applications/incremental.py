@@ -13,6 +13,7 @@ import numpy as np
 
 from ddflow.data.datasets import DatasetBundle
 from ddflow.data.files import take
+from ddflow.progress import Tracker
 
 
 def class_order(num_classes: int, seed: int) -> np.ndarray:
@@ -54,6 +55,7 @@ def run_incremental(images, labels, bundle, teacher, recipe, seed, device, spec,
     order = class_order(bundle.num_classes, spec["order_seed"])
     groups = seen_classes(order, spec["steps"])
     out = []
+    tracker = Tracker("incremental", spec["steps"], "step")
     for step in due_steps(spec["steps"], spec["every"]):
         seen = groups[step - 1]
         idx = memory(labels, seen)
@@ -69,4 +71,5 @@ def run_incremental(images, labels, bundle, teacher, recipe, seed, device, spec,
                 "curve": result["curve"],
             }
         )
+        tracker.update(step, classes_seen=len(seen), top1=result["top1_last"])
     return {"order": order.tolist(), "steps": out}
