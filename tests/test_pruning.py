@@ -78,7 +78,9 @@ def _cfg(**extra):
 
 def test_pruning_config_checks_and_its_own_id():
     cfg = validate_config(_cfg(pruning={}))
-    assert cfg["pruning"] == {"ratio": 0.5} and application_methods(cfg, "pruning") == [
+    assert cfg["pruning"] == {"ratio": 0.5, "scope": "global"} and application_methods(
+        cfg, "pruning"
+    ) == [
         "s",
         "random",
     ]
@@ -89,3 +91,15 @@ def test_pruning_config_checks_and_its_own_id():
     validate_config({**_cfg(pruning={}), "teacher": {"arch": "torchvision:vgg16_bn"}})
     with pytest.raises(ConfigError, match=r"pruning.methods': \['x'\]"):
         validate_config(_cfg(pruning={"methods": ["x"]}))
+
+
+def test_a_per_layer_threshold_removes_the_ratio_in_every_layer():
+    model = _trained_like(build_model("convnet_d3", 10, 3, (32, 32)))
+    model.features[1].weight.data *= 10  # a layer of large scales: a global threshold spares it
+    _, glob = slim(model, 0.5)
+    pruned, per = slim(model, 0.5, "layer")
+    assert glob["channels"][0] > 110 and glob["channels"][1] < 64
+    assert per["channels"] == [63, 63, 63] and per["scope"] == "layer"  # 128 - (64 + 1) each
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(pruned.eval()(x), masked(model, 0.5, "layer")(x), atol=1e-5)

@@ -456,7 +456,7 @@ def run_pruned_student(
     teacher_ckpt: str,
     teacher_metrics: str,
     cfg: dict,
-    ratio: float,
+    spec: dict,
     seed: int,
     info: dict,
     runtime: dict,
@@ -472,7 +472,7 @@ def run_pruned_student(
     bundle = load_bundle(data_npz, data_meta)
     images, targets, manifest = read_distilled(images_dir, manifest_path, bundle.classes)
     teacher, meta = load_teacher(teacher_ckpt, bundle.classes)
-    pruned, pruning = slim(teacher, ratio)
+    pruned, pruning = slim(teacher, spec["ratio"], spec["scope"])
     norm = Normalizer(bundle.mean, bundle.std, device)
     pruning["top1_after_surgery"] = evaluate(pruned.to(device), bundle.test_x, bundle.test_y, norm)
     kd = teacher if PROTOCOLS[cfg["labels"]].needs_teacher else None
@@ -483,7 +483,8 @@ def run_pruned_student(
         {
             **info,
             **result,
-            "student": f"{meta['arch']} slimmed {ratio:g}",
+            "student": f"{meta['arch']} slimmed {spec['ratio']:g}"
+            + ("" if spec["scope"] == "global" else f" per {spec['scope']}"),
             "seed": seed,
             "ipc": manifest["ipc"],
             "teacher_top1": io.read_json(teacher_metrics)["test_top1"],

@@ -12,7 +12,7 @@ with stage(sm) as (runtime, params):
         sm.input.teacher,
         sm.input.teacher_metrics,
         params["student"],
-        params["pruning"]["ratio"],
+        params["pruning"],
         int(sm.wildcards.seed),
         params["info"],
         runtime,

@@ -41,14 +41,19 @@ def _layers(model: nn.Module) -> tuple[list[tuple[int, nn.Conv2d, nn.BatchNorm2d
     return pairs, linear
 
 
-def channel_masks(model: nn.Module, ratio: float) -> list[torch.Tensor]:
-    """Kept channels of each BN layer under one global |gamma| threshold (strictly greater)."""
+def _threshold(gammas: torch.Tensor, ratio: float) -> torch.Tensor:
+    return gammas.sort().values[min(int(len(gammas) * ratio), len(gammas) - 1)]
+
+
+def channel_masks(model: nn.Module, ratio: float, scope: str = "global") -> list[torch.Tensor]:
+    """Kept channels of each BN layer: |gamma| strictly above one threshold over all layers
+    (`global`, slimming's), or above each layer's own (`layer`: the same share in every layer)."""
     pairs, _ = _layers(model)
-    gammas = torch.cat([bn.weight.detach().abs().flatten() for _, _, bn in pairs])
-    threshold = gammas.sort().values[min(int(len(gammas) * ratio), len(gammas) - 1)]
+    gammas = [bn.weight.detach().abs() for _, _, bn in pairs]
+    everywhere = _threshold(torch.cat(gammas), ratio)
     masks = []
-    for _, _, bn in pairs:
-        keep = bn.weight.detach().abs() > threshold
+    for g, (_, _, bn) in zip(gammas, pairs):
+        keep = g > (everywhere if scope == "global" else _threshold(g, ratio))
         if not keep.any():
             keep[bn.weight.detach().abs().argmax()] = True
         masks.append(keep)
@@ -56,9 +61,9 @@ def channel_masks(model: nn.Module, ratio: float) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
-def slim(model: nn.Module, ratio: float) -> tuple[nn.Module, dict]:
+def slim(model: nn.Module, ratio: float, scope: str = "global") -> tuple[nn.Module, dict]:
     """The pruned copy of `model` and what was removed (channels per layer, parameter counts)."""
-    masks = channel_masks(model, ratio)
+    masks = channel_masks(model, ratio, scope)
     pruned = copy.deepcopy(model).cpu()
     pairs, linear = _layers(pruned)
     before = sum(p.numel() for p in model.parameters())
@@ -90,6 +95,7 @@ def slim(model: nn.Module, ratio: float) -> tuple[nn.Module, dict]:
     total = sum(len(m) for m in masks)
     info = {
         "ratio": ratio,
+        "scope": scope,
         "channels": [int(m.sum()) for m in masks],
         "channels_before": [len(m) for m in masks],
         "channels_removed": 1 - sum(int(m.sum()) for m in masks) / total,
@@ -101,11 +107,11 @@ def slim(model: nn.Module, ratio: float) -> tuple[nn.Module, dict]:
 
 
 @torch.no_grad()
-def masked(model: nn.Module, ratio: float) -> nn.Module:
+def masked(model: nn.Module, ratio: float, scope: str = "global") -> nn.Module:
     """`model` with every pruned channel's BN gamma and beta zeroed: what the slimmed network
     computes, at full width (the reference to check surgery against)."""
     out = copy.deepcopy(model)
-    for (_, _, bn), keep in zip(_layers(out)[0], channel_masks(model, ratio)):
+    for (_, _, bn), keep in zip(_layers(out)[0], channel_masks(model, ratio, scope)):
         bn.weight[~keep] = 0
         bn.bias[~keep] = 0
     return out

@@ -332,7 +332,8 @@ def write_pruning_table(pruned_jsons: list[str], out_csv: str, out_md: str) -> p
     table = summarize(pruned_jsons)
     p = read_json(pruned_jsons[0])["pruning"]
     head = (
-        f"Data-free slimming at ratio {p['ratio']:g}: {100 * p['channels_removed']:.1f}% of the "
+        f"Data-free slimming at ratio {p['ratio']:g} ({p['scope']} threshold): "
+        f"{100 * p['channels_removed']:.1f}% of the "
         f"channels and {100 * p['params_removed']:.1f}% of the parameters removed "
         f"({p['params_before']:,} -> {p['params_after']:,}; channels per layer {p['channels']} of "
         f"{p['channels_before']}); top-1 right after surgery, before retraining: "
