@@ -13,8 +13,8 @@ from ddflow.applications.incremental import (
 from ddflow.config import (
     ConfigError,
     StageIds,
+    application_methods,
     check_incremental_steps,
-    incremental_methods,
     validate_config,
 )
 from ddflow.data.datasets import DatasetBundle
@@ -67,7 +67,7 @@ def _cfg(**extra):
 def test_incremental_config_checks_and_its_own_id():
     cfg = validate_config(_cfg(incremental={"steps": 5, "methods": ["s"]}))
     assert cfg["incremental"] == {"steps": 5, "methods": ["s"], "order_seed": 0, "every": 1}
-    assert incremental_methods(cfg) == ["s", "s__seed1", "random"]  # random always
+    assert application_methods(cfg, "incremental") == ["s", "s__seed1", "random"]  # random always
     ids = StageIds(cfg)
     moved = StageIds(validate_config(_cfg(incremental={"steps": 2, "methods": ["s"]})))
     assert ids.incremental("online") != moved.incremental("online")

@@ -379,10 +379,6 @@ def check_incremental_steps(inc: dict | None, num_classes: int) -> None:
         )
 
 
-def incremental_methods(cfg: dict) -> list[str]:
-    return application_methods(cfg, "incremental")
-
-
 def cuda_missing() -> str | None:
     """Why `runtime.device: cuda` cannot run on this machine, or None (imports torch)."""
     import platform
