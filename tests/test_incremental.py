@@ -70,7 +70,7 @@ def test_incremental_config_checks_and_its_own_id():
     assert application_methods(cfg, "incremental") == ["s", "s__seed1", "random"]  # random always
     ids = StageIds(cfg)
     moved = StageIds(validate_config(_cfg(incremental={"steps": 2, "methods": ["s"]})))
-    assert ids.incremental("online") != moved.incremental("online")
+    assert ids.application("incremental", "online") != moved.application("incremental", "online")
     assert ids.students == moved.students  # the students' own ids do not move
     assert validate_config(_cfg())["incremental"] is None
     with pytest.raises(ConfigError, match="incremental.steps': 10 classes do not split into 3"):

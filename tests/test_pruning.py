@@ -85,7 +85,10 @@ def test_pruning_config_checks_and_its_own_id():
         "random",
     ]
     a, b = StageIds(cfg), StageIds(validate_config(_cfg(pruning={"ratio": 0.3})))
-    assert a.pruning("online") != b.pruning("online") and a.students == b.students
+    assert (
+        a.application("pruning", "online") != b.application("pruning", "online")
+        and a.students == b.students
+    )
     with pytest.raises(ConfigError, match="teacher.arch is 'resnet18_lowres'"):
         validate_config({**_cfg(pruning={}), "teacher": {"arch": "resnet18_lowres"}})
     validate_config({**_cfg(pruning={}), "teacher": {"arch": "torchvision:vgg16_bn"}})

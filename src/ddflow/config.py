@@ -312,48 +312,42 @@ def validate_config(config: dict) -> dict:
     return cfg
 
 
-def _check_incremental(cfg: dict, schema: dict) -> None:
-    inc = cfg.get("incremental")
-    if inc is None:  # {} is on, with every default
-        return
-    _fill_defaults(schema["properties"]["incremental"], inc)
+def _check_application(cfg: dict, schema: dict, key: str, stored_why: str) -> dict | None:
+    """An application block ({} is on, with every default): defaults filled, its methods known,
+    and a label protocol it can use (stored labels fit the whole set only)."""
+    block = cfg.get(key)
+    if block is None:
+        return None
+    _fill_defaults(schema["properties"][key], block)
     known = {*cfg["methods"], *cfg["synthesis_members"]}
-    unknown = [m for m in inc.get("methods", []) if m not in known]
+    unknown = [m for m in block.get("methods", []) if m not in known]
     if unknown:
         raise ConfigError(
-            f"config key 'incremental.methods': {unknown} are not methods of this config; "
+            f"config key '{key}.methods': {unknown} are not methods of this config; "
             f"choose from {sorted(known)}"
         )
     if cfg["student"]["labels"] == ["stored"]:
         raise ConfigError(
-            "config key 'incremental': stored labels are relabelled for the whole set, not for "
-            "each step's classes; add online, hard or hybrid to student.labels"
+            f"config key '{key}': {stored_why}; add online, hard or hybrid to student.labels"
         )
+    return block
+
+
+def _check_incremental(cfg: dict, schema: dict) -> None:
+    why = "stored labels are relabelled for the whole set, not for each step's classes"
+    _check_application(cfg, schema, "incremental", why)
 
 
 def _check_pruning(cfg: dict, schema: dict) -> None:
-    pr = cfg.get("pruning")
-    if pr is None:
+    why = "the pruned network learns from the unpruned teacher online"
+    if _check_application(cfg, schema, "pruning", why) is None:
         return
-    _fill_defaults(schema["properties"]["pruning"], pr)
     arch = cfg["teacher"]["arch"]
     if not re.fullmatch(r"vgg11_bn_lowres|convnet_d\d|conv\d|torchvision:vgg\d+_bn", arch):
         raise ConfigError(
             f"config key 'pruning': slimming prunes the teacher's BN-gated channels in plain "
             f"conv-BN stacks; teacher.arch is '{arch}'. Use vgg11_bn_lowres, a convnet_d*, or "
             "torchvision:vgg11_bn (with teacher.pretrained for ImageNet's weights)"
-        )
-    known = {*cfg["methods"], *cfg["synthesis_members"]}
-    unknown = [m for m in pr.get("methods", []) if m not in known]
-    if unknown:
-        raise ConfigError(
-            f"config key 'pruning.methods': {unknown} are not methods of this config; "
-            f"choose from {sorted(known)}"
-        )
-    if cfg["student"]["labels"] == ["stored"]:
-        raise ConfigError(
-            "config key 'pruning': the pruned network learns from the unpruned teacher online; "
-            "add online, hard or hybrid to student.labels"
         )
 
 
@@ -576,23 +570,13 @@ class StageIds:
             "v": ALGO_VERSION["student"],
         }
 
-    def incremental_slice(self, protocol: str) -> dict:
-        inc = {k: v for k, v in self.cfg["incremental"].items() if k != "methods"}
-        return {
-            "student": self.students[protocol],
-            "incremental": inc,
-            "v": ALGO_VERSION["incremental"],
-        }
+    def application_slice(self, key: str, protocol: str) -> dict:
+        """An application's (incremental, pruning) settings over one protocol's student id."""
+        settings = {k: v for k, v in self.cfg[key].items() if k != "methods"}
+        return {"student": self.students[protocol], key: settings, "v": ALGO_VERSION[key]}
 
-    def incremental(self, protocol: str) -> str:
-        return short_hash(self.incremental_slice(protocol))
-
-    def pruning_slice(self, protocol: str) -> dict:
-        pr = {k: v for k, v in self.cfg["pruning"].items() if k != "methods"}
-        return {"student": self.students[protocol], "pruning": pr, "v": ALGO_VERSION["pruning"]}
-
-    def pruning(self, protocol: str) -> str:
-        return short_hash(self.pruning_slice(protocol))
+    def application(self, key: str, protocol: str) -> str:
+        return short_hash(self.application_slice(key, protocol))
 
     def protocol_of(self, sid: str) -> str:
         """The protocol whose student id is `sid` (a path wildcard)."""

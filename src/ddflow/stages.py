@@ -15,7 +15,7 @@ import torch
 
 from ddflow import io
 from ddflow.compute import configure
-from ddflow.data.datasets import DatasetBundle, check_class_map, load_bundle, prepare
+from ddflow.data.datasets import check_class_map, load_bundle, prepare
 from ddflow.data.pixels import Normalizer
 from ddflow.distilled import read_distilled, write_distilled
 from ddflow.labels.protocols import PROTOCOLS
@@ -353,6 +353,30 @@ def run_relabel(
     )
 
 
+def _write_run(out_json, info, result, seed, manifest, cost, device, **fields) -> None:
+    """A trained network's record (student, incremental, pruned): who, what it scored, cost."""
+    io.write_json(
+        out_json,
+        {
+            **info,
+            **result,
+            "seed": seed,
+            "ipc": manifest["ipc"],
+            **fields,
+            "cost": cost.as_dict(),
+            "provenance": io.provenance(device, {"student": seed}),
+        },
+    )
+
+
+def _load_set(runtime, threads, data_npz, data_meta, images_dir, manifest_path):
+    """(device, data bundle, the set's images, their classes, its manifest) for a training job."""
+    device = configure(runtime, threads)
+    bundle = load_bundle(data_npz, data_meta)
+    images, targets, manifest = read_distilled(images_dir, manifest_path, bundle.classes)
+    return device, bundle, images, targets, manifest
+
+
 def run_student(
     images_dir: str,
     manifest_path: str,
@@ -369,9 +393,9 @@ def run_student(
     label_shards: list[str] | None = None,
 ) -> None:
     """One student under cfg['labels']; the teacher is loaded only when the protocol runs it."""
-    device = configure(runtime, threads)
-    bundle: DatasetBundle = load_bundle(data_npz, data_meta)
-    images, targets, manifest = read_distilled(images_dir, manifest_path, bundle.classes)
+    device, bundle, images, targets, manifest = _load_set(
+        runtime, threads, data_npz, data_meta, images_dir, manifest_path
+    )
     protocol = PROTOCOLS[cfg["labels"]]
     teacher, stored, labels_cost = None, None, {}
     if protocol.needs_teacher:
@@ -389,21 +413,13 @@ def run_student(
             images, teacher, bundle, cfg, seed, device, targets=targets, stored=stored
         )
     image_bytes = sum((Path(images_dir) / f["file"]).stat().st_size for f in manifest["files"])
-    io.write_json(
-        out_json,
-        {
-            **info,
-            **result,
-            "seed": seed,
-            "ipc": manifest["ipc"],
-            "teacher_top1": io.read_json(teacher_metrics)["test_top1"],
-            "distilled_image_bytes": image_bytes,
-            "distill_cost": {**manifest["cost"], **labels_cost},
-            "labels": label_storage(cfg, protocol, teacher, stored, len(images), bundle),
-            "cost": cost.as_dict(),
-            "provenance": io.provenance(device, {"student": seed}),
-        },
-    )
+    _write_run(
+        out_json, info, result, seed, manifest, cost, device,
+        teacher_top1=io.read_json(teacher_metrics)["test_top1"],
+        distilled_image_bytes=image_bytes,
+        distill_cost={**manifest["cost"], **labels_cost},
+        labels=label_storage(cfg, protocol, teacher, stored, len(images), bundle),
+    )  # fmt: skip
 
 
 def run_incremental(
@@ -423,9 +439,9 @@ def run_incremental(
     """Class-incremental learning on one set under one protocol and student seed."""
     from ddflow.applications.incremental import run_incremental as incremental
 
-    device = configure(runtime, threads)
-    bundle = load_bundle(data_npz, data_meta)
-    images, targets, manifest = read_distilled(images_dir, manifest_path, bundle.classes)
+    device, bundle, images, targets, manifest = _load_set(
+        runtime, threads, data_npz, data_meta, images_dir, manifest_path
+    )
     protocol = PROTOCOLS[cfg["labels"]]
     teacher = load_teacher(teacher_ckpt, bundle.classes)[0] if protocol.needs_teacher else None
     # the set's own batch size at its IPC, whatever each step's share of it
@@ -434,18 +450,7 @@ def run_incremental(
         result = incremental(
             images, targets, bundle, teacher, recipe, seed, device, spec, train_student
         )
-    io.write_json(
-        out_json,
-        {
-            **info,
-            **result,
-            "seed": seed,
-            "ipc": manifest["ipc"],
-            "incremental": spec,
-            "cost": cost.as_dict(),
-            "provenance": io.provenance(device, {"student": seed}),
-        },
-    )
+    _write_run(out_json, info, result, seed, manifest, cost, device, incremental=spec)
 
 
 def run_pruned_student(
@@ -468,9 +473,9 @@ def run_pruned_student(
     from ddflow.applications.pruning import slim
     from ddflow.train.common import evaluate
 
-    device = configure(runtime, threads)
-    bundle = load_bundle(data_npz, data_meta)
-    images, targets, manifest = read_distilled(images_dir, manifest_path, bundle.classes)
+    device, bundle, images, targets, manifest = _load_set(
+        runtime, threads, data_npz, data_meta, images_dir, manifest_path
+    )
     teacher, meta = load_teacher(teacher_ckpt, bundle.classes)
     pruned, pruning = slim(teacher, spec["ratio"], spec["scope"])
     norm = Normalizer(bundle.mean, bundle.std, device)
@@ -478,21 +483,12 @@ def run_pruned_student(
     kd = teacher if PROTOCOLS[cfg["labels"]].needs_teacher else None
     with CostMeter(device) as cost:
         result = train_student(images, kd, bundle, cfg, seed, device, targets=targets, model=pruned)
-    io.write_json(
-        out_json,
-        {
-            **info,
-            **result,
-            "student": f"{meta['arch']} slimmed {spec['ratio']:g}"
-            + ("" if spec["scope"] == "global" else f" per {spec['scope']}"),
-            "seed": seed,
-            "ipc": manifest["ipc"],
-            "teacher_top1": io.read_json(teacher_metrics)["test_top1"],
-            "pruning": pruning,
-            "cost": cost.as_dict(),
-            "provenance": io.provenance(device, {"student": seed}),
-        },
-    )
+    scope = "" if spec["scope"] == "global" else f" per {spec['scope']}"
+    _write_run(
+        out_json, {**info, "student": f"{meta['arch']} slimmed {spec['ratio']:g}{scope}"},
+        result, seed, manifest, cost, device,
+        teacher_top1=io.read_json(teacher_metrics)["test_top1"], pruning=pruning,
+    )  # fmt: skip
 
 
 def label_storage(cfg, protocol, teacher, stored, n_images, bundle) -> dict:

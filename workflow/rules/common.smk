@@ -314,17 +314,22 @@ def student_info(wildcards):
     )
 
 
-def incremental_inputs(wildcards):
-    """As a student's, without stored labels (they are for the whole set)."""
+def application_inputs(wildcards):
+    """As a student's, without stored labels (they fit the whole set only)."""
     return {k: v for k, v in student_inputs(wildcards).items() if k != "labels"}
 
 
-def incremental_json(wildcards):
-    if wildcards.cid != IDS.incremental(IDS.protocol_of(wildcards.sid)):
-        raise ValueError(f"cl-{wildcards.cid} is not the current config's")
-    return canonical_json(
-        {k: v for k, v in CFG["incremental"].items() if k != "methods"}
-    )
+def pruned_student_inputs(wildcards):
+    """Also the teacher: it is slimmed in the job, and the pruned net learns from it."""
+    return {**application_inputs(wildcards), "teacher": TEACHER_CKPT}
+
+
+def application_json(key, app_id, wildcards):
+    """An application's settings for a job, once the path's id is the config's."""
+    protocol = IDS.protocol_of(wildcards.sid)
+    if app_id != IDS.application(key, protocol):
+        raise ValueError(f"{key} id {app_id} is not the current config's")
+    return canonical_json(IDS.application_slice(key, protocol)[key])
 
 
 def incremental_runtime(wildcards, attempt):
@@ -337,36 +342,12 @@ def incremental_runtime(wildcards, attempt):
     return training_runtime_min(CFG["dataset"], DEVICE, images, epochs, attempt)
 
 
-def incremental_results():
-    """Every set's incremental runs: its protocols but stored, its IPCs, the student seeds."""
+def application_results(key, folder, tag):
+    """An application's runs on every chosen set: its protocols but stored, IPCs, seeds."""
     return [
-        f"results/{DS}/incremental/{m}-{IDS.method(m)}/ipc{ipc}/student-{sid}/"
-        f"cl-{IDS.incremental(p)}/seed{s}.json"
-        for m in application_methods(CFG, "incremental")
-        for ipc in IPCS
-        for p, sid in IDS.students.items()
-        if IDS.protocols[p]["labels"] != "stored"
-        for s in STUDENT_SEEDS
-    ]
-
-
-def pruned_student_inputs(wildcards):
-    """The set, the data and the teacher (slimmed here, and the one the pruned net learns from)."""
-    inputs = {k: v for k, v in student_inputs(wildcards).items() if k != "labels"}
-    return {**inputs, "teacher": TEACHER_CKPT}
-
-
-def pruning_json(wildcards):
-    if wildcards.pid != IDS.pruning(IDS.protocol_of(wildcards.sid)):
-        raise ValueError(f"prune-{wildcards.pid} is not the current config's")
-    return canonical_json({k: v for k, v in CFG["pruning"].items() if k != "methods"})
-
-
-def pruning_results():
-    return [
-        f"results/{DS}/pruned/{m}-{IDS.method(m)}/ipc{ipc}/student-{sid}/"
-        f"prune-{IDS.pruning(p)}/seed{s}.json"
-        for m in application_methods(CFG, "pruning")
+        f"results/{DS}/{folder}/{m}-{IDS.method(m)}/ipc{ipc}/student-{sid}/"
+        f"{tag}-{IDS.application(key, p)}/seed{s}.json"
+        for m in application_methods(CFG, key)
         for ipc in IPCS
         for p, sid in IDS.students.items()
         if IDS.protocols[p]["labels"] != "stored"

@@ -286,7 +286,7 @@ rule paper_tables:
 
 rule incremental_report:
     input:
-        incremental_results(),
+        application_results("incremental", "incremental", "cl"),
     output:
         csv=f"{REPORT_DIR}/tables/incremental.csv",
         md=report(
@@ -312,7 +312,7 @@ rule incremental_report:
 
 rule pruning_report:
     input:
-        pruning_results(),
+        application_results("pruning", "pruned", "prune"),
     output:
         csv=f"{REPORT_DIR}/tables/pruning.csv",
         md=report(

@@ -45,7 +45,7 @@ rule student:
 
 rule incremental:
     input:
-        unpack(incremental_inputs),
+        unpack(application_inputs),
     output:
         "results/{ds}/incremental/{method}-{mid}/ipc{ipc}/student-{sid}/cl-{cid}/seed{seed}.json",
     log:
@@ -60,7 +60,7 @@ rule incremental:
     params:
         student=student_json,
         info=student_info,
-        incremental=incremental_json,
+        incremental=lambda w: application_json("incremental", w.cid, w),
     script:
         "../scripts/incremental.py"
 
@@ -82,6 +82,6 @@ rule pruned_student:
     params:
         student=student_json,
         info=student_info,
-        pruning=pruning_json,
+        pruning=lambda w: application_json("pruning", w.pid, w),
     script:
         "../scripts/pruned_student.py"
