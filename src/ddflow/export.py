@@ -17,18 +17,8 @@ from pathlib import Path
 import yaml
 
 from ddflow import __version__, io
-from ddflow.data.datasets import DataError
+from ddflow.data.hub import datasets_module
 from ddflow.distilled import read_distilled
-
-
-def _datasets():
-    try:
-        import datasets
-    except ImportError:
-        raise DataError(
-            "ddflow export needs the datasets package: pip install 'ddflow[hf]'"
-        ) from None
-    return datasets
 
 
 def _lineage(set_dir: Path, manifest: dict) -> dict:
@@ -131,7 +121,7 @@ ds = load_from_disk("dataset")  # columns: image, label (class names), ipc_index
 
 def export(set_dir: str, out_dir: str, push_to_hub: str | None = None) -> Path:
     """Write the export folder (atomically) and, with a repository id, upload it."""
-    datasets = _datasets()
+    datasets = datasets_module("ddflow export")
     src = Path(set_dir)
     manifest = io.read_json(src / "manifest.json")
     images, labels, manifest = read_distilled(

@@ -15,19 +15,20 @@ import numpy as np
 from ddflow.data.datasets import DataError, resize_center_crop
 
 
-def _datasets():
+def datasets_module(needed_by: str = "dataset.source huggingface"):
+    """The `datasets` package, or one message saying how to install it."""
     try:
         import datasets
     except ImportError:
         raise DataError(
-            "dataset.source huggingface needs the datasets package: pip install 'ddflow[hf]'"
+            f"{needed_by} needs the datasets package: pip install 'ddflow[hf]'"
         ) from None
     return datasets
 
 
 def load(root: str, splits: dict[str, str]):
     """The DatasetDict of a saved folder, or of a hub id (needs network, or the local cache)."""
-    datasets = _datasets()
+    datasets = datasets_module()
     if Path(root).is_dir():
         d = datasets.load_from_disk(root)
     else:
@@ -52,7 +53,7 @@ def load(root: str, splits: dict[str, str]):
 
 def columns(features, image: str | None, label: str | None, root: str) -> tuple[str, str]:
     """The image and label columns: as configured, or the first Image / ClassLabel feature."""
-    datasets = _datasets()
+    datasets = datasets_module()
 
     def first(kind):
         return next((k for k, f in features.items() if isinstance(f, kind)), None)
