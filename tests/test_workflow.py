@@ -631,6 +631,7 @@ def test_the_python_api_runs_an_experiment_and_evaluates_a_folder(run):
     theirs = rows.set_index("method").loc["theirs"]
     assert theirs["kind"] == "external" and 0 <= theirs["top1_last_mean"] <= 100
     assert (run / "results/tiny/reports/evaluate-theirs/tables/summary.md").is_file()
+    assert not (run / ".ddflow").exists() and list(run.glob("results/.configs/config-*.yaml"))
 
 
 def test_export_to_the_datasets_format_reloads_and_trains_a_student(run, tmp_path):

@@ -35,8 +35,9 @@ def _run(cfg: dict, workdir: Path, cores: str | int, extra: tuple[str, ...]) -> 
             "with pip install -e ."
         )
     workdir.mkdir(parents=True, exist_ok=True)
-    path = workdir / ".ddflow" / f"config-{short_hash(cfg)}.yaml"
-    path.parent.mkdir(exist_ok=True)
+    # the config file the run reads, kept under results/ with everything the workflow writes
+    path = workdir / "results" / ".configs" / f"config-{short_hash(cfg)}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory",
            str(workdir), "--configfile", str(path), "--cores", str(cores), *extra]  # fmt: skip
