@@ -167,3 +167,21 @@ def test_imagenet1k_full_configs_share_one_data_stage_and_teacher():
     }
     assert len({i.teacher for i in ids.values()}) == 1
     assert all(i.cfg["teacher"]["pretrained"] == "IMAGENET1K_V1" for i in ids.values())
+
+
+def test_a_paper_regenerates_its_own_configs_and_those_elsewhere_that_list_its_tables(
+    monkeypatch,
+):
+    from ddflow.report.regenerate import paper_configs
+
+    monkeypatch.chdir(ROOT)
+    cda = [c.as_posix() for c in paper_configs("cda", "mini")]
+    delt = [c.as_posix() for c in paper_configs("delt", "mini")]
+    apps = "config/applications/applications.mini.yaml"
+    assert apps in cda and apps in delt  # CDA Table 14 and DELT Table 6
+    assert (
+        "config/cda/table1_cifar.mini.yaml" in cda
+        and "config/cda/table1_cifar.mini.yaml" not in delt
+    )
+    assert not [c for c in cda + delt if c.startswith(("config/baselines", "config/protocols"))]
+    assert all(c.endswith(".mini.yaml") for c in cda + delt)

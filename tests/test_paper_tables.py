@@ -227,3 +227,103 @@ def test_with_several_protocols_a_cell_takes_online_labels_unless_it_names_them(
     stored.loc[stored.col == "SRe2L R18", "setting"] = "labels=stored"
     assert match(stored, cells, "x/table1").set_index("col").loc["SRe2L R18", "ddflow_mean"] == 30
     assert "stored (FKD) soft labels" in caption("x/table1", cells[cells.protocol == "stored"])
+
+
+def _incremental(steps, per_step=2):
+    """incremental.csv rows of an experiment with `steps` steps: SRe2L and CDA, top-1 10*k+..."""
+    return pd.DataFrame(
+        [
+            {"method": m, "kind": m, "ipc": 10, "protocol": "online", "step": k,
+             "classes_seen": per_step * k, "runs": 3, "top1_mean": base + k, "top1_std": 0.5}
+            for m, base in (("sre2l", 40.0), ("cda", 50.0))
+            for k in range(1, steps + 1)
+        ]
+    )  # fmt: skip
+
+
+def _cl_experiment(tables, steps):
+    methods = {"sre2l": {"kind": "sre2l"}, "cda": {"kind": "cda"}}
+    exp = _experiment("cl", methods, tables, dataset="tiny-imagenet", ipc={"10": 100})
+    exp["config"]["incremental"] = {"steps": steps, "order_seed": 0, "every": 1}
+    return exp
+
+
+def test_incremental_results_fill_the_papers_step_k_with_their_own_step_k():
+    published = load_published()
+    summary = _summary([("cda", "cda", 10, 99.0, 0.0)])  # a student result never fills CL cells
+    cells = experiment_cells(
+        summary, _cl_experiment(["cda/table14", "cda/table15"], 5), {"incremental": _incremental(5)}
+    )
+    five = match(published, cells, "cda/table14").set_index(["row", "col"])
+    # ddflow's step k (2k CIFAR classes) stands in for the paper's step k (40k Tiny classes)
+    assert five.loc[("CDA (ours)", "# class 40"), "ddflow_mean"] == 51.0
+    assert five.loc[("CDA (ours)", "# class 200"), "ddflow_mean"] == 55.0
+    assert five.loc[("SRe2L", "# class 120"), "ddflow_mean"] == 43.0
+    assert (five.ddflow_seeds == 3).all()
+    ten = match(published, cells, "cda/table15")
+    assert (ten.ddflow_seeds == 0).all()  # a 5-step run fills no 10-step cell
+    md, _ = render_table(published, cells, "cda/table14")
+    assert "Class-incremental learning in 5 steps" in md and "99.0" not in md
+
+
+def test_pruned_students_fill_data_free_pruning_cells_and_its_printed_gain():
+    published = load_published()
+    methods = {m: {"kind": m} for m in ("sre2l", "rded", "delt", "random")}
+    exp = _experiment("prune", methods, ["delt/table6"], dataset="imagenet1k", student="vgg11_bn")
+    exp["config"]["pruning"] = {"ratio": 0.5, "scope": "global"}
+    rows = [("sre2l", 10, 12.0), ("rded", 10, 14.0), ("delt", 10, 18.5), ("random", 10, 15.0)]
+    pruning = _summary([(m, m, ipc, v, 0.3) for m, ipc, v in rows]).assign(
+        student="convnet_d3 slimmed 0.5"
+    )
+    summary = _summary([(m, m, ipc, 90.0, 0.0) for m, ipc, _ in rows])
+    cells = experiment_cells(summary, exp, {"pruning": pruning})
+    assert set(cells.student) == {"convnet_d3"} and set(cells.application) == {"pruning"}
+    m = match(published, cells, "delt/table6").set_index(["row", "col", "metric"])
+    assert m.loc[("IPC 10", "Ours", "top1"), "ddflow_mean"] == 18.5
+    assert m.loc[("IPC 10", "Ours", "top1_gain"), "ddflow_mean"] == pytest.approx(4.5)
+    assert m.loc[("IPC 50", "Ours", "top1"), "ddflow_seeds"] == 0
+    with pytest.raises(ValueError, match="no incremental results"):
+        experiment_cells(summary, _cl_experiment(["cda/table14"], 5), {})
+
+
+def test_a_paper_application_table_needs_its_application_block():
+    import yaml
+
+    from ddflow.config import ConfigError, validate_config
+
+    from conftest import ROOT
+
+    raw = yaml.safe_load((ROOT / "config" / "applications" / "applications.mini.yaml").read_text())
+    validate_config(raw)
+    raw.pop("incremental")
+    with pytest.raises(ConfigError, match="cda/table14 is filled by the incremental application"):
+        validate_config(raw)
+
+
+def test_hours_tables_take_the_measured_recovery_and_squeeze_cost():
+    published = load_published()
+    methods = {"sre2l": {"kind": "sre2l"}, "cda": {"kind": "cda"},
+               "delt": {"kind": "delt", "round_iterations": 500}}  # fmt: skip
+    exp = _experiment("cost", methods, ["delt/table5", {"table": "cda/appendix_c",
+                      "dataset": "imagenet1k"}], dataset="cifar10", ipc={"10": 50})  # fmt: skip
+    summary = _summary([(m, m, 10, 50.0, 1.0) for m in methods])
+    cost = pd.DataFrame(
+        [{"method": m, "ipc": 10, "protocol": "online", "recover_wall_s": s,
+          "recover_peak_mb": 2048.0, "device": "cuda"}
+         for m, s in (("sre2l", 360.0), ("cda", 360.0), ("delt", 270.0))]
+    )  # fmt: skip
+    teacher = {"wall_s": 7200.0, "peak_rss_mb": 900.0, "peak_gpu_mb": 3072.0}
+    cells = experiment_cells(summary, exp, cost={"table": cost, "teacher": teacher})
+    m = match(published, cells, "delt/table5").set_index(["row", "col", "metric"])
+    col = "Dataset (hours) / CIFAR-10"
+    assert m.loc[("SRe2L [11]", col, "hours"), "ddflow_mean"] == pytest.approx(0.1)
+    assert m.loc[("Ours (RI = 500)", col, "hours"), "ddflow_mean"] == pytest.approx(0.075)
+    assert m.loc[("Ours (RI = 500)", col, "hours_saving_pct"), "ddflow_mean"] == pytest.approx(25)
+    assert m.loc[("Ours (RI = 1K)", col, "hours"), "ddflow_seeds"] == 0  # RI 1K not run
+    assert m.loc[("CDA [12]", "Dataset (hours) / ImageNet-1K", "hours"), "ddflow_seeds"] == 0
+    c = match(published, cells, "cda/appendix_c").set_index(["row", "col"])
+    row = "ImageNet-1K recovery, IPC 50 (1x A100 40G)"
+    assert c.loc[(row, "hours"), "ddflow_mean"] == pytest.approx(0.1)
+    assert c.loc[(row, "peak GPU memory (GB)"), "ddflow_mean"] == pytest.approx(2.0)
+    md, _ = render_table(published, cells, "delt/table5")
+    assert "**0.075** / 0.083" in md

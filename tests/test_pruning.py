@@ -78,9 +78,8 @@ def _cfg(**extra):
 
 def test_pruning_config_checks_and_its_own_id():
     cfg = validate_config(_cfg(pruning={}))
-    assert cfg["pruning"] == {"ratio": 0.5, "scope": "global"} and application_methods(
-        cfg, "pruning"
-    ) == [
+    assert cfg["pruning"] == {"ratio": 0.5, "scope": "global", "network": None}
+    assert application_methods(cfg, "pruning") == [
         "s",
         "random",
     ]
@@ -89,8 +88,17 @@ def test_pruning_config_checks_and_its_own_id():
         a.application("pruning", "online") != b.application("pruning", "online")
         and a.students == b.students
     )
-    with pytest.raises(ConfigError, match="teacher.arch is 'resnet18_lowres'"):
+    with pytest.raises(ConfigError, match="'teacher.arch'.* it is 'resnet18_lowres'"):
         validate_config({**_cfg(pruning={}), "teacher": {"arch": "resnet18_lowres"}})
+    # a network of its own (DELT: VGG11-BN slimmed, sets from ResNet-18) gets its own id
+    vgg = {"arch": "torchvision:vgg11_bn", "pretrained": "IMAGENET1K_V1"}
+    r18 = {"teacher": {"arch": "resnet18_lowres"}}
+    c = StageIds(validate_config({**_cfg(pruning={"network": vgg}), **r18}))
+    assert c.application("pruning", "online") != a.application("pruning", "online")
+    with pytest.raises(ConfigError, match="'pruning.network.arch'.* it is 'resnet18'"):
+        validate_config({**_cfg(pruning={"network": {**vgg, "arch": "resnet18"}}), **r18})
+    with pytest.raises(ConfigError, match="pruning.network': set one of"):
+        validate_config({**_cfg(pruning={"network": {"arch": "vgg11_bn_lowres"}}), **r18})
     validate_config({**_cfg(pruning={}), "teacher": {"arch": "torchvision:vgg16_bn"}})
     with pytest.raises(ConfigError, match=r"pruning.methods': \['x'\]"):
         validate_config(_cfg(pruning={"methods": ["x"]}))

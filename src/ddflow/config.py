@@ -295,7 +295,7 @@ def validate_config(config: dict) -> dict:
                 f"recovery method; choose from {sorted(cfg['methods'])}"
             )
     check_models(cfg)
-    _check_paper(cfg["report"]["paper"])
+    _check_paper(cfg)
     if cfg["runtime"]["logger"] == "tensorboard" and not importlib.util.find_spec("tensorboard"):
         raise ConfigError(
             "config key 'runtime.logger': tensorboard needs the tensorboard package (pip install "
@@ -342,12 +342,19 @@ def _check_pruning(cfg: dict, schema: dict) -> None:
     why = "the pruned network learns from the unpruned teacher online"
     if _check_application(cfg, schema, "pruning", why) is None:
         return
-    arch = cfg["teacher"]["arch"]
+    network = cfg["pruning"].get("network")
+    key = "pruning.network" if network else "teacher"
+    if network and bool(network.get("pretrained")) == bool(network.get("checkpoint")):
+        raise ConfigError(
+            "config key 'pruning.network': set one of pruning.network.pretrained (torchvision "
+            "weights) or pruning.network.checkpoint (a weights file)"
+        )
+    arch = (network or cfg["teacher"])["arch"]
     if not re.fullmatch(r"vgg11_bn_lowres|convnet_d\d|conv\d|torchvision:vgg\d+_bn", arch):
         raise ConfigError(
-            f"config key 'pruning': slimming prunes the teacher's BN-gated channels in plain "
-            f"conv-BN stacks; teacher.arch is '{arch}'. Use vgg11_bn_lowres, a convnet_d*, or "
-            "torchvision:vgg11_bn (with teacher.pretrained for ImageNet's weights)"
+            f"config key '{key}.arch': slimming prunes BN-gated channels in plain conv-BN "
+            f"stacks; it is '{arch}'. Use vgg11_bn_lowres, a convnet_d*, or torchvision:vgg11_bn "
+            "(with pretrained: IMAGENET1K_V1 for ImageNet's weights)"
         )
 
 
@@ -421,7 +428,16 @@ def published_tables() -> set[str]:
     return {f"{r['paper']}/{r['table']}" for r in csv.DictReader(text.splitlines())}
 
 
-def _check_paper(paper: dict | None) -> None:
+# Paper tables filled by an application's results (its table), not by the student summary.
+APPLICATION_TABLES = {
+    "cda/table14": "incremental",
+    "cda/table15": "incremental",
+    "delt/table6": "pruning",
+}
+
+
+def _check_paper(cfg: dict) -> None:
+    paper = cfg["report"].get("paper")
     if not paper:
         return
     known = published_tables()
@@ -430,6 +446,12 @@ def _check_paper(paper: dict | None) -> None:
             raise ConfigError(
                 f"config key 'report.paper.tables': no published numbers for '{table}'; "
                 f"choose from {sorted(known)}"
+            )
+        application = APPLICATION_TABLES.get(table)
+        if application and cfg.get(application) is None:
+            raise ConfigError(
+                f"config key 'report.paper.tables': {table} is filled by the {application} "
+                f"application, which this config does not run; add an `{application}` block"
             )
 
 
@@ -572,7 +594,7 @@ class StageIds:
 
     def application_slice(self, key: str, protocol: str) -> dict:
         """An application's (incremental, pruning) settings over one protocol's student id."""
-        settings = {k: v for k, v in self.cfg[key].items() if k != "methods"}
+        settings = {k: v for k, v in self.cfg[key].items() if k != "methods" and v is not None}
         return {"student": self.students[protocol], key: settings, "v": ALGO_VERSION[key]}
 
     def application(self, key: str, protocol: str) -> str:

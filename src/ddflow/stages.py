@@ -299,6 +299,11 @@ def run_assemble(
         "recover_wall_s": round(sum(c["wall_s"] for c in costs), 3),
         "recover_image_iterations": sum(c["image_iterations"] for c in costs),
         "recover_peak_rss_mb": max(c["peak_rss_mb"] for c in costs),
+        **(
+            {"recover_peak_gpu_mb": max(c["peak_gpu_mb"] for c in costs)}
+            if all("peak_gpu_mb" in c for c in costs)
+            else {}
+        ),
         "shards": len(costs),
     }
     write_distilled(
@@ -476,9 +481,21 @@ def run_pruned_student(
     device, bundle, images, targets, manifest = _load_set(
         runtime, threads, data_npz, data_meta, images_dir, manifest_path
     )
-    teacher, meta = load_teacher(teacher_ckpt, bundle.classes)
+    if spec.get("network"):  # a loaded network of its own, which teaches its pruned copy
+        from ddflow.models.pretrained import load_pretrained
+
+        teacher, source = load_pretrained(
+            spec["network"], bundle.classes, bundle.image_shape, bundle.mean, bundle.std,
+            config_key="pruning.network",
+        )  # fmt: skip
+        meta = {"arch": spec["network"]["arch"]}
+    else:
+        teacher, meta = load_teacher(teacher_ckpt, bundle.classes)
+        source = {"kind": "teacher", "path": teacher_ckpt}
     pruned, pruning = slim(teacher, spec["ratio"], spec["scope"])
+    pruning["network"] = source
     norm = Normalizer(bundle.mean, bundle.std, device)
+    pruning["top1_unpruned"] = evaluate(teacher.to(device), bundle.test_x, bundle.test_y, norm)
     pruning["top1_after_surgery"] = evaluate(pruned.to(device), bundle.test_x, bundle.test_y, norm)
     kd = teacher if PROTOCOLS[cfg["labels"]].needs_teacher else None
     with CostMeter(device) as cost:

@@ -453,6 +453,22 @@ REPORT_CATEGORY = (
 )
 
 
+def paper_table_inputs(wildcards):
+    """The summary, the cost table and the teacher's cost (the hours tables), and each
+    configured application's table (some paper tables are theirs)."""
+    return {
+        "summary": f"{REPORT_DIR}/tables/summary.csv",
+        "experiment": f"{REPORT_DIR}/experiment.yaml",
+        "cost": f"{REPORT_DIR}/tables/cost.csv",
+        "teacher": TEACHER_METRICS,
+        **{
+            key: f"{REPORT_DIR}/tables/{key}.csv"
+            for key in ("incremental", "pruning")
+            if CFG[key] is not None
+        },
+    }
+
+
 def paper_outputs():
     """This experiment's paper tables (ddflow beside the published numbers) and figures."""
     if not PAPER:

@@ -271,8 +271,7 @@ rule label_bytes_figure:
 
 rule paper_tables:
     input:
-        summary=f"{REPORT_DIR}/tables/summary.csv",
-        experiment=f"{REPORT_DIR}/experiment.yaml",
+        unpack(paper_table_inputs),
     output:
         paper_outputs(),
     log:

@@ -8,10 +8,14 @@ with stage(sm) as (runtime, params):
     import yaml
 
     from ddflow.config import paper_table_names
+    from ddflow.io import read_json
     from ddflow.report.paper import experiment_cells, write_paper
 
     experiment = yaml.safe_load(Path(sm.input.experiment).read_text())
-    cells = experiment_cells(pd.read_csv(sm.input.summary), experiment)
+    named = dict(sm.input.items())
+    applications = {k: pd.read_csv(named[k]) for k in ("incremental", "pruning") if k in named}
+    cost = {"table": pd.read_csv(sm.input.cost), "teacher": read_json(sm.input.teacher)["cost"]}
+    cells = experiment_cells(pd.read_csv(sm.input.summary), experiment, applications, cost)
     tables = paper_table_names(experiment["config"]["report"]["paper"])
     for item in write_paper(cells, tables, Path(sm.output[0]).parent):
         print(item["path"], item["caption"])

@@ -21,7 +21,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from ddflow.config import configured_method, paper_stand_ins, student_protocols
+from ddflow.config import (
+    APPLICATION_TABLES,
+    configured_method,
+    paper_stand_ins,
+    student_protocols,
+)
 from ddflow.io import atomic_path
 from ddflow.methods import KINDS
 from ddflow.report.paper_figures import PAPER_FIGURES, figure_for, file_stem
@@ -59,40 +64,111 @@ def _paper_student(arch: str) -> str:
     return arch.split(":", 1)[1] if ":" in arch else arch
 
 
-def experiment_cells(summary: pd.DataFrame, experiment: dict) -> pd.DataFrame:
-    """An experiment's results (summary.csv rows), once per paper table it regenerates, with
-    what each stands for in that table (the paper's dataset, student and IPC)."""
+# Setting keys of incremental cells: the run's step count and the classes seen at the cell's step.
+INCREMENTAL_KEYS = {"classes", "steps"}
+
+
+def _results(summary: pd.DataFrame, application: str | None, cfg: dict, apps: dict) -> list[dict]:
+    """The rows a table of this source is filled from, in one shape (top1_mean/std, seeds)."""
+    teacher_top1 = float(summary.teacher_top1.iloc[0]) if len(summary) else float("nan")
+    if application is None:
+        return [
+            {**r._asdict(), "top1_mean": r.top1_last_mean, "top1_std": r.top1_last_std}
+            for r in summary.itertuples()
+        ]
+    table = apps.get(application)
+    if table is None:
+        raise ValueError(
+            f"report.paper lists a {application} table but the experiment has no {application} "
+            f"results: set the config's `{application}` block"
+        )
+    if application == "incremental":
+        steps = int(cfg["incremental"]["steps"])
+        return [
+            {
+                **r._asdict(), "student": cfg["student"]["arch"], "seeds": int(r.runs),
+                "teacher_top1": teacher_top1, "cl_steps": steps, "cl_step": int(r.step),
+            }
+            for r in table.itertuples()
+        ]  # fmt: skip
+    return [  # pruning: the student is the slimmed network, named by its architecture
+        {
+            **r._asdict(), "student": r.student.split(" slimmed", 1)[0],
+            "top1_mean": r.top1_last_mean, "top1_std": r.top1_last_std,
+        }
+        for r in table.itertuples()
+    ]  # fmt: skip
+
+
+def _costs(cost: dict | None) -> tuple[dict, dict]:
+    """Per (method, ipc, protocol): the set's measured recovery hours and peak GB (cost.csv),
+    and the squeeze's (the teacher's metrics; a loaded teacher costs no training)."""
+    if not cost:
+        return {}, {}
+    per_set = {
+        (r.method, int(r.ipc), r.protocol): {
+            "recover_hours": r.recover_wall_s / 3600,
+            "recover_peak_gb": r.recover_peak_mb / 1024,
+            "cost_device": r.device,
+        }
+        for r in cost["table"].itertuples()
+    }
+    t = cost["teacher"]
+    squeeze = {
+        "squeeze_hours": t["wall_s"] / 3600,
+        "squeeze_peak_gb": t.get("peak_gpu_mb", t["peak_rss_mb"]) / 1024,
+    }
+    return per_set, squeeze
+
+
+def experiment_cells(
+    summary: pd.DataFrame,
+    experiment: dict,
+    applications: dict | None = None,
+    cost: dict | None = None,
+) -> pd.DataFrame:
+    """An experiment's results (summary.csv rows, or an application's table rows for the tables
+    an application fills), once per paper table it regenerates, with what each stands for in
+    that table (the paper's dataset, student and IPC) and, given `cost` ({"table": cost.csv,
+    "teacher": the teacher's cost}), what making its set took."""
     cfg = experiment["config"]
+    per_set, squeeze = _costs(cost)
     paper = cfg["report"].get("paper") or {}
     recipes = student_protocols(cfg["student"])
     synthesis = experiment.get("synthesis_seeds", {})
     rows = []
     for table, stand_in in paper_stand_ins(paper).items() if paper else []:
-        for r in summary.itertuples():
+        application = APPLICATION_TABLES.get(table)
+        for r in _results(summary, application, cfg, applications or {}):
             rows.append(
                 {
                     "experiment": cfg["report"]["name"] or "default",
                     "scale": paper["scale"],
                     "table": table,
                     "paper_dataset": stand_in.get("dataset") or cfg["dataset"]["name"],
-                    "paper_student": stand_in.get("student") or _paper_student(r.student),
-                    "paper_ipc": int(stand_in.get("ipc", {}).get(str(r.ipc), r.ipc)),
+                    "paper_student": stand_in.get("student") or _paper_student(r["student"]),
+                    "paper_ipc": int(stand_in.get("ipc", {}).get(str(r["ipc"]), r["ipc"])),
                     "dataset": cfg["dataset"]["name"],
-                    "method": r.method,
-                    "kind": r.kind,
-                    "ipc": int(r.ipc),
-                    "student": r.student,
-                    "seeds": int(r.seeds),
-                    "top1_mean": float(r.top1_last_mean),
-                    "top1_std": float(r.top1_last_std),
+                    "method": r["method"],
+                    "kind": r["kind"],
+                    "ipc": int(r["ipc"]),
+                    "student": r["student"],
+                    "seeds": int(r["seeds"]),
+                    "top1_mean": float(r["top1_mean"]),
+                    "top1_std": float(r["top1_std"]),
                     "teacher": cfg["teacher"]["arch"],
-                    "teacher_top1": float(r.teacher_top1),
+                    "teacher_top1": float(r["teacher_top1"]),
                     "method_config": json.dumps(
-                        configured_method(cfg["methods"], synthesis, r.method), sort_keys=True
+                        configured_method(cfg["methods"], synthesis, r["method"]), sort_keys=True
                     ),
-                    "protocol": r.protocol,
-                    "student_config": json.dumps(recipes[r.protocol], sort_keys=True),
-                    "sweep": r.method.split("__", 1)[0] if "__" in r.method else "",
+                    "protocol": r["protocol"],
+                    "student_config": json.dumps(recipes[r["protocol"]], sort_keys=True),
+                    "sweep": r["method"].split("__", 1)[0] if "__" in r["method"] else "",
+                    "application": application or "",
+                    "cl_steps": r.get("cl_steps", 0),
+                    "cl_step": r.get("cl_step", 0),
+                    **squeeze,
+                    **per_set.get((r["method"], int(r["ipc"]), r["protocol"]), {}),
                 }
             )
     return pd.DataFrame(rows)
@@ -114,8 +190,16 @@ def _fits(cell, run) -> bool:
         return False
     if cell.student and cell.student != run.paper_student:
         return False
+    setting = parse_setting(cell.setting)
+    if "steps" in setting and (int(setting["steps"]), cell.cl_step) != (
+        run.cl_steps,
+        run.cl_step,
+    ):  # a stand-in fills the paper's step k with its own step k, whatever its class count
+        return False
     method, student = json.loads(run.method_config), json.loads(run.student_config)
-    for key, text in parse_setting(cell.setting).items():
+    for key, text in setting.items():
+        if key in INCREMENTAL_KEYS or key == "stage":
+            continue
         where, name = (student, STUDENT_KEYS[key]) if key in STUDENT_KEYS else (method, key)
         if name not in where or not _same(where[name], text):
             return False
@@ -146,6 +230,35 @@ def _fill(cell, runs: pd.DataFrame) -> tuple[object | None, bool]:
     return (fits[0] if len(fits) == 1 else None), len(fits) > 1
 
 
+def _with_steps(pub: pd.DataFrame) -> pd.DataFrame:
+    """Incremental cells name the classes seen; their step is classes / (classes per step),
+    the classes per step being the most classes seen in the table at that step count / steps."""
+    settings = pub.setting.map(parse_setting)
+    steps = settings.map(lambda s: int(s.get("steps", 0)))
+    classes = settings.map(lambda s: int(s.get("classes", 0)))
+    most = classes.groupby(steps).transform("max")
+    per_step = (most // steps.where(steps > 0, 1)).where(steps > 0, 1)
+    return pub.assign(cl_step=(classes // per_step).where(steps > 0, 0).astype(int))
+
+
+COST_TABLES = {"delt/table5", "cda/appendix_c"}
+# Cost metrics: the cells' stage (setting stage=..., default recover) -> the run's column.
+COST_OF = {
+    "hours": {"recover": "recover_hours", "squeeze": "squeeze_hours"},
+    "memory_gb": {"recover": "recover_peak_gb", "squeeze": "squeeze_peak_gb"},
+}
+
+
+def _cost(cell, run) -> float:
+    """A cost cell's measured value from its run (hours or GB), NaN when not measured."""
+    if run is None:
+        return float("nan")
+    stage = parse_setting(cell.setting).get("stage", "recover")
+    metric = cell.metric if cell.metric in COST_OF else "hours"
+    value = getattr(run, COST_OF[metric][stage], float("nan"))
+    return float(value) if not pd.isna(value) else float("nan")
+
+
 def match(published: pd.DataFrame, cells: pd.DataFrame, table: str) -> pd.DataFrame:
     """The table's published cells (paper order) with the ddflow run that fills each, if any.
 
@@ -154,7 +267,7 @@ def match(published: pd.DataFrame, cells: pd.DataFrame, table: str) -> pd.DataFr
     with ddflow's own gain over the same baseline (std: both stds in quadrature).
     """
     paper, name = table.split("/")
-    pub = published[(published.paper == paper) & (published.table == name)].copy()
+    pub = _with_steps(published[(published.paper == paper) & (published.table == name)].copy())
     runs = _runs(cells, table)
     filled = []
     for cell in pub.itertuples():
@@ -163,6 +276,17 @@ def match(published: pd.DataFrame, cells: pd.DataFrame, table: str) -> pd.DataFr
             run, ambiguous = _fill(cell, runs)
             if run:
                 mean, std = run.top1_mean, run.top1_std
+        elif cell.metric in COST_OF:
+            run, ambiguous = _fill(cell, runs)
+            mean = _cost(cell, run)
+            run = run if not math.isnan(mean) else None
+        elif cell.metric == "hours_saving_pct":  # DELT Table 5's arrows: time saved vs SRe2L
+            run, ambiguous = _fill(cell, runs)
+            base, base_ambiguous = _fill(cell._replace(method="sre2l", setting=""), runs)
+            ambiguous |= base_ambiguous
+            ours, theirs = _cost(cell, run), _cost(cell, base)
+            mean = 100 * (1 - ours / theirs) if theirs > 0 else float("nan")
+            run = run if not math.isnan(mean) else None
         elif cell.metric == "top1_gain" and table in GAIN_OVER:
             run, ambiguous = _fill(cell, runs)
             base, base_ambiguous = _fill(cell._replace(method=GAIN_OVER[table]), runs)
@@ -191,8 +315,11 @@ def _fmt_cell(c) -> str:
         return f"{paper} (quoted)"
     if c.ddflow_seeds == 0:
         return f"— / {paper}"
+    if c.metric in COST_OF:  # measured once, on this machine: no std, no difference
+        return f"**{c.ddflow_mean:.3g}** / {paper}"
     diff = c.ddflow_mean - c.value
-    return f"**{c.ddflow_mean:.2f} ± {c.ddflow_std:.2f}** / {paper} ({diff:+.2f})"
+    std = "" if pd.isna(c.ddflow_std) else f" ± {c.ddflow_std:.2f}"
+    return f"**{c.ddflow_mean:.2f}{std}** / {paper} ({diff:+.2f})"
 
 
 def layout(matched: pd.DataFrame) -> pd.DataFrame:
@@ -226,6 +353,22 @@ _LABEL_WORDS = {
 }
 
 
+def _application_words(r, g: pd.DataFrame) -> str:
+    if r.application == "incremental":
+        return (
+            f" Class-incremental learning in {r.cl_steps} steps: at each step a fresh student "
+            "trains on the distilled images of the classes seen so far and is tested on their "
+            "test images; ddflow's step k stands in for the paper's step k; std over "
+            f"{int(g.seeds.max())} runs (sets x student seeds)."
+        )
+    if r.application == "pruning":
+        return (
+            f" The slimmed {r.student} (data-free network slimming, the config's `pruning` "
+            "block) retrained from its kept weights on each set."
+        )
+    return ""
+
+
 def caption(table: str, cells: pd.DataFrame) -> str:
     paper, name = table.split("/")
     runs = _runs(cells, table)
@@ -235,18 +378,19 @@ def caption(table: str, cells: pd.DataFrame) -> str:
         stand_in = ""
         ipcs = sorted({(int(a), int(b)) for a, b in zip(g.ipc, g.paper_ipc) if a != b})
         if r.dataset != r.paper_dataset or _paper_student(r.student) != r.paper_student or ipcs:
-            stand_in = (
-                f" ddflow's {r.dataset} stands in for the paper's {r.paper_dataset}, its "
-                f"student {r.student} for {r.paper_student}"
-                + "".join(f", its IPC {a} for IPC {b}" for a, b in ipcs)
-                + "."
-            )
+            parts = [f"ddflow's {r.dataset} stands in for the paper's {r.paper_dataset}"]
+            if _paper_student(r.student) != r.paper_student:
+                parts.append(f"its student {r.student} for {r.paper_student}")
+            parts += [f"its IPC {a} for IPC {b}" for a, b in ipcs]
+            stand_in = " " + ", ".join(parts) + "."
         student = json.loads(r.student_config)
         lines.append(
             f"`{exp}` ({r.scale or 'unsized'} scale): teacher {r.teacher} at "
             f"{r.teacher_top1:.2f}% test top-1; students {r.student}, {student['epochs']} epochs, "
             f"{_LABEL_WORDS[student['labels']]}; top-1 on the test split at the last epoch, "
-            f"mean ± std over {len(student['seeds'])} seeds {student['seeds']}." + stand_in
+            f"mean ± std over {len(student['seeds'])} seeds {student['seeds']}."
+            + stand_in
+            + _application_words(r, g)
         )
     lines.append(
         "Cells: **ddflow** / paper (ddflow − paper). — = not run here; (quoted) = a method "
@@ -256,6 +400,14 @@ def caption(table: str, cells: pd.DataFrame) -> str:
             f" Gain cells: ddflow's method minus its {GAIN_OVER[table]} in the same row and "
             "column (std: both stds in quadrature)."
             if table in GAIN_OVER
+            else ""
+        )
+        + (
+            " Hours and GB: measured once by ddflow on its runs' device ("
+            + ", ".join(sorted(set(runs.get("cost_device", pd.Series(dtype=str)).dropna())))
+            + "; tables/cost.csv: recovery summed over shards, its peak the largest shard's), "
+            "so they compare the methods' relative cost, not the paper's hardware."
+            if table in COST_TABLES
             else ""
         )
     )
@@ -281,7 +433,11 @@ def render_table(
         md += [
             "ddflow runs with no published counterpart in this table:",
             "",
-            rest[["experiment", "method", "kind", "ipc", "student", "top1_mean", "top1_std"]]
+            rest[
+                ["experiment", "method", "kind", "ipc", "student"]
+                + (["cl_step"] if APPLICATION_TABLES.get(table) == "incremental" else [])
+                + ["top1_mean", "top1_std"]
+            ]
             .round(2)
             .to_markdown(index=False),
             "",

@@ -13,13 +13,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from ddflow.config import ConfigError, load_config, paper_table_names, report_dir
 from ddflow.io import atomic_path, read_json, write_json
 
 
+def _lists_paper(path: Path, paper: str) -> bool:
+    """Whether a config outside config/<paper>/ regenerates one of the paper's tables (the
+    applications' configs serve both papers)."""
+    block = (yaml.safe_load(path.read_text()) or {}).get("report", {}).get("paper") or {}
+    return any(t.startswith(f"{paper}/") for t in paper_table_names(block))
+
+
 def paper_configs(paper: str, size: str) -> list[Path]:
-    configs = sorted(Path("config", paper).glob(f"*.{size}.yaml"))
+    """config/<paper>/*.<size>.yaml, and any other config of that size that lists its tables."""
+    own = sorted(Path("config", paper).glob(f"*.{size}.yaml"))
+    others = [
+        c
+        for c in sorted(Path("config").glob(f"*/*.{size}.yaml"))
+        if c.parent.name != paper and _lists_paper(c, paper)
+    ]
+    configs = own + others
     if not configs:
         raise ConfigError(
             f"no config/{paper}/*.{size}.yaml here: run `ddflow paper` from the repository root "

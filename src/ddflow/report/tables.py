@@ -255,6 +255,10 @@ def write_cost_table(
                 "recover_wall_s": r["distill_cost"].get("recover_wall_s", 0.0),
                 "relabel_wall_s": r["distill_cost"].get("relabel_wall_s", 0.0),
                 "image_iterations": r["distill_cost"].get("recover_image_iterations", 0),
+                # the largest shard's peak: GPU memory on CUDA, else the process's RSS
+                "recover_peak_mb": r["distill_cost"].get(
+                    "recover_peak_gpu_mb", r["distill_cost"].get("recover_peak_rss_mb", 0.0)
+                ),
                 "image_bytes": r["distilled_image_bytes"],
                 "label_bytes": labels.get("label_bytes", 0),
                 "teacher_at_training": "yes" if labels["teacher_at_training"] else "no",
@@ -266,7 +270,8 @@ def write_cost_table(
         )
     # a method's sets (synthesis seeds) each cost their own recovery: the mean over them
     how = {"recover_wall_s": "mean", "relabel_wall_s": "mean", "image_iterations": "mean",
-           "student_wall_s": "mean", "student_peak_rss_mb": "max"}  # fmt: skip
+           "recover_peak_mb": "max", "student_wall_s": "mean",
+           "student_peak_rss_mb": "max"}  # fmt: skip
     table = (
         pd.DataFrame(rows)
         .groupby(["method", "ipc", "protocol"], sort=True)
@@ -280,7 +285,8 @@ def write_cost_table(
         table,
         f"Cost per method and label protocol (teacher, shared by all: {teacher['wall_s']:.0f} s "
         f"on {teacher['device']}, peak RSS {teacher['peak_rss_mb']:.0f} MB). Recovery time is "
-        "summed over shards; label bytes are what a student reads beside the images (stored "
+        "summed over shards, its peak memory is the largest shard's (GPU memory on CUDA, else "
+        "the process's RSS); label bytes are what a student reads beside the images (stored "
         "logits and their views at the budget, or class indices); a protocol that runs the "
         "teacher at training time needs its weights instead. Student time is the mean over seeds.",
         out_csv,
@@ -337,8 +343,10 @@ def write_pruning_table(pruned_jsons: list[str], out_csv: str, out_md: str) -> p
         f"channels and {100 * p['params_removed']:.1f}% of the parameters removed "
         f"({p['params_before']:,} -> {p['params_after']:,}; channels per layer {p['channels']} of "
         f"{p['channels_before']}); top-1 right after surgery, before retraining: "
-        f"{p['top1_after_surgery']:.2f}%. Rows: the pruned network retrained from its kept "
-        "weights on each distilled set with the unpruned teacher."
+        f"{p['top1_after_surgery']:.2f}%"
+        + (f" (unpruned: {p['top1_unpruned']:.2f}%)" if "top1_unpruned" in p else "")
+        + ". Rows: the pruned network retrained from its kept weights on each distilled set, "
+        "learning from its unpruned self."
     )
     _write(table, ["dataset", "method"], out_csv, out_md, head)
     return table
