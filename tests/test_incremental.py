@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from ddflow.applications.incremental import (
     class_order,
@@ -66,7 +67,10 @@ def _cfg(**extra):
 
 def test_incremental_config_checks_and_its_own_id():
     cfg = validate_config(_cfg(incremental={"steps": 5, "methods": ["s"]}))
-    assert cfg["incremental"] == {"steps": 5, "methods": ["s"], "order_seed": 0, "every": 1}
+    assert cfg["incremental"] == {
+        "steps": 5, "methods": ["s"], "order_seed": 0, "every": 1, "recipe": "sre2l_cl",
+        "student": None,
+    }  # fmt: skip
     assert application_methods(cfg, "incremental") == ["s", "s__seed1", "random"]  # random always
     ids = StageIds(cfg)
     moved = StageIds(validate_config(_cfg(incremental={"steps": 2, "methods": ["s"]})))
@@ -79,3 +83,41 @@ def test_incremental_config_checks_and_its_own_id():
         validate_config(_cfg(incremental={"methods": ["x"]}))
     with pytest.raises(ConfigError, match="stored labels are relabelled for the whole set"):
         validate_config(_cfg(incremental={}, student={"labels": "stored"}))
+
+
+def test_the_incremental_runs_can_take_sre2l_cls_own_recipe(monkeypatch):
+    """incremental.student: keys over the student block, in the incremental id only; checked."""
+    import ddflow.stages as stages
+
+    cl = {"optimizer": "sgd", "lr": 0.5, "batch_size": 256, "augment": "dsa", "t2_factor": True}
+    cfg = validate_config(_cfg(incremental={"steps": 2, "student": cl}))
+    plain = validate_config(_cfg(incremental={"steps": 2}))
+    ids, plain_ids = StageIds(cfg), StageIds(plain)
+    assert ids.students == plain_ids.students  # the ordinary students do not move
+    assert ids.application("incremental", "online") != plain_ids.application(
+        "incremental", "online"
+    )
+    with pytest.raises(ConfigError, match="'incremental.student.optimizer'"):
+        validate_config(_cfg(incremental={"student": {"optimizer": "lion"}}))
+    with pytest.raises(ConfigError, match=r"incremental.student': \['seeds'\] choose which runs"):
+        validate_config(_cfg(incremental={"student": {"seeds": [1]}}))
+    with pytest.raises(ConfigError, match="student.augment': stored labels replay"):
+        validate_config(_cfg(student={"augment": "dsa", "labels": ["online", "stored"]}))
+    recipes = []
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(stages, "_load_set", lambda *a: (cpu, None, None, None, {"ipc": 2}))
+    monkeypatch.setattr(stages, "_write_run", lambda *a, **k: None)
+    monkeypatch.setattr(
+        "ddflow.applications.incremental.run_incremental",
+        lambda images, targets, bundle, teacher, recipe, *a: recipes.append(recipe),
+    )
+    recipe = {**cfg["student"], "labels": "hard"}
+    stages.run_incremental("i", "m", "n", "d", None, recipe, cfg["incremental"], 0, {}, {}, "o")
+    assert {k: recipes[0][k] for k in cl} == cl
+    assert recipes[0]["epochs"] == 100 and recipes[0]["arch"] == recipe["arch"]  # SRe2L-CL's
+    own = validate_config(_cfg(incremental={"steps": 2, "recipe": "student"}))
+    stages.run_incremental("i", "m", "n", "d", None, recipe, own["incremental"], 0, {}, {}, "o")
+    assert recipes[1] == {**recipe, "batch_size": recipe["batch_size"]}  # the block as is
+    assert StageIds(own).application("incremental", "online") != plain_ids.application(
+        "incremental", "online"
+    )

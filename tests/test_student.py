@@ -303,3 +303,36 @@ def test_views_store_compact_dtypes_and_cutmix_weights_by_the_pasted_area():
                for v in draw_epoch(6, 3, (8, 8), plain, 5, 1))  # fmt: skip
     x = torch.randn(3, 1, 8, 8)
     assert torch.equal(per_sample_rrc(x, (1.0, 1.0), random.Random(0)), x)
+
+
+def test_sgd_and_dsa_students_are_seeded_and_the_teacher_labels_the_dsa_batch(monkeypatch):
+    """SRe2L-CL's recipe: SGD, DSA on the normalized batch, KD on that same batch."""
+    import ddflow.train.student as student
+
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 256, (24, 12, 12, 1), dtype=np.uint8)
+    y = np.repeat(np.arange(4), 6)
+    bundle = DatasetBundle(x, y, x[:8], y[:8], ["a", "b", "c", "d"], [0.5], [0.25])
+    cfg = {
+        "arch": "convnet_d3", "epochs": 2, "batch_size": 4, "lr": 0.05, "weight_decay": 5e-4,
+        "no_decay_bn_bias": False, "schedule": "cosine", "temperature": 20, "t2_factor": True,
+        "min_scale": 0.3, "max_scale": 1.0, "hflip": True, "cutmix": 1.0, "eval_every": 1,
+        "randaugment": None, "labels": "online", "optimizer": "sgd", "momentum": 0.9,
+        "augment": "dsa",
+    }  # fmt: skip
+    teacher = build_model("convnet_d3", 4, 1, (12, 12)).eval()
+    r1 = train_student(x[:12], teacher, bundle, cfg, 0, torch.device("cpu"))
+    r2 = train_student(x[:12], teacher, bundle, cfg, 0, torch.device("cpu"))
+    assert r1["curve"] == r2["curve"]
+    adamw = train_student(x[:12], teacher, bundle, {**cfg, "optimizer": "adamw"}, 0, "cpu")
+    assert adamw["curve"] != r1["curve"]
+    seen_student, seen_teacher = [], []
+    build = student.build_model
+    monkeypatch.setattr(student, "build_model", lambda *a, **k: _Spy(build(*a, **k), seen_student))
+    train_student(x[:12], _Spy(teacher, seen_teacher), bundle, cfg, 0, torch.device("cpu"))
+    trained_on = [inp for inp, training in seen_student if training]
+    assert len(trained_on) == len(seen_teacher) == 6
+    plain = (torch.as_tensor(x[:12], dtype=torch.float32).permute(0, 3, 1, 2) / 255 - 0.5) / 0.25
+    assert all(torch.equal(s, t) for s, (t, _) in zip(trained_on, seen_teacher))
+    augmented = [not any(torch.allclose(s[0], p, atol=1e-4) for p in plain) for s in trained_on]
+    assert sum(augmented) >= 4  # (a flip draw may keep an image as it is)

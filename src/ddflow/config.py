@@ -34,8 +34,8 @@ STAGE_CODE = {
     "teacher": ["train/teacher.py", "train/common.py", "models/convnet.py", "models/resnet.py",
                 "models/registry.py", "models/pretrained.py"],
     "features": ["select/ranking.py", "select/coreset.py", "metrics/diversity.py"],
-    "student": ["train/student.py", "train/common.py", "train/views.py", "labels/soft.py",
-                "labels/protocols.py", "labels/stored.py", "models/convnet.py",
+    "student": ["train/student.py", "train/common.py", "train/views.py", "train/dsa.py",
+                "labels/soft.py", "labels/protocols.py", "labels/stored.py", "models/convnet.py",
                 "models/resnet.py", "models/registry.py"],
     "relabel": ["labels/stored.py", "train/views.py", "recover/augment.py"],
 }  # fmt: skip
@@ -257,6 +257,11 @@ def validate_config(config: dict) -> dict:
             "config key 'ranker': set one of ranker.pretrained (torchvision weights) or "
             "ranker.checkpoint (a weights file)"
         )
+    if cfg["student"]["augment"] == "dsa" and "stored" in cfg["student"]["labels"]:
+        raise ConfigError(
+            "config key 'student.augment': stored labels replay the drawn views, which DSA "
+            "replaces; set student.augment: views or drop 'stored' from student.labels"
+        )
     if cfg["teacher"].get("min_scale") and cfg["teacher"]["crop_padding"]:
         raise ConfigError(
             "config key 'teacher.min_scale': random-resized crops replace the padded crops; "
@@ -333,9 +338,35 @@ def _check_application(cfg: dict, schema: dict, key: str, stored_why: str) -> di
     return block
 
 
+# Student keys an incremental run cannot change: they pick the runs, not their recipe.
+NOT_PER_APPLICATION = (
+    "labels", "label_budget", "seeds", "relabel_seed", "relabel_epochs_per_shard"
+)  # fmt: skip
+
+
+def incremental_recipe(recipe: dict, block: dict) -> dict:
+    """A protocol's student recipe for the incremental runs: SRe2L-CL's training recipe over it
+    (`recipe: sre2l_cl`, the default) or as it is (`student`), then the block's student keys."""
+    from ddflow.presets import SRE2L_CL_STUDENT
+
+    base = SRE2L_CL_STUDENT if block.get("recipe", "sre2l_cl") == "sre2l_cl" else {}
+    return {**recipe, **base, **(block.get("student") or {})}
+
+
 def _check_incremental(cfg: dict, schema: dict) -> None:
     why = "stored labels are relabelled for the whole set, not for each step's classes"
-    _check_application(cfg, schema, "incremental", why)
+    block = _check_application(cfg, schema, "incremental", why)
+    override = (block or {}).get("student") or {}
+    fixed = [k for k in override if k in NOT_PER_APPLICATION]
+    if fixed:
+        raise ConfigError(
+            f"config key 'incremental.student': {fixed} choose which runs exist and stay the "
+            "student block's; set them there"
+        )
+    merged = incremental_recipe(cfg["student"], block or {})
+    student_schema = {**schema["properties"]["student"], "$defs": schema.get("$defs", {})}
+    cls = jsonschema.validators.validator_for(schema)
+    _raise_first(cls(student_schema), merged, ["incremental", "student"])
 
 
 def _check_pruning(cfg: dict, schema: dict) -> None:
@@ -551,6 +582,11 @@ def student_protocols(student: dict) -> dict[str, dict]:
 def student_result_keys(recipe: dict) -> dict:
     """The keys of one protocol's recipe that change its results (not seeds or job layout)."""
     drop = {"seeds", "relabel_epochs_per_shard"}
+    # keys added after the first ids count only when set away from their default (ids hold)
+    if recipe.get("optimizer", "adamw") == "adamw":
+        drop |= {"optimizer", "momentum"}
+    if recipe.get("augment", "views") == "views":
+        drop |= {"augment"}
     if recipe["labels"] != "stored":
         drop |= {"relabel_seed"}
     if recipe["labels"] != "hybrid":

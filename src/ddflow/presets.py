@@ -1,7 +1,8 @@
-"""Recovery recipes from the authors' published scripts (reference-algorithms.md §1.2-1.4, §2.2).
+"""Recipes from the authors' published scripts (reference-algorithms.md §1.2-1.4, §2.2;
+applications.md §1.2).
 
-`methods.<name>.preset: <name>` fills these values; keys set in the config win. Each entry says
-where it comes from; where no code was published the entry says so.
+`methods.<name>.preset: <name>` fills a recovery recipe's values; keys set in the config win. Each
+entry says where it comes from; where no code was published the entry says so.
 """
 
 from __future__ import annotations
@@ -101,4 +102,26 @@ RECOVER_PRESETS: dict[str, dict] = {
         "min_scale": 0.08,
         "jitter": 0,
     },
+}
+
+
+# SRe2L-CL (zeyuanyin/SRe2L-CL main.py, utils.py, run.sh; applications.md §1.2): the students of
+# CDA's continual-learning numbers. SGD lr 0.5 (run.sh), momentum 0.9, wd 5e-4 on every parameter,
+# cosine to 0 stepped per epoch, 100 epochs, batch 256, DSA mode S, KL x T^2 at T 20, evaluated
+# after the last epoch only. The architecture stays the student block's (SRe2L-CL: the modified
+# ResNet-18, resnet18_lowres).
+SRE2L_CL_STUDENT: dict = {
+    "optimizer": "sgd",
+    "lr": 0.5,
+    "momentum": 0.9,
+    "weight_decay": 5.0e-4,
+    "no_decay_bn_bias": False,
+    "schedule": "cosine",
+    "epochs": 100,
+    "batch_size": 256,
+    "augment": "dsa",
+    "randaugment": None,
+    "temperature": 20,
+    "t2_factor": True,
+    "eval_every": 100,
 }

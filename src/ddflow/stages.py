@@ -15,6 +15,7 @@ import torch
 
 from ddflow import io
 from ddflow.compute import configure
+from ddflow.config import incremental_recipe
 from ddflow.data.datasets import check_class_map, load_bundle, prepare
 from ddflow.data.pixels import Normalizer
 from ddflow.distilled import read_distilled, write_distilled
@@ -449,8 +450,10 @@ def run_incremental(
     )
     protocol = PROTOCOLS[cfg["labels"]]
     teacher = load_teacher(teacher_ckpt, bundle.classes)[0] if protocol.needs_teacher else None
-    # the set's own batch size at its IPC, whatever each step's share of it
-    recipe = {**cfg, "batch_size": batch_size_for(cfg["batch_size"], manifest["ipc"])}
+    # the incremental block's student keys; the set's own batch size at its IPC, whatever each
+    # step's share of it
+    recipe = incremental_recipe(cfg, spec)
+    recipe["batch_size"] = batch_size_for(recipe["batch_size"], manifest["ipc"])
     with CostMeter(device) as cost:
         result = incremental(
             images, targets, bundle, teacher, recipe, seed, device, spec, train_student
@@ -482,8 +485,6 @@ def run_pruned_student(
         runtime, threads, data_npz, data_meta, images_dir, manifest_path
     )
     if spec.get("network"):  # a loaded network of its own, which teaches its pruned copy
-        from ddflow.models.pretrained import load_pretrained
-
         teacher, source = load_pretrained(
             spec["network"], bundle.classes, bundle.image_shape, bundle.mean, bundle.std,
             config_key="pruning.network",

@@ -3,9 +3,10 @@
 Recipe (RDED/DELT validation, reference-algorithms.md §3.3/§4.3): AdamW, half or full cosine per
 epoch, per-sample RandomResizedCrop + flip, one CutMix box per batch (train/views.py), and the loss
 of the label protocol (labels/protocols.py): by default KL to the teacher's softened output on the
-same mixed image. The headline is top-1 at the last epoch. With a validation split the epoch
-chosen on it is reported too (test top-1 there); the best test top-1 seen is kept only because
-the papers report it (it selects on test).
+same mixed image. SRe2L-CL's continual-learning students take SGD and DSA (train/dsa.py) instead.
+The headline is top-1 at the last epoch. With a validation split the epoch chosen on it is
+reported too (test top-1 there); the best test top-1 seen is kept only because the papers report
+it (it selects on test).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ddflow.train.common import (
     rand_augment,
     seed_everything,
 )
+from ddflow.train.dsa import dsa
 from ddflow.train.views import render
 
 log = logging.getLogger(__name__)
@@ -68,9 +70,11 @@ def train_student(
     model = model.to(device)  # a given model (a pruned network) starts from its own weights
     teacher = teacher.to(device) if teacher is not None else None
     norm = Normalizer(bundle.mean, bundle.std, device)
-    opt = torch.optim.AdamW(
-        param_groups(model, cfg["weight_decay"], cfg["no_decay_bn_bias"]), lr=cfg["lr"]
-    )
+    groups = param_groups(model, cfg["weight_decay"], cfg["no_decay_bn_bias"])
+    if cfg.get("optimizer", "adamw") == "sgd":  # SRe2L-CL's continual-learning students
+        opt = torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"])
+    else:
+        opt = torch.optim.AdamW(groups, lr=cfg["lr"])
     epochs = cfg["epochs"]
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda e: epoch_lr_factor(e, epochs, cfg["schedule"])
@@ -79,6 +83,10 @@ def train_student(
     n = len(images)
     bs = min(batch_size_for(cfg["batch_size"], n // bundle.num_classes), n)
     y = torch.as_tensor(targets if targets is not None else np.zeros(n, np.int64), device=device)
+    dsa_gen = None
+    if cfg.get("augment", "views") == "dsa":  # replaces crops, flips, CutMix; order is kept
+        dsa_gen = torch.Generator().manual_seed(seed)
+        cfg = {**cfg, "min_scale": 1.0, "max_scale": 1.0, "hflip": False, "cutmix": 0.0}
     protocol = make_protocol(cfg, seed, n, bs, (h, w), teacher=teacher, stored=stored)
     curve = []
     tracker = Tracker(f"student seed {seed}", epochs, "epoch")
@@ -89,6 +97,8 @@ def train_student(
         for view, view_soft in split_soft(soft, views):
             batch = images[view.idx]  # normalized per batch: a 224-px set is too big as floats
             x = render(norm.to_tensor(ra(batch) if ra else batch), view)
+            if dsa_gen is not None:
+                x = dsa(x, dsa_gen)
             idx = torch.as_tensor(view.idx, device=device)
             loss = protocol.loss(model(x), x, view, y[idx], view_soft)
             opt.zero_grad(set_to_none=True)
