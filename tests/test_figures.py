@@ -9,6 +9,7 @@ from ddflow.distilled import write_distilled
 from ddflow.report.figures import (
     crop_boxes,
     crop_schedules,
+    grid_columns,
     has_curriculum,
     image_grid,
     near_constant_classes,
@@ -52,3 +53,29 @@ def test_student_curves_with_bands_and_levels(tmp_path):
             paths[-1].write_text(json.dumps(r))
     student_curves([str(p) for p in paths], str(tmp_path / "c.png"), "students convnet")
     assert Image.open(tmp_path / "c.png").size[0] > 400
+
+
+def test_delt_grids_run_from_the_longest_to_the_shortest_optimised_image(tmp_path):
+    """DELT Figures 6, 9-11: with EarlyLate rounds the manifest records each image's steps."""
+    from ddflow.recover.early_late import image_groups, iterations_per_image
+
+    ipc = 20
+    per_class = iterations_per_image(image_groups(ipc, 400, 100), 400, 100)  # 400,...,100
+    labels = np.repeat(np.arange(2), ipc)
+    steps = np.tile(per_class, 2)
+    picks, headers = grid_columns(labels, steps, 5)
+    assert headers == ["400 it.", "300 it.", "200 it.", "200 it.", "100 it."]  # ranks 0,5,10,14,19
+    assert [steps[i] for i in picks[1]] == [400, 300, 200, 200, 100] and set(picks[1]) < set(
+        range(20, 40)
+    )
+    uniform, none = grid_columns(labels, np.full(40, 300), 5)  # SRe2L: IPC order, no headers
+    assert none is None and uniform[1].tolist() == [20, 21, 22, 23, 24]
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)
+    index = np.tile(np.arange(ipc), 2)
+    write_distilled(tmp_path / "img", tmp_path / "m.json", images, labels, index, ["a", "b"],
+                    {"ipc": ipc}, iterations=steps)  # fmt: skip
+    manifest = json.loads((tmp_path / "m.json").read_text())
+    assert [f["iterations"] for f in manifest["files"]] == steps.tolist()
+    image_grid(str(tmp_path / "img"), str(tmp_path / "m.json"), str(tmp_path / "g.png"), "t")
+    assert Image.open(tmp_path / "g.png").size[0] > 50

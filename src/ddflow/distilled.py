@@ -30,11 +30,14 @@ def write_distilled(
     ipc_index: np.ndarray,
     classes: list[str],
     manifest: dict,
+    iterations: np.ndarray | None = None,
 ) -> None:
-    """Write PNGs (atomically, as one folder) and then the manifest with per-file sha256."""
+    """Write PNGs (atomically, as one folder) and then the manifest with per-file sha256 and,
+    for recovered sets, each image's optimisation steps (DELT's differ by joining round)."""
     files = []
+    steps = iterations if iterations is not None else [None] * len(images)
     with atomic_path(images_dir, is_dir=True) as tmp:
-        for img, y, k in zip(images, labels, ipc_index):
+        for img, y, k, it in zip(images, labels, ipc_index, steps):
             rel = f"{class_folder(int(y), classes[int(y)])}/{int(y):05d}_{int(k):04d}.png"
             path = tmp / rel
             path.parent.mkdir(exist_ok=True)
@@ -45,6 +48,7 @@ def write_distilled(
                     "label": int(y),
                     "ipc_index": int(k),
                     "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                    **({"iterations": int(it)} if it is not None else {}),
                 }
             )
     write_json(

@@ -283,9 +283,9 @@ def run_assemble(
     classes = io.read_json(data_meta)["classes"]
     parts, costs = [], []
     for path in shard_npzs:
-        z = io.load_npz(path, "images", "labels", "ipc_index", "cost_json")
+        z = io.load_npz(path, "images", "labels", "ipc_index", "iterations", "cost_json")
         keep = z["ipc_index"] < ipc
-        parts.append({k: z[k][keep] for k in ("images", "labels", "ipc_index")})
+        parts.append({k: z[k][keep] for k in ("images", "labels", "ipc_index", "iterations")})
         costs.append(json.loads(str(z["cost_json"])))
     merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     order = np.lexsort((merged["ipc_index"], merged["labels"]))
@@ -315,6 +315,7 @@ def run_assemble(
         merged["ipc_index"],
         classes,
         {**manifest, "ipc": ipc, "cost": cost},
+        iterations=merged["iterations"],
     )
 
 

@@ -35,6 +35,22 @@ def near_constant_classes(images: np.ndarray, labels: np.ndarray, classes: list[
     ]
 
 
+def grid_columns(
+    labels: np.ndarray, steps: np.ndarray, max_ipc: int
+) -> tuple[list[np.ndarray], list[str] | None]:
+    """Per class, the images of the grid's columns, and the columns' headers. IPC order; or, when
+    the images' optimisation steps differ (-1 = not recorded), longest-optimised first (ties keep
+    IPC order) with the columns spread evenly from the longest to the shortest."""
+    per_class = int(np.bincount(labels).min())
+    cols = min(max_ipc, per_class)
+    members = [np.flatnonzero(labels == c) for c in range(labels.max() + 1)]
+    if len(set(steps.tolist()) - {-1}) <= 1:
+        return [m[:cols] for m in members], None
+    ranks = np.unique(np.linspace(0, per_class - 1, cols).round().astype(int))
+    ordered = [m[np.argsort(-steps[m], kind="stable")][ranks] for m in members]
+    return ordered, [f"{steps[i]} it." for i in ordered[0]]
+
+
 def image_grid(
     images_dir: str,
     manifest_path: str,
@@ -44,15 +60,24 @@ def image_grid(
     max_ipc: int = 10,
 ) -> list[str]:
     """Rows = classes (by name), columns = IPC index; returns the near-constant classes, which
-    the figure's title names too."""
+    the figure's title names too.
+
+    When the set's images were optimised for different numbers of steps (DELT's EarlyLate rounds,
+    recorded per image in the manifest), each row runs from the longest- to the shortest-optimised
+    image, the columns spread over that range and headed by their steps (DELT Figures 6, 9-11:
+    early images lose their initial patches, late ones keep them)."""
     classes = read_json(manifest_path)["classes"]
-    images, labels, _ = read_distilled(images_dir, manifest_path, classes)
+    images, labels, manifest = read_distilled(images_dir, manifest_path, classes)
+    steps = np.array([f.get("iterations", -1) for f in manifest["files"]])
     flat = near_constant_classes(images, labels, classes)
     rows = list(range(min(len(classes), max_classes)))
-    cols = min(max_ipc, int(np.bincount(labels).min()))
+    picks_of, headers = grid_columns(labels, steps, max_ipc)
+    cols = len(picks_of[0])
     fig, axes = plt.subplots(len(rows), cols, figsize=(cols * 0.9, len(rows) * 0.9), squeeze=False)
+    for k, head in enumerate(headers or []):
+        axes[0][k].set_title(head, fontsize=6)
     for r in rows:
-        picks = images[labels == r][:cols]
+        picks = images[picks_of[r]]
         for k in range(cols):
             ax = axes[r][k]
             img = picks[k]
@@ -69,6 +94,8 @@ def image_grid(
             classes[r] + (" (flat!)" if warn else ""), rotation=0, ha="right", va="center",
             fontsize=7, color="red" if warn else "black",
         )  # fmt: skip
+    if headers:
+        title += "\nimages ordered from longest- to shortest-optimised (steps above each column)"
     if flat:
         title += f"\nwarning: near-constant images in class(es) {', '.join(flat[:8])}"
     fig.suptitle(title, fontsize=9, color="red" if flat else "black")
