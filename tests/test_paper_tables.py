@@ -327,3 +327,24 @@ def test_hours_tables_take_the_measured_recovery_and_squeeze_cost():
     assert c.loc[(row, "peak GPU memory (GB)"), "ddflow_mean"] == pytest.approx(2.0)
     md, _ = render_table(published, cells, "delt/table5")
     assert "**0.075** / 0.083" in md
+
+
+def test_cells_naming_a_recovery_or_relabel_model_take_runs_of_that_teacher():
+    published = load_published()
+    methods = {"cda": {"kind": "cda"}}
+    exp = _experiment("dn", methods, ["cda/table7", {"table": "cda/table19"}],
+                      dataset="imagenet1k", student="resnet18")  # fmt: skip
+    exp["config"]["teacher"] = {"arch": "torchvision:densenet121"}
+    cells = experiment_cells(_summary([("cda", "cda", 50, 51.0, 0.5)]), exp)
+    t7 = match(published, cells, "cda/table7").set_index(["row", "col"])
+    r18 = "Validation Model / R18"
+    assert t7.loc[("DenseNet-121 (Ours)", r18), "ddflow_mean"] == 51.0
+    assert t7.loc[("ResNet-18 (Ours)", r18), "ddflow_seeds"] == 0  # recovered with ResNet-18
+    t19 = match(published, cells, "cda/table19").set_index(["row", "col"])
+    assert t19.loc[("DenseNet-121", r18), "ddflow_mean"] == 51.0  # relabelled by DenseNet-121
+    assert t19.loc[("ResNet-18", r18), "ddflow_seeds"] == 0  # needs a ResNet-18 relabel model
+    exp["config"]["teacher"] = {"arch": "convnet_d3"}  # a mini: its teacher stands in
+    exp["config"]["report"]["paper"]["teacher"] = "densenet121"
+    cells = experiment_cells(_summary([("cda", "cda", 50, 49.0, 0.5)]), exp)
+    t7 = match(published, cells, "cda/table7").set_index(["row", "col"])
+    assert t7.loc[("DenseNet-121 (Ours)", r18), "ddflow_mean"] == 49.0

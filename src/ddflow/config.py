@@ -444,7 +444,7 @@ def paper_table_names(paper: dict | None) -> list[str]:
 
 def paper_stand_ins(paper: dict) -> dict[str, dict]:
     """Per table: the paper's dataset, student and IPC map that ddflow's results stand in for."""
-    block = {k: paper[k] for k in ("dataset", "student", "ipc") if k in paper}
+    block = {k: paper[k] for k in ("dataset", "student", "teacher", "ipc") if k in paper}
     return {
         name: {**block, **({} if isinstance(t, str) else t)}
         for name, t in zip(paper_table_names(paper), paper["tables"])

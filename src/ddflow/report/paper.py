@@ -157,6 +157,8 @@ def experiment_cells(
                     "top1_mean": float(r["top1_mean"]),
                     "top1_std": float(r["top1_std"]),
                     "teacher": cfg["teacher"]["arch"],
+                    "paper_teacher": stand_in.get("teacher")
+                    or _paper_student(cfg["teacher"]["arch"]),
                     "teacher_top1": float(r["teacher_top1"]),
                     "method_config": json.dumps(
                         configured_method(cfg["methods"], synthesis, r["method"]), sort_keys=True
@@ -199,6 +201,10 @@ def _fits(cell, run) -> bool:
     method, student = json.loads(run.method_config), json.loads(run.student_config)
     for key, text in setting.items():
         if key in INCREMENTAL_KEYS or key == "stage":
+            continue
+        if key in ("recover_model", "relabel_model"):  # ddflow relabels with its recovery teacher
+            if run.paper_teacher != text:
+                return False
             continue
         where, name = (student, STUDENT_KEYS[key]) if key in STUDENT_KEYS else (method, key)
         if name not in where or not _same(where[name], text):
