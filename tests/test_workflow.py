@@ -212,8 +212,14 @@ def test_delt_rded_and_measurements_end_to_end(tmp_path):
     # image-iterations: DELT MI 6 / RI 2 at IPC 3 -> 6 + 4 + 2 per class; real-init CDA 3 x 4
     assert iterations["delt"] == 10 * (6 + 4 + 2) and iterations["cda_real"] == 10 * 3 * 4
     assert iterations["random"] == 0
-    diversity = (run / "results/tinydelt/tables/diversity.csv").read_text().splitlines()
-    assert len(diversity) == 1 + 5
+    with open(run / "results/tinydelt/tables/diversity.csv") as f:
+        diversity = list(csv.DictReader(f))
+    assert len(diversity) == 5 and {r["classifier"] for r in diversity} == {"teacher"}
+    assert all(0 <= float(r["top1_crops"]) <= 100 for r in diversity)  # CDA Table 9's columns
+    # DELT's images are recorded with their steps, for the grid's order
+    [manifest] = run.glob("results/tinydelt/distilled/delt-*/ipc3/manifest.json")
+    steps = [f["iterations"] for f in json.loads(manifest.read_text())["files"]]
+    assert steps[:3] == [6, 4, 2]
     assert (run / "results/tinydelt/figures/diversity.png").stat().st_size > 1000
     # the curriculum figures exist for runs with a curriculum (DELT's and CDA's cosine)
     assert (run / "results/tinydelt/figures/crop_schedules.png").stat().st_size > 1000

@@ -251,12 +251,8 @@ def validate_config(config: dict) -> dict:
             "others have one fixed size); remove it"
         )
     _check_dataset(cfg["dataset"])
-    ranker = cfg.get("ranker")
-    if ranker and bool(ranker.get("pretrained")) == bool(ranker.get("checkpoint")):
-        raise ConfigError(
-            "config key 'ranker': set one of ranker.pretrained (torchvision weights) or "
-            "ranker.checkpoint (a weights file)"
-        )
+    _check_loaded(cfg.get("ranker"), "ranker")
+    _check_loaded(cfg["report"]["set_classifier"], "report.set_classifier")
     if cfg["student"]["augment"] == "dsa" and "stored" in cfg["student"]["labels"]:
         raise ConfigError(
             "config key 'student.augment': stored labels replay the drawn views, which DSA "
@@ -375,11 +371,7 @@ def _check_pruning(cfg: dict, schema: dict) -> None:
         return
     network = cfg["pruning"].get("network")
     key = "pruning.network" if network else "teacher"
-    if network and bool(network.get("pretrained")) == bool(network.get("checkpoint")):
-        raise ConfigError(
-            "config key 'pruning.network': set one of pruning.network.pretrained (torchvision "
-            "weights) or pruning.network.checkpoint (a weights file)"
-        )
+    _check_loaded(network, "pruning.network")
     arch = (network or cfg["teacher"])["arch"]
     if not re.fullmatch(r"vgg11_bn_lowres|convnet_d\d|conv\d|torchvision:vgg\d+_bn", arch):
         raise ConfigError(
@@ -484,6 +476,15 @@ def _check_paper(cfg: dict) -> None:
                 f"config key 'report.paper.tables': {table} is filled by the {application} "
                 f"application, which this config does not run; add an `{application}` block"
             )
+
+
+def _check_loaded(block: dict | None, key: str) -> None:
+    """A model to load (ranker, pruning.network, report.set_classifier) names one source."""
+    if block and bool(block.get("pretrained")) == bool(block.get("checkpoint")):
+        raise ConfigError(
+            f"config key '{key}': set one of {key}.pretrained (torchvision weights) or "
+            f"{key}.checkpoint (a weights file)"
+        )
 
 
 def _check_dataset(ds: dict) -> None:

@@ -24,6 +24,7 @@ from ddflow.labels.stored import LabelBudget, StoredLabels, merge_shards, relabe
 from ddflow.methods import Inputs, kind_of
 from ddflow.metrics.cost import CostMeter
 from ddflow.metrics.diversity import centroid_cosine, penultimate_features
+from ddflow.metrics.recognition import view_top1
 from ddflow.models import build_model
 from ddflow.models.pretrained import load_pretrained
 from ddflow.recover.resume import ShardResume, state_path
@@ -535,11 +536,31 @@ def run_diversity(
     runtime: dict,
     out_json: str,
     threads: int | None = None,
+    classifier: dict | None = None,
 ) -> None:
+    """Intra-class diversity (teacher features) and recognition of whole images vs random
+    crops (the teacher, or `classifier`: CDA Table 9)."""
     device = configure(runtime, threads)
     meta = io.read_json(data_meta)
     teacher, _ = load_teacher(teacher_ckpt, meta["classes"])
     images, labels, manifest = read_distilled(images_dir, manifest_path, meta["classes"])
     norm = Normalizer(meta["mean"], meta["std"], device)
     feats = penultimate_features(teacher.to(device), images, norm)
-    io.write_json(out_json, {**info, "ipc": manifest["ipc"], **centroid_cosine(feats, labels)})
+    if classifier:  # a loaded model of its own recognises the images (CDA: MobileNet-V2)
+        model, _ = load_pretrained(
+            classifier, meta["classes"], tuple(meta["image_shape_chw"]), meta["mean"],
+            meta["std"], config_key="report.set_classifier",
+        )  # fmt: skip
+        name = classifier["arch"]
+    else:
+        model, name = teacher, "teacher"
+    recognition = {"classifier": name, **view_top1(model.to(device), images, labels, norm)}
+    io.write_json(
+        out_json,
+        {
+            **info,
+            "ipc": manifest["ipc"],
+            **centroid_cosine(feats, labels),
+            "recognition": recognition,
+        },
+    )

@@ -178,6 +178,7 @@ rule diversity:
         runtime=inference_runtime,
     params:
         info=manifest_info,
+        classifier=canonical_json(CFG["report"]["set_classifier"]),
     script:
         "../scripts/diversity.py"
 

@@ -13,4 +13,5 @@ with stage(sm) as (runtime, params):
         runtime,
         sm.output[0],
         threads=sm.threads,
+        classifier=params["classifier"],
     )

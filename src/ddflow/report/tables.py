@@ -225,13 +225,20 @@ def write_diversity_table(diversity_jsons: list[str], out_csv: str, out_md: str)
                 "mean_cosine_to_centroid": r["mean_cosine_to_centroid"],
                 "min_class": min(per_class),
                 "max_class": max(per_class),
+                **{  # results written before recognition was measured have none
+                    k: r["recognition"][k]
+                    for k in ("classifier", "top1_global", "top1_crops")
+                    if "recognition" in r
+                },
             }
         )
     table = pd.DataFrame(rows).sort_values(["ipc", "mean_cosine_to_centroid"]).round(4)
     _write_plain(
         table,
         "Mean cosine similarity of teacher penultimate features to their class "
-        "centroid (lower = more diverse).",
+        "centroid (lower = more diverse). Recognition (CDA Table 9): the classifier's top-1 (%) "
+        "on each set's whole images and on random crops (10 RandomResizedCrop boxes per image, "
+        "scale 0.08-1, the mean); the random subset's row is real images.",
         out_csv,
         out_md,
     )
