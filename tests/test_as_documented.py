@@ -25,6 +25,7 @@ STANDIN_CLASSES = {
     "imagenet100": 100,
     "tiny-imagenet-200": 200,
     "imagenette2": 10,
+    "imagenet21k": 10450,
 }
 
 
@@ -69,6 +70,9 @@ def repo(tmp_path_factory):
                 (standin / name / "train" / f"n{c:08d}" / f"{i}.JPEG").touch()
     for sub in ("cifar-10-batches-py", "cifar-100-python"):
         (standin / "cifar" / sub).mkdir(parents=True)
+    for path in SHIPPED:  # weight files the full configs load (CDA's ImageNet-21K models)
+        for name in re.findall(r"/path/to/([\w.-]+\.pth)", (ROOT / path).read_text()):
+            (standin / name).touch()
     (standin / "imagenet1k_wnids.txt").write_text(
         "".join(f"n{c:08d}\n" for c in range(STANDIN_CLASSES["imagenet"]))
     )
