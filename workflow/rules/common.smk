@@ -15,6 +15,7 @@ from ddflow.config import (
     base_method,
     application_methods,
     check_incremental_steps,
+    incremental_recipe,
     canonical_json,
     ConfigError,
     cuda_missing,
@@ -338,7 +339,7 @@ def incremental_runtime(wildcards, attempt):
     images = (
         NUM_CLASSES * int(wildcards.ipc) * max(1, inc["steps"] // (2 * inc["every"]))
     )
-    epochs = CFG["student"]["epochs"]
+    epochs = incremental_recipe(CFG["student"], inc)["epochs"]
     return training_runtime_min(CFG["dataset"], DEVICE, images, epochs, attempt)
 
 
