@@ -121,3 +121,21 @@ def test_student_batch_size_per_ipc():
     # snakemake --config 'student={batch_size: {2: 20}}' hands the numbers over as strings
     cfg = validate_config(with_change("student.batch_size", {"2": "20"}))
     assert cfg["student"]["batch_size"] == {"2": 20}
+
+
+def test_a_relabel_model_has_its_own_student_and_relabel_ids_and_one_source():
+    from ddflow.config import StageIds
+
+    base = {"dataset": {"name": "m", "source": "mnist-embedded"}, "teacher": {}, "ipc": [2],
+            "methods": {"s": {"kind": "sre2l"}}}  # fmt: skip
+    plain = validate_config({**base, "student": {"labels": ["online", "stored"]}})
+    labeler = {"arch": "convnet_d3", "checkpoint": "r.pt"}
+    other = validate_config(
+        {**base, "student": {"labels": ["online", "stored"], "relabel_model": labeler}}
+    )
+    a, b = StageIds(plain), StageIds(other)
+    assert a.students.keys() == b.students.keys()
+    assert all(a.students[p] != b.students[p] for p in a.students)
+    assert a.relabel("s", 2) != b.relabel("s", 2) and a.method("s") == b.method("s")
+    with pytest.raises(ConfigError, match="'student.relabel_model': set one of"):
+        validate_config({**base, "student": {"relabel_model": {"arch": "convnet_d3"}}})

@@ -348,3 +348,14 @@ def test_cells_naming_a_recovery_or_relabel_model_take_runs_of_that_teacher():
     cells = experiment_cells(_summary([("cda", "cda", 50, 49.0, 0.5)]), exp)
     t7 = match(published, cells, "cda/table7").set_index(["row", "col"])
     assert t7.loc[("DenseNet-121 (Ours)", r18), "ddflow_mean"] == 49.0
+
+
+def test_a_relabel_model_cell_takes_runs_labelled_by_that_model():
+    published = load_published()
+    exp = _experiment("r18", {"cda": {"kind": "cda"}}, ["cda/table19"], dataset="imagenet1k",
+                      student="resnet18", teacher="densenet121")  # fmt: skip
+    exp["config"]["student"]["relabel_model"] = {"arch": "torchvision:resnet18"}
+    cells = experiment_cells(_summary([("cda", "cda", 50, 47.0, 0.5)]), exp)
+    t19 = match(published, cells, "cda/table19").set_index(["row", "col"])
+    assert t19.loc[("ResNet-18", "Validation Model / R18"), "ddflow_mean"] == 47.0
+    assert t19.loc[("DenseNet-121", "Validation Model / R18"), "ddflow_seeds"] == 0

@@ -740,3 +740,32 @@ def test_slimming_a_loaded_network_of_its_own_renders_delt_table6(run):
     table = (run / "results/tiny/reports/net/paper/delt-table6.md").read_text()
     assert "ddflow's tiny stands in for the paper's imagenet1k" in table
     assert "retrained from its kept weights" in table and "**" in table  # a filled cell
+
+
+def test_a_relabel_model_with_the_teachers_weights_labels_exactly_as_the_teacher(run):
+    """student.relabel_model (CDA Table 19): its own student id, and the loaded model labels.
+    Loaded with the teacher's own weights, every student curve is the teacher-labelled one."""
+    import torch
+
+    from ddflow.io import load_checkpoint
+
+    [ckpt] = run.glob("results/tiny/teacher/*/teacher.pt")
+    state, _ = load_checkpoint(str(ckpt))
+    torch.save(state, run / "labeler.pt")
+    labeler = {"arch": TINY["teacher"]["arch"], "checkpoint": str(run / "labeler.pt")}
+    cfg = {**TINY, "student": {**TINY["student"], "relabel_model": labeler},
+           "report": {"name": "labeler"}}  # fmt: skip
+    plan = planned(run, cfg)
+    assert [p for p in plan if "/students/" in p] and not [p for p in plan if "/distilled/" in p]
+    run_workflow(run, cfg)
+    from ddflow.config import StageIds, validate_config
+
+    plain = StageIds(validate_config(TINY)).students["online"]
+    relabelled = StageIds(validate_config(cfg)).students["online"]
+    assert plain != relabelled
+
+    def result(sid):
+        [p] = run.glob(f"results/tiny/students/sre2l-*/ipc2/student-{sid}/seed0.json")
+        return json.loads(p.read_text())
+
+    assert result(relabelled)["curve"] == result(plain)["curve"]

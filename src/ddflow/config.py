@@ -253,6 +253,7 @@ def validate_config(config: dict) -> dict:
     _check_dataset(cfg["dataset"])
     _check_loaded(cfg.get("ranker"), "ranker")
     _check_loaded(cfg["report"]["set_classifier"], "report.set_classifier")
+    _check_loaded(cfg["student"]["relabel_model"], "student.relabel_model")
     if cfg["student"]["augment"] == "dsa" and "stored" in cfg["student"]["labels"]:
         raise ConfigError(
             "config key 'student.augment': stored labels replay the drawn views, which DSA "
@@ -421,10 +422,12 @@ def check_models(cfg: dict, resolve_libraries: bool = False) -> None:
     """Every model name is one a builder knows (`ddflow check` also resolves library names)."""
     from ddflow.models.registry import check_model_name
 
-    for key in ("teacher", "student", "ranker"):
-        if cfg.get(key):
+    models = {k: cfg.get(k) for k in ("teacher", "student", "ranker")}
+    models["student.relabel_model"] = cfg["student"].get("relabel_model")
+    for key, block in models.items():
+        if block:
             try:
-                check_model_name(cfg[key]["arch"], resolve_libraries)
+                check_model_name(block["arch"], resolve_libraries)
             except ValueError as e:
                 raise ConfigError(f"config key '{key}.arch': {e}") from None
 
@@ -588,6 +591,8 @@ def student_result_keys(recipe: dict) -> dict:
         drop |= {"optimizer", "momentum"}
     if recipe.get("augment", "views") == "views":
         drop |= {"augment"}
+    if recipe.get("relabel_model") is None:
+        drop |= {"relabel_model"}
     if recipe["labels"] != "stored":
         drop |= {"relabel_seed"}
     if recipe["labels"] != "hybrid":
@@ -653,6 +658,7 @@ class StageIds:
             "views": {k: st[k] for k in VIEW_KEYS},
             "seed": st["relabel_seed"],
             "v": ALGO_VERSION["relabel"],
+            **({"relabel_model": st["relabel_model"]} if st["relabel_model"] else {}),
         }
 
     def relabel(self, method: str, ipc: int) -> str:

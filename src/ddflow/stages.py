@@ -58,6 +58,18 @@ def load_teacher(path: str, classes: list[str]) -> tuple[torch.nn.Module, dict]:
     return model.eval(), meta
 
 
+def load_labeler(teacher_ckpt: str | None, relabel_model: dict | None, bundle) -> torch.nn.Module:
+    """The model that labels a student's images: the recovery teacher, or a loaded relabel model
+    (student.relabel_model: CDA Table 19)."""
+    if relabel_model:
+        model, _ = load_pretrained(
+            relabel_model, bundle.classes, bundle.image_shape, bundle.mean, bundle.std,
+            config_key="student.relabel_model",
+        )  # fmt: skip
+        return model
+    return load_teacher(teacher_ckpt, bundle.classes)[0]
+
+
 def run_teacher(
     data_npz: str,
     data_meta: str,
@@ -334,7 +346,7 @@ def run_relabel(
     """FKD relabel of one epoch range: the views and the teacher's fp16 logits (§1.5)."""
     device = configure(runtime, threads)
     bundle = load_bundle(data_npz, data_meta)
-    teacher, _ = load_teacher(teacher_ckpt, bundle.classes)
+    teacher = load_labeler(teacher_ckpt, params.get("relabel_model"), bundle)
     images, _, _ = read_distilled(images_dir, manifest_path, bundle.classes)
     views = params["views"]
     bs = min(batch_size_for(views["batch_size"], len(images) // bundle.num_classes), len(images))
@@ -407,7 +419,7 @@ def run_student(
     protocol = PROTOCOLS[cfg["labels"]]
     teacher, stored, labels_cost = None, None, {}
     if protocol.needs_teacher:
-        teacher, _ = load_teacher(teacher_ckpt, bundle.classes)
+        teacher = load_labeler(teacher_ckpt, cfg.get("relabel_model"), bundle)
     if protocol.needs_stored:
         shards = [io.load_npz(p) for p in label_shards]
         stored = StoredLabels(
@@ -451,7 +463,11 @@ def run_incremental(
         runtime, threads, data_npz, data_meta, images_dir, manifest_path
     )
     protocol = PROTOCOLS[cfg["labels"]]
-    teacher = load_teacher(teacher_ckpt, bundle.classes)[0] if protocol.needs_teacher else None
+    teacher = (
+        load_labeler(teacher_ckpt, cfg.get("relabel_model"), bundle)
+        if protocol.needs_teacher
+        else None
+    )
     # the incremental block's student keys; the set's own batch size at its IPC, whatever each
     # step's share of it
     recipe = incremental_recipe(cfg, spec)

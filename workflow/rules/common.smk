@@ -381,6 +381,7 @@ def relabel_params(wildcards):
             "views": {k: st[k] for k in VIEW_KEYS},
             "seed": st["relabel_seed"],
             "epochs": [int(wildcards.first), int(wildcards.last)],
+            **({"relabel_model": st["relabel_model"]} if st["relabel_model"] else {}),
         }
     )
 

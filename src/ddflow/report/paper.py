@@ -202,8 +202,10 @@ def _fits(cell, run) -> bool:
     for key, text in setting.items():
         if key in INCREMENTAL_KEYS or key == "stage":
             continue
-        if key in ("recover_model", "relabel_model"):  # ddflow relabels with its recovery teacher
-            if run.paper_teacher != text:
+        if key in ("recover_model", "relabel_model"):
+            labeler = (student.get("relabel_model") or {}).get("arch")
+            model = _paper_student(labeler) if key == "relabel_model" and labeler else None
+            if (model or run.paper_teacher) != text:  # the labeler, else the recovery teacher
                 return False
             continue
         where, name = (student, STUDENT_KEYS[key]) if key in STUDENT_KEYS else (method, key)
