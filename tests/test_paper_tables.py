@@ -359,3 +359,16 @@ def test_a_relabel_model_cell_takes_runs_labelled_by_that_model():
     t19 = match(published, cells, "cda/table19").set_index(["row", "col"])
     assert t19.loc[("ResNet-18", "Validation Model / R18"), "ddflow_mean"] == 47.0
     assert t19.loc[("DenseNet-121", "Validation Model / R18"), "ddflow_seeds"] == 0
+
+
+def test_a_parameter_count_cell_takes_the_trained_students_size():
+    published = load_published()
+    exp = _experiment("sq", {"cda": {"kind": "cda"}}, ["cda/table20"], dataset="imagenet1k",
+                      student="squeezenet1_1")  # fmt: skip
+    summary = _summary([("cda", "cda", 50, 19.0, 0.4)]).assign(student_params=1_235_496)
+    m = match(published, experiment_cells(summary, exp), "cda/table20").set_index(["row", "col"])
+    assert m.loc[("#Params (M)", "SqueezeNet"), "ddflow_mean"] == pytest.approx(1.235496)
+    assert m.loc[("accuracy (%)", "SqueezeNet"), "ddflow_mean"] == 19.0
+    assert m.loc[("#Params (M)", "AlexNet"), "ddflow_seeds"] == 0
+    md, _ = render_table(published, experiment_cells(summary, exp), "cda/table20")
+    assert "**1.24** / 1.2" in md

@@ -75,7 +75,7 @@ def _results(summary: pd.DataFrame, application: str | None, cfg: dict, apps: di
         return [
             {**r._asdict(), "top1_mean": r.top1_last_mean, "top1_std": r.top1_last_std}
             for r in summary.itertuples()
-        ]
+        ]  # student_params: the student's parameter count (CDA Table 20's #Params row)
     table = apps.get(application)
     if table is None:
         raise ValueError(
@@ -169,6 +169,7 @@ def experiment_cells(
                     "application": application or "",
                     "cl_steps": r.get("cl_steps", 0),
                     "cl_step": r.get("cl_step", 0),
+                    "student_params": r.get("student_params", float("nan")),
                     **squeeze,
                     **per_set.get((r["method"], int(r["ipc"]), r["protocol"]), {}),
                 }
@@ -288,6 +289,10 @@ def match(published: pd.DataFrame, cells: pd.DataFrame, table: str) -> pd.DataFr
             run, ambiguous = _fill(cell, runs)
             mean = _cost(cell, run)
             run = run if not math.isnan(mean) else None
+        elif cell.metric == "params_m":  # the student's size, counted from the trained model
+            run, ambiguous = _fill(cell, runs)
+            mean = run.student_params / 1e6 if run else float("nan")
+            run = run if not math.isnan(mean) else None
         elif cell.metric == "hours_saving_pct":  # DELT Table 5's arrows: time saved vs SRe2L
             run, ambiguous = _fill(cell, runs)
             base, base_ambiguous = _fill(cell._replace(method="sre2l", setting=""), runs)
@@ -323,7 +328,7 @@ def _fmt_cell(c) -> str:
         return f"{paper} (quoted)"
     if c.ddflow_seeds == 0:
         return f"— / {paper}"
-    if c.metric in COST_OF:  # measured once, on this machine: no std, no difference
+    if c.metric in (*COST_OF, "params_m"):  # measured once, on this machine: no std or diff
         return f"**{c.ddflow_mean:.3g}** / {paper}"
     diff = c.ddflow_mean - c.value
     std = "" if pd.isna(c.ddflow_std) else f" ± {c.ddflow_std:.2f}"

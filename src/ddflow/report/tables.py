@@ -26,7 +26,7 @@ def _runs(student_jsons: list[str]) -> pd.DataFrame:
     runs = pd.DataFrame([read_json(p) for p in student_jsons])
     # a method's sets (synthesis seeds) share its name; a result without one is its only set
     runs["set"] = runs["set"].fillna(runs["method"]) if "set" in runs else runs["method"]
-    for col in ("top1_val_selected", "val_top1_last"):
+    for col in ("top1_val_selected", "val_top1_last", "params"):  # not in older results
         if col not in runs:
             runs[col] = math.nan
     return runs
@@ -67,6 +67,7 @@ def summarize(student_jsons: list[str]) -> pd.DataFrame:
             val_top1_last_mean=g["val_top1_last"].mean(),
             top1_best_mean=g["top1_best"].mean(),
             teacher_top1=g["teacher_top1"].iloc[0],
+            student_params=g["params"].iloc[0],
             random_top1_last_mean=nested(matrix(base)[0]).mean if base is not None else math.nan,
         )
         row["gain_over_random"] = row["top1_last_mean"] - row["random_top1_last_mean"]

@@ -68,6 +68,7 @@ def train_student(
     if model is None:
         model = build_model(cfg["arch"], bundle.num_classes, c, (h, w))
     model = model.to(device)  # a given model (a pruned network) starts from its own weights
+    n_params = sum(p.numel() for p in model.parameters())
     teacher = teacher.to(device) if teacher is not None else None
     norm = Normalizer(bundle.mean, bundle.std, device)
     groups = param_groups(model, cfg["weight_decay"], cfg["no_decay_bn_bias"])
@@ -133,6 +134,7 @@ def train_student(
         "curve": curve,
         "n_images": n,
         "batch_size": bs,
+        "params": n_params,
     }
     if bundle.val_x is not None:
         chosen = max(evals, key=lambda p: p["val_top1"])  # ties: the earliest epoch
