@@ -185,3 +185,21 @@ def test_a_paper_regenerates_its_own_configs_and_those_elsewhere_that_list_its_t
     )
     assert not [c for c in cda + delt if c.startswith(("config/baselines", "config/protocols"))]
     assert all(c.endswith(".mini.yaml") for c in cda + delt)
+
+
+def test_a_paper_renders_only_its_own_tables_from_a_config_serving_both(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from ddflow.config import load_config, report_dir
+    from ddflow.report.regenerate import render_paper
+
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(str(ROOT / "config/applications/applications.mini.yaml"))
+    cells = tmp_path / report_dir(cfg) / "paper" / "cells.csv"
+    cells.parent.mkdir(parents=True)
+    pd.DataFrame(
+        columns=["experiment", "table", "method", "kind", "ipc", "student", "top1_mean"]
+    ).to_csv(cells, index=False)
+    items = render_paper("cda", "mini", {ROOT / "x.yaml": cfg}, tmp_path / "out", {})
+    names = [i["name"] for i in items]
+    assert names == ["cda/table14"] and (tmp_path / "out/cda-table14.md").exists()

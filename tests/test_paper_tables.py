@@ -327,6 +327,8 @@ def test_hours_tables_take_the_measured_recovery_and_squeeze_cost():
     assert c.loc[(row, "peak GPU memory (GB)"), "ddflow_mean"] == pytest.approx(2.0)
     md, _ = render_table(published, cells, "delt/table5")
     assert "**0.075** / 0.083" in md
+    assert caption("cda/appendix_c", cells).startswith("CDA (Yin & Shen, Dataset Distillation in "
+                                                        "Large Data Era), Appendix C.")  # fmt: skip
 
 
 def test_cells_naming_a_recovery_or_relabel_model_take_runs_of_that_teacher():

@@ -385,7 +385,8 @@ def _application_words(r, g: pd.DataFrame) -> str:
 def caption(table: str, cells: pd.DataFrame) -> str:
     paper, name = table.split("/")
     runs = _runs(cells, table)
-    lines = [f"{PAPER_NAMES.get(paper, paper)}, {name.replace('table', 'Table ')}."]
+    title = re.sub(r"^appendix_(\w)$", lambda m: f"Appendix {m[1].upper()}", name)
+    lines = [f"{PAPER_NAMES.get(paper, paper)}, {title.replace('table', 'Table ')}."]
     for exp, g in runs.groupby("experiment", sort=False):
         r = g.iloc[0]
         stand_in = ""

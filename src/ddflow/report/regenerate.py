@@ -99,7 +99,10 @@ def render_paper(
             missing.append(f"{c} (not run: {path} missing)")
             continue
         cells.append(pd.read_csv(path, keep_default_na=False, na_values=[""]))
-        tables += [t for t in paper_table_names(block) if t not in tables]
+        # a config that serves both papers (the applications') adds only this paper's tables
+        tables += [
+            t for t in paper_table_names(block) if t.startswith(f"{paper}/") and t not in tables
+        ]
     if not cells:
         raise ConfigError(f"nothing to render for {paper} {size}: " + "; ".join(missing))
     items = write_paper(pd.concat(cells, ignore_index=True), tables, out)
