@@ -315,7 +315,8 @@ def test_the_table_writers_print_what_the_runs_hold(tmp_path):
         _write_run(
             tmp_path / f"t{i}.json", method=m, kind="cda", seed=0, top1_last=1.0, top1_best=1.0,
             distill_cost={"recover_wall_s": 12.3456, "relabel_wall_s": 2.5,
-                          "recover_image_iterations": 7},
+                          "recover_image_iterations": 7, "recover_peak_rss_mb": 900.0,
+                          **({"recover_peak_gpu_mb": 300.0} if m == "zz" else {})},
             distilled_image_bytes=1, labels={"protocol": "online", "teacher_at_training": True},
             cost={"wall_s": 1.0, "peak_rss_mb": 1.0, "device": "cpu"},
         )
@@ -327,9 +328,13 @@ def test_the_table_writers_print_what_the_runs_hold(tmp_path):
     first = ordered.iloc[0]
     assert (first["recover_wall_s"], first["relabel_wall_s"]) == (12.35, 2.5)  # two decimals
     assert (first["image_iterations"], first["teacher_bytes"]) == (7, 0)
+    # the recovery's peak: GPU memory where recorded (CUDA), else the process's RSS
+    assert list(ordered["recover_peak_mb"]) == [900.0, 300.0]
     md = (tmp_path / "e.md").read_text()
     assert md.startswith("Cost per method and label protocol (teacher, shared by all: 33 s on "
-                         "cpu, peak RSS 500 MB). Recovery time is summed over shards; label "
+                         "cpu, peak RSS 500 MB). Recovery time is summed over shards, its peak "
+                         "memory is the largest shard's (GPU memory on CUDA, else the process's "
+                         "RSS); label "
                          "bytes are what a student reads beside the images (stored logits and "
                          "their views at the budget, or class indices); a protocol that runs the "
                          "teacher at training time needs its weights instead. Student time is "
@@ -368,6 +373,11 @@ def test_the_table_writers_print_what_the_runs_hold(tmp_path):
     third.write_text(json.dumps(record))
     rounded = write_diversity_table([third], tmp_path / "r.csv", tmp_path / "r.md")
     assert rounded.iloc[0]["mean_cosine_to_centroid"] == 0.1235  # four decimals
+    seen = {"classifier": "teacher", "top1_global": 97.5, "top1_crops": 61.25, "crops": 10}
+    third.write_text(json.dumps({**record, "recognition": seen}))
+    recognised = write_diversity_table([third], tmp_path / "g.csv", tmp_path / "g.md")
+    assert recognised.iloc[0][["top1_global", "top1_crops"]].tolist() == [97.5, 61.25]
+    assert "Recognition (CDA Table 9)" in (tmp_path / "g.md").read_text()
 
 
 def _teacher_metrics(tmp_path):
