@@ -25,7 +25,9 @@ STANDIN_CLASSES = {
     "imagenet100": 100,
     "tiny-imagenet-200": 200,
     "imagenette2": 10,
-    "imagenet21k": 10450,
+    # its real 10,450 classes would only slow the fixture: the ids and the plan's shape are what
+    # this checks (benchmarks/dag_scale.py plans ImageNet-21K at full size)
+    "imagenet21k": 1000,
 }
 
 
