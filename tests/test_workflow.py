@@ -598,6 +598,8 @@ def test_status_follows_a_run_while_it_works_and_after_it_is_stopped(run, tmp_pa
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        # as in a terminal: a suite started in the background (`cmd &`) inherits SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.time() + 300
