@@ -583,16 +583,17 @@ def student_protocols(student: dict) -> dict[str, dict]:
     return out
 
 
+# Student keys added after the first ids: in an id only when set away from these defaults, so
+# every id from before they existed holds.
+LATER_STUDENT_DEFAULTS = {"optimizer": "adamw", "augment": "views", "relabel_model": None}
+
+
 def student_result_keys(recipe: dict) -> dict:
     """The keys of one protocol's recipe that change its results (not seeds or job layout)."""
     drop = {"seeds", "relabel_epochs_per_shard"}
-    # keys added after the first ids count only when set away from their default (ids hold)
-    if recipe.get("optimizer", "adamw") == "adamw":
-        drop |= {"optimizer", "momentum"}
-    if recipe.get("augment", "views") == "views":
-        drop |= {"augment"}
-    if recipe.get("relabel_model") is None:
-        drop |= {"relabel_model"}
+    drop |= {k for k, v in LATER_STUDENT_DEFAULTS.items() if recipe.get(k, v) == v}
+    if "optimizer" in drop:
+        drop |= {"momentum"}  # AdamW has none
     if recipe["labels"] != "stored":
         drop |= {"relabel_seed"}
     if recipe["labels"] != "hybrid":

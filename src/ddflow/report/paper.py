@@ -75,7 +75,7 @@ def _results(summary: pd.DataFrame, application: str | None, cfg: dict, apps: di
         return [
             {**r._asdict(), "top1_mean": r.top1_last_mean, "top1_std": r.top1_last_std}
             for r in summary.itertuples()
-        ]  # student_params: the student's parameter count (CDA Table 20's #Params row)
+        ]
     table = apps.get(application)
     if table is None:
         raise ValueError(
@@ -288,18 +288,15 @@ def match(published: pd.DataFrame, cells: pd.DataFrame, table: str) -> pd.DataFr
         elif cell.metric in COST_OF:
             run, ambiguous = _fill(cell, runs)
             mean = _cost(cell, run)
-            run = run if not math.isnan(mean) else None
         elif cell.metric == "params_m":  # the student's size, counted from the trained model
             run, ambiguous = _fill(cell, runs)
             mean = run.student_params / 1e6 if run else float("nan")
-            run = run if not math.isnan(mean) else None
         elif cell.metric == "hours_saving_pct":  # DELT Table 5's arrows: time saved vs SRe2L
             run, ambiguous = _fill(cell, runs)
             base, base_ambiguous = _fill(cell._replace(method="sre2l", setting=""), runs)
             ambiguous |= base_ambiguous
             ours, theirs = _cost(cell, run), _cost(cell, base)
             mean = 100 * (1 - ours / theirs) if theirs > 0 else float("nan")
-            run = run if not math.isnan(mean) else None
         elif cell.metric == "top1_gain" and table in GAIN_OVER:
             run, ambiguous = _fill(cell, runs)
             base, base_ambiguous = _fill(cell._replace(method=GAIN_OVER[table]), runs)
@@ -307,8 +304,7 @@ def match(published: pd.DataFrame, cells: pd.DataFrame, table: str) -> pd.DataFr
             if run and base:
                 mean = run.top1_mean - base.top1_mean
                 std = math.hypot(run.top1_std, base.top1_std)
-            else:
-                run = None
+        run = run if not math.isnan(mean) else None  # a fitting run with nothing measured
         filled.append(
             {
                 "ddflow_method": run.method if run else "",
