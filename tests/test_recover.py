@@ -75,7 +75,7 @@ def test_bn_loss_uses_inputs_not_outputs():
     pre = model.features[0](x)
     var, mean = torch.var_mean(pre, dim=(0, 2, 3), correction=0)
     first = (mean - bn.running_mean).norm() + (var - bn.running_var).norm()
-    assert loss.terms[0].item() == pytest.approx(first.item(), rel=1e-5)
+    assert loss.terms()[0].item() == pytest.approx(first.item(), rel=1e-5)
 
 
 def test_crop_gradient_lands_only_inside_the_box():

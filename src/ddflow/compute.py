@@ -41,3 +41,40 @@ def configure(runtime: dict, threads: int | None = None) -> torch.device:
     if device.type == "cpu" and runtime.get("cpu_heap_alloc", True):
         log.info("CPU allocator: large blocks on the heap: %s", keep_large_blocks_on_heap())
     return device
+
+
+# Operators that only make a view or allocate, or are no-ops: no kernel runs for them.
+METADATA_OPS = {
+    "aten::empty", "aten::empty_strided", "aten::empty_like", "aten::view", "aten::_unsafe_view",
+    "aten::as_strided", "aten::reshape", "aten::expand", "aten::t", "aten::transpose",
+    "aten::permute", "aten::unsqueeze", "aten::squeeze", "aten::select", "aten::slice",
+    "aten::alias", "aten::detach", "aten::detach_", "aten::resolve_conj", "aten::resolve_neg",
+    "aten::lift_fresh", "aten::unbind", "aten::split", "aten::chunk", "aten::narrow",
+    "aten::expand_as", "aten::view_as", "aten::result_type", "aten::to", "aten::contiguous",
+    "aten::resize_", "aten::is_nonzero", "aten::item", "aten::_local_scalar_dense",
+}  # fmt: skip
+
+
+def operator_calls(fn) -> int:
+    """How many operators `fn()` calls: aten calls made from Python or the autograd engine (not
+    from inside another aten call), views, allocations and no-ops excluded. On a GPU each is at
+    least one kernel launch, so a step whose count grows with the batch is launch-bound there.
+    Counted with the torch profiler on CPU; the count does not depend on the device."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    return sum(1 for e in prof.events() if _counted(e))
+
+
+def _counted(event) -> bool:
+    """An aten call that computes, not made from inside another one (views and casts that only
+    wrap a computing call, like `to` around `_to_copy`, are looked through)."""
+    if not event.name.startswith("aten::") or event.name in METADATA_OPS:
+        return False
+    parent = event.cpu_parent
+    while parent is not None:
+        if parent.name.startswith("aten::") and parent.name not in METADATA_OPS:
+            return False
+        parent = parent.cpu_parent
+    return True

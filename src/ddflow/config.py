@@ -585,7 +585,9 @@ def student_protocols(student: dict) -> dict[str, dict]:
 
 # Student keys added after the first ids: in an id only when set away from these defaults, so
 # every id from before they existed holds.
-LATER_STUDENT_DEFAULTS = {"optimizer": "adamw", "augment": "views", "relabel_model": None}
+LATER_STUDENT_DEFAULTS = {
+    "optimizer": "adamw", "augment": "views", "relabel_model": None, "precision": "fp32",
+}  # fmt: skip
 
 
 def student_result_keys(recipe: dict) -> dict:

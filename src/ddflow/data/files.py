@@ -26,10 +26,13 @@ def decode_threads() -> int:
 class ImageFiles:
     """uint8 (N, size, size, 3) images read from `root / paths[i]`, resized and centre-cropped."""
 
-    def __init__(self, root: str | os.PathLike, paths: np.ndarray, size: int):
+    def __init__(
+        self, root: str | os.PathLike, paths: np.ndarray, size: int, workers: int | None = None
+    ):
         self.root = Path(root)
         self.paths = np.asarray(paths)
         self.size = int(size)
+        self.workers = workers  # decoding threads per batch; None: decode_threads()
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -40,7 +43,7 @@ class ImageFiles:
 
     def subset(self, index) -> ImageFiles:
         """A view on some images, nothing decoded (a class's candidates, say)."""
-        return ImageFiles(self.root, self.paths[np.asarray(index)], self.size)
+        return ImageFiles(self.root, self.paths[np.asarray(index)], self.size, self.workers)
 
     def __getitem__(self, key) -> np.ndarray:
         if isinstance(key, (int, np.integer)):
@@ -54,7 +57,7 @@ class ImageFiles:
         def fill(i: int) -> None:
             out[i] = self._decode(paths[i])
 
-        with ThreadPoolExecutor(min(decode_threads(), len(paths))) as pool:
+        with ThreadPoolExecutor(min(self.workers or decode_threads(), len(paths))) as pool:
             list(pool.map(fill, range(len(paths))))
         return out
 

@@ -12,7 +12,7 @@ class Normalizer:
         self.std = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
 
     def to_tensor(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
-        x = torch.as_tensor(images).to(self.mean.device)
+        x = torch.as_tensor(images).to(self.mean.device, non_blocking=True)  # pinned: async
         x = x.permute(0, 3, 1, 2).float().div_(255.0)
         return (x - self.mean) / self.std
 

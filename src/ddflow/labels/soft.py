@@ -18,8 +18,8 @@ def kd_loss(
     t2_factor: bool = False,
 ) -> torch.Tensor:
     loss = F.kl_div(
-        F.log_softmax(student_logits / temperature, dim=1),
-        F.softmax(teacher_logits / temperature, dim=1),
+        F.log_softmax(student_logits.float() / temperature, dim=1),
+        F.softmax(teacher_logits.float() / temperature, dim=1),  # bf16 teacher: float32 here
         reduction="batchmean",
     )
     return loss * temperature**2 if t2_factor else loss

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ddflow.data.pixels import Normalizer
+from ddflow.data.prefetch import batches
 from ddflow.models.registry import final_linear
 
 
@@ -36,8 +37,8 @@ def penultimate_features(
     model.eval()
     return torch.cat(
         [
-            features_and_logits(model, norm.to_tensor(images[s : s + batch_size]))[0]
-            for s in range(0, len(images), batch_size)
+            features_and_logits(model, norm.to_tensor(batch))[0]
+            for _, batch in batches(images, batch_size, norm.mean.device)
         ]
     )
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ddflow.data.pixels import Normalizer
+from ddflow.data.prefetch import batches
 from ddflow.train.common import per_sample_rrc
 
 CROPS = 10
@@ -37,8 +38,8 @@ def view_top1(
     rng = random.Random(seed)
     y = torch.as_tensor(labels)
     correct_global, correct_crops = 0, 0
-    for s in range(0, len(labels), batch_size):
-        x = norm.to_tensor(images[s : s + batch_size])
+    for s, batch in batches(images, batch_size, norm.mean.device):
+        x = norm.to_tensor(batch)
         target = y[s : s + batch_size]
         correct_global += (model(x).argmax(1).cpu() == target).sum().item()
         for _ in range(crops):

@@ -4,10 +4,10 @@ For the input f of every BatchNorm2d: R_l = ||mu(f) - running_mean||_2 + ||var(f
 with mu, var over (N, H, W), biased variance; total = sum_l w_l R_l, w_1 = first_bn_multiplier.
 The teacher stays in eval(), so its forward uses running stats; only this term sees batch stats.
 
-Speed: autograd through var_mean costs more than the convolutions on CPU. The gradient of R_l is
-a per-channel affine function of f, dR/df = a / M + 2 b (f - mu) / M with a, b the unit
-directions of (mu - running_mean) and (var - running_var) and M = N*H*W, so a custom op computes
-the statistics with contiguous row sums and adds that gradient in closed form.
+Speed: autograd through var_mean costs more than the convolutions on CPU, so a custom op computes
+each layer's statistics with contiguous row sums and adds their gradient to f's in closed form
+(an affine function of f per channel). Everything after the statistics (distances, norms,
+weights) runs once for all layers, so the term costs a few operator calls a layer, not ~20.
 """
 
 from __future__ import annotations
@@ -16,80 +16,84 @@ import torch
 from torch import nn
 
 
-def _moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and biased variance over (N, H, W), in float32 at least (bf16 inputs)."""
+def _raw_moments(x: torch.Tensor) -> torch.Tensor:
+    """Per-channel E[x] and E[x^2] over (N, H, W), (2, C) in float64: the variance is taken from
+    them later, for all layers at once, in float64 (float32 at least for bf16 inputs)."""
+    m = x.numel() // x.shape[1]
     if x.dtype in (torch.bfloat16, torch.float16):
         # Reductions that accumulate in float32 as they read: no float copy of the activation.
         dims = (0, 2, 3)
         mean = x.mean(dims, dtype=torch.float32)
         sq = torch.linalg.vector_norm(x, dim=dims, dtype=torch.float32).square()
-        return mean, (sq / (x.numel() // x.shape[1]) - mean.square()).clamp_min(0)
-    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
-        var, mean = torch.var_mean(x.permute(0, 2, 3, 1).reshape(-1, x.shape[1]), 0, correction=0)
-        return mean, var
-    if not x.is_contiguous():
-        var, mean = torch.var_mean(x, dim=(0, 2, 3), correction=0)
-        return mean, var
-    n, c = x.shape[:2]
-    rows = x.view(n, c, -1)
-    m = rows.shape[0] * rows.shape[2]
-    s1 = rows.sum(2).double().sum(0)
-    s2 = torch.linalg.vector_norm(rows, dim=2).double().square().sum(0)
-    mean = s1 / m
-    var = (s2 / m - mean.square()).clamp_min(0)
-    return mean.to(x.dtype), var.to(x.dtype)
+        return torch.stack((mean, sq / m)).double()
+    if not x.is_contiguous():  # channels_last (CUDA) or strided: one var_mean
+        if x.is_contiguous(memory_format=torch.channels_last):
+            var, mean = torch.var_mean(
+                x.permute(0, 2, 3, 1).reshape(-1, x.shape[1]), 0, correction=0
+            )
+        else:
+            var, mean = torch.var_mean(x, dim=(0, 2, 3), correction=0)
+        mean = mean.double()
+        return torch.stack((mean, var.double() + mean.square()))
+    rows = x.view(x.shape[0], x.shape[1], -1)  # contiguous row sums, accumulated in float64
+    sums = torch.stack((rows.sum(2), torch.linalg.vector_norm(rows, dim=2).square()))
+    return sums.double().sum(1) / m
 
 
-def _unit(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    norm = torch.linalg.vector_norm(v)
-    return norm, torch.where(norm > 0, v / norm.clamp_min(1e-30), torch.zeros_like(v))
+def _moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and biased variance over (N, H, W), in x's dtype (float32 for bf16)."""
+    return _mean_var(_raw_moments(x), torch.float32 if x.dtype != torch.float64 else x.dtype)
 
 
-class _BNStatTerm(torch.autograd.Function):
-    """Identity on x, plus the scalar R_l as a second output with a closed-form gradient.
+def _mean_var(raw: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, var) from (..., 2, C) raw moments: var = E[x^2] - E[x]^2 in float64, floored at 0."""
+    mean = raw.select(-2, 0)
+    var = (raw.select(-2, 1) - mean.square()).clamp_min(0)
+    return mean.to(dtype), var.to(dtype)
+
+
+class _BNMoments(torch.autograd.Function):
+    """Identity on x, plus its raw moments per chunk, (chunks, 2, C), whose gradient is added to
+    x's in closed form: d/dx = g_1 / M + 2 g_2 x / M (E[x] and E[x^2] are affine in x and x^2).
 
     With `chunks` > 1, x holds that many independent batches packed along N (runtime
-    pack_batches): each chunk gets its own statistics and R_l is the sum over chunks, so every
-    batch sees exactly the loss it would see alone.
+    pack_batches): each chunk gets its own statistics, so every batch sees exactly the loss it
+    would see alone.
     """
 
     @staticmethod
-    def forward(ctx, x, running_mean, running_var, chunks):
-        terms, stats = [], []
-        for part in x.detach().chunk(chunks):
-            mean, var = _moments(part)
-            # bf16 autocast: statistics and directions stay float32; the gradient is cast back.
-            norm_m, dir_m = _unit(mean - running_mean)
-            norm_v, dir_v = _unit(var - running_var)
-            terms.append(norm_m + norm_v)
-            stats.append(torch.stack((mean, dir_m, dir_v)))
-        ctx.save_for_backward(x, *stats)
-        return x.view_as(x), terms[0] if chunks == 1 else torch.stack(terms).sum()
+    def forward(ctx, x, chunks):
+        parts = x.detach().chunk(chunks)
+        raw = torch.stack([_raw_moments(p) for p in parts]) if chunks > 1 else _raw_moments(x)[None]
+        ctx.save_for_backward(x)
+        ctx.chunks = chunks
+        return x.view_as(x), raw
 
     @staticmethod
-    def backward(ctx, grad_x, grad_term):
-        x, *stats = ctx.saved_tensors
-        parts = x.chunk(len(stats))
+    def backward(ctx, grad_x, grad_raw):
+        (x,) = ctx.saved_tensors
+        parts = x.chunk(ctx.chunks)
         m = parts[0].numel() // x.shape[1]
         shape = (1, -1) + (1,) * (x.dim() - 2)
-        grads = []
-        for part, (mean, dir_m, dir_v) in zip(parts, stats):
-            beta = (grad_term * 2 / m) * dir_v
-            alpha = (grad_term / m) * dir_m - beta * mean
-            # In x's dtype (bf16 under autocast), so no float copy of the activation is made.
-            grads.append(
-                torch.addcmul(alpha.to(x.dtype).view(shape), part, beta.to(x.dtype).view(shape))
-            )
+        # In x's dtype (bf16 under autocast), so no float copy of the activation is made.
+        scaled = (grad_raw * grad_raw.new_tensor([1 / m, 2 / m]).view(1, 2, 1)).to(x.dtype)
+        grads = [
+            torch.addcmul(scaled[i, 0].view(shape), part, scaled[i, 1].view(shape))
+            for i, part in enumerate(parts)
+        ]
         grad = grads[0] if len(grads) == 1 else torch.cat(grads)
         if grad_x is not None:
             grad += grad_x
-        return grad, None, None, None
+        return grad, None
 
 
 class BNStatLoss:
     """Pre-hooks on every BatchNorm2d; `value()` is the weighted sum after a forward.
 
-    `chunks`: how many independent batches the forward holds, packed along N (see _BNStatTerm).
+    Each hook only takes its layer's moments; the distances to the running statistics, their
+    norms and the weighted sum are computed for all layers at once (a few operator calls per step
+    instead of some twenty per layer: on a GPU each is a kernel launch).
+    `chunks`: how many independent batches the forward holds, packed along N (see _BNMoments).
     """
 
     def __init__(self, model: nn.Module, first_bn_multiplier: float = 10.0, chunks: int = 1):
@@ -98,22 +102,45 @@ class BNStatLoss:
         if not self.bns:
             raise ValueError("BN-statistics recovery needs a teacher with BatchNorm2d layers")
         self.weights = [first_bn_multiplier] + [1.0] * (len(self.bns) - 1)
-        self.terms: list[torch.Tensor | None] = [None] * len(self.bns)
+        self.stats: list[torch.Tensor | None] = [None] * len(self.bns)
+        self._running: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self.handles = [
             bn.register_forward_pre_hook(self._hook(i)) for i, bn in enumerate(self.bns)
         ]
 
     def _hook(self, i: int):
         def hook(module: nn.BatchNorm2d, inputs):
-            x, self.terms[i] = _BNStatTerm.apply(
-                inputs[0], module.running_mean, module.running_var, self.chunks
-            )
+            x, self.stats[i] = _BNMoments.apply(inputs[0], self.chunks)
             return (x,)
 
         return hook
 
+    def _targets(self, device: torch.device):
+        """(running mean and var of all layers, (2, sum C); each channel's layer; the weights),
+        built once: the teacher is frozen."""
+        if self._running is None or self._running[0].device != device:
+            running = torch.stack(
+                [torch.cat([bn.running_mean for bn in self.bns]),
+                 torch.cat([bn.running_var for bn in self.bns])]
+            ).to(device)  # fmt: skip
+            layer = torch.cat(
+                [torch.full((bn.num_features,), i) for i, bn in enumerate(self.bns)]
+            ).to(device)
+            self._running = (running, layer, torch.tensor(self.weights, device=device))
+        return self._running
+
+    def terms(self) -> torch.Tensor:
+        """R_l of every layer, summed over packed chunks: (layers,)."""
+        raw = torch.cat(self.stats, dim=-1)  # (chunks, 2, sum C)
+        running, layer, _ = self._targets(raw.device)
+        sq = (torch.stack(_mean_var(raw, running.dtype), 1) - running).square()
+        per_layer = sq.new_zeros(*sq.shape[:2], len(self.bns)).index_add_(2, layer, sq)
+        positive = per_layer > 0  # a zero distance has no direction: its gradient is 0
+        norms = torch.where(positive, per_layer, 1.0).sqrt() * positive
+        return norms.sum((0, 1))
+
     def value(self) -> torch.Tensor:
-        return sum(w * t for w, t in zip(self.weights, self.terms))
+        return torch.dot(self.terms(), self._targets(self.stats[0].device)[2])
 
     def remove(self) -> None:
         for h in self.handles:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ddflow.data.pixels import Normalizer
+from ddflow.data.prefetch import batches
 from ddflow.metrics.diversity import features_and_logits
 from ddflow.progress import Tracker
 from ddflow.select.coreset import el2n, per_class
@@ -38,8 +39,8 @@ def true_class_probs(
     rows = torch.as_tensor(class_rows) if class_rows is not None else None
     out = []
     tracker = Tracker("ranking", len(labels), "image")
-    for s in range(0, len(labels), batch_size):
-        probs = teacher(norm.to_tensor(images[s : s + batch_size])).softmax(1).cpu()
+    for s, batch in batches(images, batch_size, norm.mean.device):
+        probs = teacher(norm.to_tensor(batch)).softmax(1).cpu()
         y = torch.as_tensor(labels[s : s + batch_size])
         y = rows[y] if rows is not None else y
         out.append(probs.gather(1, y[:, None])[:, 0].numpy())
@@ -81,8 +82,8 @@ def teacher_scores(
     model.eval()
     feats, scores = [], []
     tracker = Tracker("features", len(labels), "image")
-    for s in range(0, len(labels), batch_size):
-        f, logits = features_and_logits(model, norm.to_tensor(images[s : s + batch_size]))
+    for s, batch in batches(images, batch_size, norm.mean.device):
+        f, logits = features_and_logits(model, norm.to_tensor(batch))
         feats.append(F.normalize(f.float(), dim=1).cpu().numpy().astype(np.float16))
         probs = logits.softmax(1).cpu().numpy()
         scores.append(el2n(probs, labels[s : s + batch_size]).astype(np.float32))

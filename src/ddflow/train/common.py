@@ -10,8 +10,9 @@ import torch
 from torch import nn
 
 from ddflow.data.pixels import Normalizer
+from ddflow.data.prefetch import batches
 from ddflow.errors import DdflowError
-from ddflow.recover.augment import crop_resize, sample_rrc_box
+from ddflow.recover.augment import sample_rrc_box
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -22,13 +23,18 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def random_crop_pad(x: torch.Tensor, padding: int, gen: torch.Generator) -> torch.Tensor:
-    """Per-sample RandomCrop(size, padding) with zero padding (in normalized space: value 0)."""
+    """Per-sample RandomCrop(size, padding) with zero padding (in normalized space: value 0),
+    gathered for the whole batch at once: a handful of operator calls at any batch size."""
     if padding == 0:
         return x
     n, _, h, w = x.shape
     padded = torch.nn.functional.pad(x, (padding,) * 4)
-    offs = torch.randint(0, 2 * padding + 1, (n, 2), generator=gen).tolist()
-    return torch.stack([padded[i, :, dy : dy + h, dx : dx + w] for i, (dy, dx) in enumerate(offs)])
+    offs = torch.randint(0, 2 * padding + 1, (n, 2), generator=gen).to(x.device)
+    rows = (offs[:, :1] + torch.arange(h, device=x.device)).view(n, 1, h, 1)
+    cols = (offs[:, 1:] + torch.arange(w, device=x.device)).view(n, 1, 1, w)
+    batch = torch.arange(n, device=x.device).view(n, 1, 1, 1)
+    channel = torch.arange(x.shape[1], device=x.device).view(1, -1, 1, 1)
+    return padded[batch, channel, rows, cols]
 
 
 def random_hflip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -36,17 +42,45 @@ def random_hflip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.where(mask.to(x.device).view(-1, 1, 1, 1), x.flip(-1), x)
 
 
+def resample_boxes(x: torch.Tensor, boxes: np.ndarray | None, flips: np.ndarray | None = None):
+    """Crop each image to its box (top, left, h, w), resize it bilinearly to the batch's size and
+    mirror it where `flips`: one grid_sample for the whole batch.
+
+    A RandomResizedCrop box never exceeds the image, so every crop is upsampled, where
+    antialiasing is a no-op; sample coordinates are those of F.interpolate(align_corners=False),
+    clamped to the box, so the result equals the per-image crop_resize up to float rounding.
+    """
+    n, _, h, w = x.shape
+    if boxes is None:
+        boxes = np.tile(np.array([0, 0, h, w], np.float64), (n, 1))
+    b = torch.as_tensor(np.asarray(boxes, np.float64))
+    top, left, bh, bw = b.unbind(1)
+    ys = top[:, None] + ((torch.arange(h, dtype=torch.float64) + 0.5) * (bh / h)[:, None] - 0.5)
+    xs = (torch.arange(w, dtype=torch.float64) + 0.5) * (bw / w)[:, None] - 0.5
+    ys = ys.clamp(min=top[:, None]).minimum((top + bh - 1)[:, None])
+    xs = xs.clamp(min=0).minimum((bw - 1)[:, None])
+    if flips is not None:  # the mirror of a crop reads its columns right to left
+        xs = torch.where(torch.as_tensor(np.asarray(flips))[:, None], xs.flip(1), xs)
+    xs = xs + left[:, None]
+    grid = torch.stack(  # normalized for align_corners=False: pixel p -> (2p + 1) / size - 1
+        (
+            ((2 * xs + 1) / w - 1)[:, None, :].expand(n, h, w),
+            ((2 * ys + 1) / h - 1)[:, :, None].expand(n, h, w),
+        ),
+        dim=-1,
+    )
+    grid = grid.to(device=x.device, dtype=x.dtype)
+    return torch.nn.functional.grid_sample(
+        x, grid, mode="bilinear", padding_mode="border", align_corners=False
+    )
+
+
 def per_sample_rrc(x: torch.Tensor, scale: tuple[float, float], rng: random.Random) -> torch.Tensor:
-    """RandomResizedCrop drawn per image (as a DataLoader does), antialiased (torchvision>=0.17)."""
+    """RandomResizedCrop drawn per image (as a DataLoader does), resampled as one batch."""
     if scale == (1.0, 1.0):
         return x
     h, w = x.shape[-2:]
-    return torch.cat(
-        [
-            crop_resize(x[i : i + 1], sample_rrc_box(h, w, scale, rng), (h, w), True)
-            for i in range(x.shape[0])
-        ]
-    )
+    return resample_boxes(x, np.array([sample_rrc_box(h, w, scale, rng) for _ in range(len(x))]))
 
 
 @torch.no_grad()
@@ -57,16 +91,18 @@ def evaluate(
     norm: Normalizer,
     batch_size: int = 500,
 ) -> float:
-    """Top-1 accuracy (%) on real images; restores the model's train/eval mode."""
+    """Top-1 accuracy (%) on real images, the next batch decoded while this one runs; restores
+    the model's train/eval mode."""
     was_training = model.training
     model.eval()
-    correct = 0
-    y = torch.as_tensor(labels)
-    for s in range(0, len(labels), batch_size):
-        logits = model(norm.to_tensor(images[s : s + batch_size]))
-        correct += (logits.argmax(1).cpu() == y[s : s + batch_size]).sum().item()
+    device = norm.mean.device
+    y = torch.as_tensor(np.asarray(labels), device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    for s, batch in batches(images, batch_size, device):
+        logits = model(norm.to_tensor(batch))
+        correct += (logits.argmax(1) == y[s : s + batch_size]).sum()
     model.train(was_training)
-    return 100.0 * correct / len(labels)
+    return 100.0 * correct.item() / len(labels)
 
 
 def param_groups(model: nn.Module, weight_decay: float, no_decay_bn_bias: bool) -> list[dict]:
@@ -98,6 +134,28 @@ def rand_augment(config: str, image_size: int, mean: list[float]):
         return np.stack(out)
 
     return apply
+
+
+class Precision:
+    """`student.precision`: fp32 (the papers') or bf16, which runs the forwards of the student
+    and its online teacher under bf16 autocast (losses in float32) and, on CUDA, lays model,
+    teacher and batch out channels_last. It changes the numerics, so it is in the student id."""
+
+    def __init__(self, name: str, device: torch.device):
+        self.bf16 = name == "bf16"
+        self.device_type = device.type
+        self.channels_last = self.bf16 and device.type == "cuda"
+
+    def prepare(self, model: nn.Module | None) -> nn.Module | None:
+        if model is not None and self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        return model
+
+    def layout(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def autocast(self):
+        return torch.autocast(self.device_type, torch.bfloat16, enabled=self.bf16)
 
 
 class TrainingDiverged(DdflowError):

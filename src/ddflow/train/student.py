@@ -20,11 +20,13 @@ from torch import nn
 
 from ddflow.data.datasets import DatasetBundle
 from ddflow.data.pixels import Normalizer
-from ddflow.labels.protocols import make_protocol, split_soft
+from ddflow.data.prefetch import host_batch, prefetch
+from ddflow.labels.protocols import Protocol, make_protocol, split_soft
 from ddflow.labels.stored import StoredLabels
 from ddflow.models import build_model
 from ddflow.progress import Tracker
 from ddflow.train.common import (
+    Precision,
     check_finite,
     evaluate,
     param_groups,
@@ -48,6 +50,32 @@ def batch_size_for(batch_size: int | dict, ipc: int) -> int:
     return batch_size if isinstance(batch_size, int) else batch_size[str(ipc)]
 
 
+def student_step(
+    model: nn.Module,
+    protocol: Protocol,
+    opt: torch.optim.Optimizer,
+    norm: Normalizer,
+    fast: Precision,
+    step: tuple,
+    dsa_gen: torch.Generator | None = None,
+) -> torch.Tensor:
+    """One optimisation step on a prepared batch (uint8 host images, labels, view, stored
+    logits); returns the loss on the device, unread: the host syncs once an epoch, not per step.
+    Its operator calls do not grow with the batch (benchmarks/student_speed.py counts them)."""
+    batch, labels, view, view_soft = step
+    device = norm.mean.device
+    x = fast.layout(render(norm.to_tensor(batch), view))  # normalized per batch
+    if dsa_gen is not None:
+        x = dsa(x, dsa_gen)
+    with fast.autocast():
+        logits = model(x)
+        loss = protocol.loss(logits, x, view, labels.to(device, non_blocking=True), view_soft)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach()
+
+
 def train_student(
     images: np.ndarray,
     teacher: nn.Module | None,
@@ -64,6 +92,7 @@ def train_student(
     `stored` the relabel stage's labels (the teacher is then not needed, and None); `model`
     replaces a fresh cfg['arch'] (it is trained in place)."""
     seed_everything(seed)
+    device = torch.device(device)
     c, h, w = bundle.image_shape
     if model is None:
         model = build_model(cfg["arch"], bundle.num_classes, c, (h, w))
@@ -83,34 +112,35 @@ def train_student(
     ra = rand_augment(cfg["randaugment"], h, bundle.mean) if cfg["randaugment"] else None
     n = len(images)
     bs = min(batch_size_for(cfg["batch_size"], n // bundle.num_classes), n)
-    y = torch.as_tensor(targets if targets is not None else np.zeros(n, np.int64), device=device)
+    y = np.asarray(targets if targets is not None else np.zeros(n), np.int64)
     dsa_gen = None
     if cfg.get("augment", "views") == "dsa":  # replaces crops, flips, CutMix; order is kept
         dsa_gen = torch.Generator().manual_seed(seed)
         cfg = {**cfg, "min_scale": 1.0, "max_scale": 1.0, "hflip": False, "cutmix": 0.0}
     protocol = make_protocol(cfg, seed, n, bs, (h, w), teacher=teacher, stored=stored)
+    fast = Precision(cfg.get("precision", "fp32"), device)
+    model, teacher = fast.prepare(model), fast.prepare(teacher)
+
+    def load(view):  # in the prefetch thread: decode (files), RandAugment, pinned host copies
+        batch = images[view.idx]
+        return host_batch(ra(batch) if ra else batch, device), host_batch(y[view.idx], device)
+
     curve = []
     tracker = Tracker(f"student seed {seed}", epochs, "epoch")
     for epoch in range(1, epochs + 1):
         model.train()
         views, soft = protocol.epoch(epoch)
-        loss_sum, batches = 0.0, 0
-        for view, view_soft in split_soft(soft, views):
-            batch = images[view.idx]  # normalized per batch: a 224-px set is too big as floats
-            x = render(norm.to_tensor(ra(batch) if ra else batch), view)
-            if dsa_gen is not None:
-                x = dsa(x, dsa_gen)
-            idx = torch.as_tensor(view.idx, device=device)
-            loss = protocol.loss(model(x), x, view, y[idx], view_soft)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.item() * len(x)
-            batches += 1
-            tracker.tick(epoch - 1 + batches / len(views))
+        # On the device, read once an epoch: no host sync per step.
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        batches = zip(views, split_soft(soft, views), prefetch(views, load))
+        for b, (view, (_, view_soft), (batch, labels)) in enumerate(batches, 1):
+            step = (batch, labels, view, view_soft)
+            loss_sum += student_step(model, protocol, opt, norm, fast, step, dsa_gen) * len(labels)
+            tracker.tick(epoch - 1 + b / len(views))
+        loss_mean = loss_sum.item() / n
         sched.step()
-        check_finite(f"student (seed {seed})", epoch, loss_sum / n, model, "student.lr")
-        point = {"epoch": epoch, "train_loss": loss_sum / n}
+        check_finite(f"student (seed {seed})", epoch, loss_mean, model, "student.lr")
+        point = {"epoch": epoch, "train_loss": loss_mean}
         if epoch % cfg["eval_every"] == 0 or epoch == epochs:
             point["test_top1"] = evaluate(model, bundle.test_x, bundle.test_y, norm)
             if bundle.val_x is not None:

@@ -8,12 +8,14 @@ import logging
 import math
 import random
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ddflow.config import teacher_is_loaded
 from ddflow.data.datasets import DatasetBundle
 from ddflow.data.pixels import Normalizer
+from ddflow.data.prefetch import host_batch, prefetch
 from ddflow.models import build_model
 from ddflow.models.pretrained import load_pretrained
 from ddflow.progress import Tracker
@@ -38,6 +40,7 @@ def warmup_cosine(step: int, total: int, warmup: int) -> float:
 def train_teacher(bundle: DatasetBundle, cfg: dict, device: torch.device):
     """Return (model, metrics); metrics carry the per-epoch curve and final test top-1."""
     gen = seed_everything(cfg["seed"])
+    device = torch.device(device)
     rng = random.Random(cfg["seed"])
     c, h, w = bundle.image_shape
     model = build_model(cfg["arch"], bundle.num_classes, c, (h, w)).to(device)
@@ -49,38 +52,45 @@ def train_teacher(bundle: DatasetBundle, cfg: dict, device: torch.device):
     steps_per_epoch = math.ceil(n / cfg["batch_size"])
     total, warmup = cfg["epochs"] * steps_per_epoch, cfg["warmup_epochs"] * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, total, warmup))
-    labels = torch.as_tensor(bundle.train_y)
+    labels = np.asarray(bundle.train_y, np.int64)
     curve = []
     tracker = Tracker("teacher", cfg["epochs"], "epoch")
+    batches = cfg["batch_size"]
+
+    def load(idx: torch.Tensor):  # in the prefetch thread: decode (files), pinned host copies
+        rows = idx.numpy()
+        return host_batch(bundle.train_x[rows], device), host_batch(labels[rows], device)
+
     for epoch in range(1, cfg["epochs"] + 1):
         model.train()
         perm = torch.randperm(n, generator=gen)
-        loss_sum = 0.0
-        for s in range(0, n, cfg["batch_size"]):
-            idx = perm[s : s + cfg["batch_size"]]
-            x = norm.to_tensor(bundle.train_x[idx.numpy()])
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)  # read once an epoch
+        chunks = perm.split(batches)
+        for b, (batch, y) in enumerate(prefetch(chunks, load), 1):
+            x = norm.to_tensor(batch)
             if cfg.get("min_scale"):  # the torchvision reference recipe (Tiny, ImageNet teachers)
                 x = per_sample_rrc(x, (cfg["min_scale"], 1.0), rng)
             else:
                 x = random_crop_pad(x, cfg["crop_padding"], gen)
             if cfg["hflip"]:
                 x = random_hflip(x, gen)
-            loss = F.cross_entropy(model(x), labels[idx].to(device))
+            loss = F.cross_entropy(model(x), y.to(device, non_blocking=True))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            loss_sum += loss.item() * len(idx)
-            tracker.tick(epoch - 1 + min(s + cfg["batch_size"], n) / n)
-        check_finite("teacher", epoch, loss_sum / n, model, "teacher.lr")
+            loss_sum += loss.detach() * len(y)
+            tracker.tick(epoch - 1 + min(b * batches, n) / n)
+        loss_mean = loss_sum.item() / n
+        check_finite("teacher", epoch, loss_mean, model, "teacher.lr")
         top1 = evaluate(model, bundle.test_x, bundle.test_y, norm)
-        curve.append({"epoch": epoch, "train_loss": loss_sum / n, "test_top1": top1})
-        tracker.update(epoch, train_loss=loss_sum / n, test_top1=top1)
+        curve.append({"epoch": epoch, "train_loss": loss_mean, "test_top1": top1})
+        tracker.update(epoch, train_loss=loss_mean, test_top1=top1)
         log.info(
             "teacher epoch %d/%d loss %.4f test top-1 %.2f",
             epoch,
             cfg["epochs"],
-            loss_sum / n,
+            loss_mean,
             top1,
         )
     model.eval()

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ddflow.recover.augment import crop_resize, sample_rrc_box
+from ddflow.recover.augment import sample_rrc_box
+from ddflow.train.common import resample_boxes
 
 
 @dataclass
@@ -73,16 +74,11 @@ def draw_epoch(
 
 
 def render(x: torch.Tensor, view: View) -> torch.Tensor:
-    """Apply a view to the normalized batch `x` (rows already `images[view.idx]`)."""
-    h, w = x.shape[-2:]
+    """Apply a view to the normalized batch `x` (rows already `images[view.idx]`): crops and
+    flips in one batched resample (train/common.py), CutMix as one indexed copy."""
     if view.boxes is not None:
-        x = torch.cat(
-            [
-                crop_resize(x[i : i + 1], tuple(box), (h, w), True)
-                for i, box in enumerate(view.boxes)
-            ]
-        )
-    if view.flips.any():
+        x = resample_boxes(x, view.boxes, view.flips)
+    elif view.flips.any():
         mask = torch.as_tensor(view.flips, device=x.device).view(-1, 1, 1, 1)
         x = torch.where(mask, x.flip(-1), x)
     if view.mix_box is not None:
