@@ -11,6 +11,8 @@ Prints, in this order:
 - operator calls per recovery step (ResNet-18), with the BN-statistics op before
   (benchmarks/_before_bn_loss.py) and after it was fused;
 - the loader's images/s on a folder of JPEGs with 1, 2 and 4 decoding threads;
+- RandAugment (timm `rand-m6-n2-mstd1.0`, DELT's) images/s at 224 px: it runs per image through
+  PIL in the prefetch thread, off the training step's critical path;
 - a teacher epoch on file storage: decode alone, compute alone, and both overlapped by the
   prefetcher (target: overlapped <= 1.15 x max(decode, compute));
 - student step / floor (student forward + backward + teacher forward on a ready batch),
@@ -54,7 +56,7 @@ from ddflow.models import build_model  # noqa: E402
 from ddflow.recover.augment import RecoverAugment  # noqa: E402
 from ddflow.recover.bn_loss import BNStatLoss  # noqa: E402
 from ddflow.recover.loop import freeze, recover_batch  # noqa: E402
-from ddflow.train.common import Precision, param_groups  # noqa: E402
+from ddflow.train.common import Precision, param_groups, rand_augment  # noqa: E402
 from ddflow.train.student import student_step  # noqa: E402
 
 RECIPE = {  # the RDED/DELT validation recipe's view and label keys (config defaults)
@@ -188,7 +190,7 @@ def teacher_epoch(root: Path, paths: np.ndarray, size: int, batch: int) -> tuple
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=600, help="JPEGs in the loader folder")
-    ap.add_argument("--jpeg-size", type=int, default=64, help="decoded (resized) size")
+    ap.add_argument("--jpeg-size", type=int, default=32, help="decoded (resized) size")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -214,6 +216,11 @@ def main() -> None:
             "loader images/s, 1 / 2 / 4 decoding threads: "
             + " / ".join(f"{rates[w]:.0f}" for w in (1, 2, 4))
         )
+        ra = rand_augment("rand-m6-n2-mstd1.0", 224, [0.485, 0.456, 0.406])
+        photos = ImageFiles(root, paths[:64], 224)[np.arange(64)]
+        t = time.perf_counter()
+        ra(photos)
+        print(f"RandAugment images/s at 224 px, one thread: {64 / (time.perf_counter() - t):.0f}")
         decode, compute, both = teacher_epoch(root, paths, args.jpeg_size, 100)
         torch.set_num_threads(args.threads)
     print(
