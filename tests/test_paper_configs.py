@@ -203,3 +203,21 @@ def test_a_paper_renders_only_its_own_tables_from_a_config_serving_both(tmp_path
     items = render_paper("cda", "mini", {ROOT / "x.yaml": cfg}, tmp_path / "out", {})
     names = [i["name"] for i in items]
     assert names == ["cda/table14"] and (tmp_path / "out/cda-table14.md").exists()
+
+
+def test_the_table5_configs_squeeze_four_teachers_one_per_published_row():
+    from ddflow.config import StageIds
+    from ddflow.report.paper import squeeze_settings
+
+    rows = {}
+    for path in sorted((ROOT / "config" / "cda").glob("table5_squeeze_*.full.yaml")):
+        cfg = validate_config(yaml.safe_load(path.read_text()))
+        ids = StageIds(cfg)
+        (stand_in,) = cfg["report"]["paper"]["tables"]
+        settings = squeeze_settings(cfg["teacher"])
+        rows[(stand_in["teacher"], settings["teacher_init"])] = (ids.data, ids.teacher)
+        assert settings["recipe"] == "cda" and cfg["teacher"]["label_smoothing"] == 0.2
+        assert cfg["teacher"]["epochs"] == (80 if settings["teacher_init"] == "imagenet1k" else 140)
+    assert set(rows) == {(a, i) for a in ("resnet18", "resnet50") for i in ("imagenet1k", "random")}
+    assert len({d for d, _ in rows.values()}) == 1  # one data stage
+    assert len({t for _, t in rows.values()}) == 4  # four squeezes

@@ -374,3 +374,61 @@ def test_a_parameter_count_cell_takes_the_trained_students_size():
     assert m.loc[("#Params (M)", "AlexNet"), "ddflow_seeds"] == 0
     md, _ = render_table(published, experiment_cells(summary, exp), "cda/table20")
     assert "**1.24** / 1.2" in md
+
+
+def _squeezed(name, init, recipe=True, **teacher):
+    exp = _experiment(name, {"cda": {"kind": "cda"}}, [{"table": "cda/table5",
+                      "dataset": "imagenet21k", "teacher": "resnet18"}])  # fmt: skip
+    cda = {"optimizer": "adam", "label_smoothing": 0.2, "cutout": 0.5,
+           "randaugment": "rand-m9-mstd0.5"} if recipe else {}  # fmt: skip
+    exp["config"]["teacher"] = {
+        "arch": "torchvision:resnet18", "epochs": 80, "lr": 3e-4, "batch_size": 1024,
+        "weight_decay": 1e-4, **cda, **({"init": init} if init else {}), **teacher,
+    }  # fmt: skip
+    return exp
+
+
+def test_a_squeeze_table_takes_the_trained_teachers_top1_top5_and_gain_over_the_quoted_row():
+    published = load_published()
+    summary = _summary([("cda", "cda", 10, 20.0, 1.0)])
+    columns = ["method", "ipc", "protocol", "recover_wall_s", "recover_peak_mb", "device"]
+    cost = {
+        "table": pd.DataFrame(columns=columns),
+        "teacher": {"wall_s": 3600.0, "peak_rss_mb": 1.0},
+    }
+    in1k = experiment_cells(summary, _squeezed("a", {"pretrained": "IMAGENET1K_V1"}), cost=cost,
+                            teacher={"test_top1": 37.0, "test_top5": 66.0})  # fmt: skip
+    rnd = experiment_cells(summary, _squeezed("b", None), cost=cost,
+                           teacher={"test_top1": 39.0, "test_top5": 68.5})  # fmt: skip
+    sgd = experiment_cells(summary, _squeezed("c", None, recipe=False), cost=cost,
+                           teacher={"test_top1": 30.0, "test_top5": 60.0})  # fmt: skip
+    cells = pd.concat([in1k, rnd, sgd])
+    assert set(cells.kind) == {"full"}  # a squeeze table takes no distilled-set run
+    m = match(published, cells, "cda/table5").set_index(["row", "col", "metric"])
+    top1, top5 = "Top-1 Acc. (%)", "Top-5 Acc. (%)"
+    assert m.loc[("ResNet-18 (Ours) / ImageNet-1K", top1, "top1"), "ddflow_mean"] == 37.0
+    assert m.loc[("ResNet-18 (Ours) / ImageNet-1K", top5, "top5"), "ddflow_mean"] == 66.0
+    assert m.loc[("ResNet-18 (Ours) / Random", top1, "top1"), "ddflow_mean"] == 39.0  # not SGD's
+    assert m.loc[("ResNet-50 (Ours) / Random", top1, "top1"), "ddflow_seeds"] == 0  # R18 only
+    ridnik = m.loc[("Ridnik et al. (2021) / ImageNet-1K", top1, "top1")]
+    assert ridnik.ddflow_seeds == 0 and ridnik.method == "ridnik2021"  # quoted
+    md, _ = render_table(published, cells, "cda/table5")
+    assert "| **37.00** / 38.1 (-1.10) | **66.00** / 67.2 (-1.20) |" in md
+    assert "(published only)" in md and "squeezed by ddflow" in md
+    assert "from IMAGENET1K_V1" in md and "from random initialisation" in md
+    # the printed gains of the R50 rows: ddflow's R50 teacher over the quoted Ridnik value
+    r50 = _squeezed("d", {"pretrained": "IMAGENET1K_V1"})
+    r50["config"]["report"]["paper"]["tables"][0]["teacher"] = "resnet50"
+    cells = experiment_cells(
+        summary, r50, cost=cost, teacher={"test_top1": 43.0, "test_top5": 73.0}
+    )
+    m = match(published, cells, "cda/table5").set_index(["row", "col", "metric"])
+    gain = m.loc[("ResNet-50 (Ours) / ImageNet-1K", top1, "top1_gain"), "ddflow_mean"]
+    assert gain == pytest.approx(43.0 - 42.2)
+    gain5 = m.loc[("ResNet-50 (Ours) / ImageNet-1K", top5, "top5_gain"), "ddflow_mean"]
+    assert gain5 == pytest.approx(73.0 - 72.0)
+    # a loaded teacher was not squeezed here: it fills nothing
+    loaded = _squeezed("e", None)
+    loaded["config"]["teacher"] = {"arch": "timm:resnet18", "checkpoint": "x.pth"}
+    assert experiment_cells(summary, loaded, cost=cost, teacher={"test_top1": 1.0,
+                            "test_top5": 2.0}).empty  # fmt: skip

@@ -65,6 +65,7 @@ METHODS = {
     "rded",
     "random",
     "full",
+    "ridnik2021",  # the published ImageNet-21K-P squeeze recipe CDA Table 5 compares with
     "real",
     "dc",
     "dsa",

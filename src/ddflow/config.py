@@ -252,6 +252,12 @@ def validate_config(config: dict) -> dict:
         )
     _check_dataset(cfg["dataset"])
     _check_loaded(cfg.get("ranker"), "ranker")
+    _check_loaded(cfg["teacher"].get("init"), "teacher.init")
+    if cfg["teacher"].get("init") and teacher_is_loaded(cfg["teacher"]):
+        raise ConfigError(
+            "config key 'teacher.init': weights to start training from, but the teacher is "
+            "loaded (teacher.pretrained or teacher.checkpoint) and not trained; remove one"
+        )
     _check_loaded(cfg["report"]["set_classifier"], "report.set_classifier")
     _check_loaded(cfg["student"]["relabel_model"], "student.relabel_model")
     if cfg["student"]["augment"] == "dsa" and "stored" in cfg["student"]["labels"]:
@@ -483,7 +489,7 @@ def _check_paper(cfg: dict) -> None:
 
 def _check_loaded(block: dict | None, key: str) -> None:
     """A model to load (ranker, pruning.network, report.set_classifier) names one source."""
-    if block and bool(block.get("pretrained")) == bool(block.get("checkpoint")):
+    if block is not None and bool(block.get("pretrained")) == bool(block.get("checkpoint")):
         raise ConfigError(
             f"config key '{key}': set one of {key}.pretrained (torchvision weights) or "
             f"{key}.checkpoint (a weights file)"

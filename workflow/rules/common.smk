@@ -159,7 +159,11 @@ def loaded_model_inputs(model_cfg):
 
 
 def teacher_inputs(wildcards):
-    return loaded_model_inputs(CFG["teacher"])
+    init = loaded_model_inputs(CFG["teacher"].get("init") or {})
+    return {
+        **loaded_model_inputs(CFG["teacher"]),
+        **{f"init_{k}": v for k, v in init.items() if k not in ("npz", "meta")},
+    }
 
 
 def ranking_inputs(wildcards):

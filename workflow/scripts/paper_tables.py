@@ -14,8 +14,10 @@ with stage(sm) as (runtime, params):
     experiment = yaml.safe_load(Path(sm.input.experiment).read_text())
     named = dict(sm.input.items())
     applications = {k: pd.read_csv(named[k]) for k in ("incremental", "pruning") if k in named}
-    cost = {"table": pd.read_csv(sm.input.cost), "teacher": read_json(sm.input.teacher)["cost"]}
-    cells = experiment_cells(pd.read_csv(sm.input.summary), experiment, applications, cost)
+    teacher = read_json(sm.input.teacher)
+    cost = {"table": pd.read_csv(sm.input.cost), "teacher": teacher["cost"]}
+    summary = pd.read_csv(sm.input.summary)
+    cells = experiment_cells(summary, experiment, applications, cost, teacher)
     tables = paper_table_names(experiment["config"]["report"]["paper"])
     for item in write_paper(cells, tables, Path(sm.output[0]).parent):
         print(item["path"], item["caption"])

@@ -8,6 +8,7 @@ only its classifier rows for those classes (RDED's `pruning_classifier`).
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import torch
@@ -129,20 +130,25 @@ def load_pretrained(
     std: list[float],
     keep_all_outputs: bool = False,
     config_key: str = "teacher",
+    fresh_head: bool = False,
 ) -> tuple[nn.Module, dict]:
     """(model, source record) for a teacher with weights to load; the model answers for the
     dataset's classes, or with `keep_all_outputs` for all of its own (source's class_rows then
     map dataset classes to outputs: a ranker's softmax runs over every class it knows).
-    Errors name the keys under `config_key` (the same keys serve the teacher and the ranker)."""
+    Errors name the keys under `config_key` (the same keys serve the teacher and the ranker).
+    `fresh_head`: weights to train from; without a classes_file, a classifier over other classes
+    is returned as it is (init_from leaves the model's own, fresh one in place)."""
     try:
-        return _load(cfg, classes, chw, mean, std, keep_all_outputs)
+        return _load(cfg, classes, chw, mean, std, keep_all_outputs, fresh_head)
     except TeacherError as e:
         if config_key == "teacher":
             raise
-        raise TeacherError(str(e).replace("teacher.", f"{config_key}.")) from e
+        # teacher.init's weights fit teacher.arch: that key keeps its name
+        keep = r"(?!arch)" if config_key.startswith("teacher.") else ""
+        raise TeacherError(re.sub(rf"teacher\.{keep}", f"{config_key}.", str(e))) from e
 
 
-def _load(cfg, classes, chw, mean, std, keep_all_outputs):
+def _load(cfg, classes, chw, mean, std, keep_all_outputs, fresh_head=False):
     if cfg.get("pretrained") and cfg.get("checkpoint"):
         raise TeacherError(
             "config keys 'teacher.pretrained' and 'teacher.checkpoint': set one, not both"
@@ -189,6 +195,8 @@ def _load(cfg, classes, chw, mean, std, keep_all_outputs):
             f"the loaded teacher weights hold non-finite values (first: {bad[:3]}): the file is "
             "corrupt or came from a diverged run; load another checkpoint"
         )
+    if fresh_head and not cfg.get("classes_file"):
+        return model, {**source, "outputs": n_out, "class_rows": None}
     rows = _class_rows(n_out, classes, cfg.get("classes_file"))
     if rows is not None and not keep_all_outputs:
         state = model.state_dict()
@@ -198,3 +206,17 @@ def _load(cfg, classes, chw, mean, std, keep_all_outputs):
         model = build_model(cfg["arch"], len(classes), c, (h, w))
         model.load_state_dict(state)
     return model.eval(), {**source, "outputs": n_out, "class_rows": rows}
+
+
+def init_from(model: nn.Module, cfg: dict, classes, chw, mean, std) -> dict:
+    """Load the weights of `cfg` (teacher.init plus the teacher's arch) into `model` to train from
+    (CDA squeezed ImageNet-21K-P from ImageNet-1K weights): every tensor whose name and shape
+    fit; a classifier over another number of classes keeps its fresh initialisation. Returns
+    the source record, with the tensors left fresh."""
+    loaded, source = load_pretrained(
+        cfg, classes, chw, mean, std, config_key="teacher.init", fresh_head=True
+    )
+    own, theirs = model.state_dict(), loaded.state_dict()
+    fits = {k: v for k, v in theirs.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(fits, strict=False)
+    return {**source, "fresh": sorted(set(own) - set(fits))}

@@ -26,13 +26,14 @@ from ddflow.config import (
     configured_method,
     paper_stand_ins,
     student_protocols,
+    teacher_is_loaded,
 )
 from ddflow.io import atomic_path
 from ddflow.methods import KINDS
 from ddflow.report.paper_figures import PAPER_FIGURES, figure_for, file_stem
 
 # Kinds ddflow runs; any other published method is quoted, never regenerated.
-IMPLEMENTED = set(KINDS)
+IMPLEMENTED = set(KINDS) | {"full"}  # full: the squeezed teacher itself (TEACHER_TABLES)
 # Setting keys that live in the student recipe rather than the method.
 STUDENT_KEYS = {
     "student_epochs": "epochs",
@@ -121,16 +122,61 @@ def _costs(cost: dict | None) -> tuple[dict, dict]:
     return per_set, squeeze
 
 
+# Tables of the squeeze itself: their cells (method "full") are the teacher's test accuracy.
+TEACHER_TABLES = {"cda/table5"}
+# Quoted rows the printed gains of a table are over (CDA Table 5: Ridnik et al.'s ResNet-50).
+GAIN_OVER_QUOTED = {"cda/table5": "ridnik2021"}
+
+
+def squeeze_settings(teacher: dict) -> dict:
+    """A trained teacher's place in CDA Table 5: its initial weights and its recipe ("cda": Adam,
+    label smoothing 0.2, CutoutPIL and RandAugment, Table 21a; lr, batch and epochs are scale)."""
+    init = teacher.get("init") or {}
+    weights = str(init.get("pretrained", "")).upper()
+    cda = (
+        teacher.get("optimizer") == "adam"
+        and teacher.get("label_smoothing") == 0.2
+        and bool(teacher.get("cutout"))
+        and bool(teacher.get("randaugment"))
+    )
+    return {
+        "teacher_init": "random" if not init else (
+            "imagenet1k" if weights.startswith("IMAGENET1K") or weights == "DEFAULT"
+            else "checkpoint"
+        ),
+        "recipe": "cda" if cda else "ddflow",
+    }  # fmt: skip
+
+
+def _teacher_rows(cfg: dict, teacher: dict | None, base: dict) -> list[dict]:
+    """The one row a squeeze table takes from an experiment: its trained teacher's accuracy."""
+    if not teacher or "test_top5" not in teacher or teacher_is_loaded(cfg["teacher"]):
+        return []  # a loaded teacher was not squeezed here; older metrics have no top-5
+    return [
+        {
+            **base, "method": "full", "kind": "full", "ipc": 0, "paper_ipc": 0, "seeds": 1,
+            "student": cfg["teacher"]["arch"], "paper_student": base["paper_teacher"],
+            "top1_mean": float(teacher["test_top1"]), "top1_std": float("nan"),
+            "top5_mean": float(teacher["test_top5"]),
+            "method_config": json.dumps(squeeze_settings(cfg["teacher"]), sort_keys=True),
+            "student_config": json.dumps({"teacher": cfg["teacher"]}, sort_keys=True),
+            "protocol": "", "sweep": "", "application": "squeeze",
+        }
+    ]  # fmt: skip
+
+
 def experiment_cells(
     summary: pd.DataFrame,
     experiment: dict,
     applications: dict | None = None,
     cost: dict | None = None,
+    teacher: dict | None = None,
 ) -> pd.DataFrame:
     """An experiment's results (summary.csv rows, or an application's table rows for the tables
     an application fills), once per paper table it regenerates, with what each stands for in
     that table (the paper's dataset, student and IPC) and, given `cost` ({"table": cost.csv,
-    "teacher": the teacher's cost}), what making its set took."""
+    "teacher": the teacher's cost}), what making its set took. Squeeze tables (TEACHER_TABLES)
+    take the trained teacher's test top-1/top-5 from its metrics, `teacher`."""
     cfg = experiment["config"]
     per_set, squeeze = _costs(cost)
     paper = cfg["report"].get("paper") or {}
@@ -139,6 +185,18 @@ def experiment_cells(
     rows = []
     for table, stand_in in paper_stand_ins(paper).items() if paper else []:
         application = APPLICATION_TABLES.get(table)
+        if table in TEACHER_TABLES:
+            base = {
+                "experiment": cfg["report"]["name"] or "default", "scale": paper["scale"],
+                "table": table, "dataset": cfg["dataset"]["name"],
+                "paper_dataset": stand_in.get("dataset") or cfg["dataset"]["name"],
+                "teacher": cfg["teacher"]["arch"],
+                "paper_teacher": stand_in.get("teacher") or _paper_student(cfg["teacher"]["arch"]),
+                "teacher_top1": float((teacher or {}).get("test_top1", float("nan"))),
+                "cl_steps": 0, "cl_step": 0, "student_params": float("nan"), **squeeze,
+            }  # fmt: skip
+            rows += _teacher_rows(cfg, teacher, base)
+            continue
         for r in _results(summary, application, cfg, applications or {}):
             rows.append(
                 {
@@ -281,10 +339,18 @@ def match(published: pd.DataFrame, cells: pd.DataFrame, table: str) -> pd.DataFr
     filled = []
     for cell in pub.itertuples():
         run, ambiguous, mean, std = None, False, float("nan"), float("nan")
-        if cell.metric == "top1":
+        if cell.metric in ("top1", "top5"):
             run, ambiguous = _fill(cell, runs)
             if run:
-                mean, std = run.top1_mean, run.top1_std
+                mean, std = getattr(run, f"{cell.metric}_mean", float("nan")), run.top1_std
+                std = std if cell.metric == "top1" else float("nan")
+        elif cell.metric in ("top1_gain", "top5_gain") and table in GAIN_OVER_QUOTED:
+            run, ambiguous = _fill(cell, runs)
+            metric = cell.metric.removesuffix("_gain")
+            quoted = pub[(pub.method == GAIN_OVER_QUOTED[table]) & (pub.metric == metric)]
+            quoted = quoted[quoted.col == cell.col].value
+            if run and len(quoted) == 1:  # ddflow's teacher over the published baseline
+                mean = getattr(run, f"{metric}_mean") - float(quoted.iloc[0])
         elif cell.metric in COST_OF:
             run, ambiguous = _fill(cell, runs)
             mean = _cost(cell, run)
@@ -378,6 +444,29 @@ def _application_words(r, g: pd.DataFrame) -> str:
     return ""
 
 
+def _squeeze_words(exp: str, r) -> str:
+    t = json.loads(r.student_config)["teacher"]
+    init = t.get("init") or {}
+    parts = [
+        f"{t['epochs']} epochs", f"{t.get('optimizer', 'sgd')} lr {t['lr']:g}",
+        f"batch {t['batch_size']}", f"weight decay {t['weight_decay']:g}",
+        f"label smoothing {t.get('label_smoothing', 0):g}",
+        f"CutoutPIL {t['cutout']:g}" if t.get("cutout") else "no cutout",
+        f"RandAugment {t['randaugment']}" if t.get("randaugment") else "no RandAugment",
+        "from " + (init.get("pretrained") or init.get("checkpoint") or "random initialisation"),
+    ]  # fmt: skip
+    stand_in = (
+        f" ddflow's {r.dataset} stands in for the paper's {r.paper_dataset}."
+        if r.dataset != r.paper_dataset
+        else ""
+    )
+    return (
+        f"`{exp}` ({r.scale or 'unsized'} scale): the teacher {r.teacher} squeezed by ddflow "
+        f"({', '.join(parts)}); top-1 and top-5 on the test split after the last epoch, one run."
+        + stand_in
+    )
+
+
 def caption(table: str, cells: pd.DataFrame) -> str:
     paper, name = table.split("/")
     runs = _runs(cells, table)
@@ -385,6 +474,9 @@ def caption(table: str, cells: pd.DataFrame) -> str:
     lines = [f"{PAPER_NAMES.get(paper, paper)}, {title.replace('table', 'Table ')}."]
     for exp, g in runs.groupby("experiment", sort=False):
         r = g.iloc[0]
+        if r.application == "squeeze":
+            lines.append(_squeeze_words(exp, r))
+            continue
         stand_in = ""
         ipcs = sorted({(int(a), int(b)) for a, b in zip(g.ipc, g.paper_ipc) if a != b})
         if r.dataset != r.paper_dataset or _paper_student(r.student) != r.paper_student or ipcs:
@@ -410,6 +502,12 @@ def caption(table: str, cells: pd.DataFrame) -> str:
             f" Gain cells: ddflow's method minus its {GAIN_OVER[table]} in the same row and "
             "column (std: both stds in quadrature)."
             if table in GAIN_OVER
+            else ""
+        )
+        + (
+            f" Gain cells: ddflow's teacher minus the published {GAIN_OVER_QUOTED[table]} value "
+            "of the same column."
+            if table in GAIN_OVER_QUOTED
             else ""
         )
         + (

@@ -83,7 +83,6 @@ def per_sample_rrc(x: torch.Tensor, scale: tuple[float, float], rng: random.Rand
     return resample_boxes(x, np.array([sample_rrc_box(h, w, scale, rng) for _ in range(len(x))]))
 
 
-@torch.no_grad()
 def evaluate(
     model: nn.Module,
     images: np.ndarray,
@@ -91,18 +90,55 @@ def evaluate(
     norm: Normalizer,
     batch_size: int = 500,
 ) -> float:
-    """Top-1 accuracy (%) on real images, the next batch decoded while this one runs; restores
-    the model's train/eval mode."""
+    """Top-1 accuracy (%) on real images."""
+    return topk_accuracy(model, images, labels, norm, (1,), batch_size)[1]
+
+
+@torch.no_grad()
+def topk_accuracy(
+    model: nn.Module,
+    images: np.ndarray,
+    labels: np.ndarray,
+    norm: Normalizer,
+    ks: tuple[int, ...] = (1, 5),
+    batch_size: int = 500,
+) -> dict[int, float]:
+    """{k: top-k accuracy (%)} on real images, the next batch decoded while this one runs;
+    restores the model's train/eval mode."""
     was_training = model.training
     model.eval()
     device = norm.mean.device
     y = torch.as_tensor(np.asarray(labels), device=device)
-    correct = torch.zeros((), dtype=torch.int64, device=device)
+    correct = torch.zeros(len(ks), dtype=torch.int64, device=device)
     for s, batch in batches(images, batch_size, device):
-        logits = model(norm.to_tensor(batch))
-        correct += (logits.argmax(1) == y[s : s + batch_size]).sum()
+        logits, target = model(norm.to_tensor(batch)), y[s : s + batch_size]
+        hits = [  # top-1 by argmax: ties go to the first class, as everywhere else
+            logits.argmax(1) == target
+            if k == 1
+            else (logits.topk(min(k, logits.shape[1]), 1).indices == target[:, None]).any(1)
+            for k in ks
+        ]
+        correct += torch.stack(hits).sum(1)
     model.train(was_training)
-    return 100.0 * correct.item() / len(labels)
+    return {k: 100.0 * c / len(labels) for k, c in zip(ks, correct.tolist())}
+
+
+def cutout(images: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
+    """CutoutPIL (Ridnik et al.; CDA's ImageNet-21K squeeze) on uint8 (N, H, W, C) images: per
+    image a rectangle of sides int(factor x side + 0.5), centred uniformly at random, clipped at
+    the border with both ends included (as PIL draws it), filled with one random colour."""
+    n, h, w, c = images.shape
+    yc, xc = rng.integers(0, h, n), rng.integers(0, w, n)
+    half_h, half_w = int(factor * h + 0.5) // 2, int(factor * w + 0.5) // 2
+    y1, y2 = np.clip(yc - half_h, 0, h), np.clip(yc + half_h, 0, h)
+    x1, x2 = np.clip(xc - half_w, 0, w), np.clip(xc + half_w, 0, w)
+    color = rng.integers(0, 256, (n, 1, 1, c), dtype=np.uint8)
+    rows, cols = np.arange(h)[None, :, None], np.arange(w)[None, None, :]
+    inside = (
+        (rows >= y1[:, None, None]) & (rows <= y2[:, None, None])
+        & (cols >= x1[:, None, None]) & (cols <= x2[:, None, None])
+    )  # fmt: skip
+    return np.where(inside[..., None], color, images)
 
 
 def param_groups(model: nn.Module, weight_decay: float, no_decay_bn_bias: bool) -> list[dict]:

@@ -1,5 +1,7 @@
-"""Squeeze: train the teacher on the real training split (SGD, cosine with optional warm-up),
-or load published/local weights (the papers' ImageNet teachers) and measure them on the test split.
+"""Squeeze: train the teacher on the real training split (SGD, cosine with optional warm-up; or
+CDA's ImageNet-21K recipe: Adam, label smoothing, CutoutPIL and RandAugment, from ImageNet-1K
+weights), or load published/local weights (the papers' ImageNet teachers) and measure them on
+the test split (top-1 and top-5).
 """
 
 from __future__ import annotations
@@ -17,15 +19,19 @@ from ddflow.data.datasets import DatasetBundle
 from ddflow.data.pixels import Normalizer
 from ddflow.data.prefetch import host_batch, prefetch
 from ddflow.models import build_model
-from ddflow.models.pretrained import load_pretrained
+from ddflow.models.pretrained import init_from, load_pretrained
 from ddflow.progress import Tracker
 from ddflow.train.common import (
     check_finite,
+    cutout,
     evaluate,
+    param_groups,
     per_sample_rrc,
+    rand_augment,
     random_crop_pad,
     random_hflip,
     seed_everything,
+    topk_accuracy,
 )
 
 log = logging.getLogger(__name__)
@@ -37,17 +43,43 @@ def warmup_cosine(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(total - warmup, 1)))
 
 
+def host_augmentation(cfg: dict, size: int, mean: list[float]):
+    """The squeeze's augmentation of uint8 images on the host, in the prefetch thread (Ridnik et
+    al.'s order: CutoutPIL, then RandAugment); identity when neither is configured."""
+    rng = np.random.default_rng(cfg["seed"])  # drawn in batch order by the one prefetch thread
+    ra = rand_augment(cfg["randaugment"], size, mean) if cfg.get("randaugment") else None
+    factor = cfg.get("cutout", 0)
+
+    def apply(images: np.ndarray) -> np.ndarray:
+        images = cutout(images, factor, rng) if factor else images
+        return ra(images) if ra else images
+
+    return apply
+
+
 def train_teacher(bundle: DatasetBundle, cfg: dict, device: torch.device):
     """Return (model, metrics); metrics carry the per-epoch curve and final test top-1."""
     gen = seed_everything(cfg["seed"])
     device = torch.device(device)
     rng = random.Random(cfg["seed"])
     c, h, w = bundle.image_shape
-    model = build_model(cfg["arch"], bundle.num_classes, c, (h, w)).to(device)
+    model = build_model(cfg["arch"], bundle.num_classes, c, (h, w))
+    init = None
+    if cfg.get("init"):
+        init = init_from(
+            model, {**cfg["init"], "arch": cfg["arch"]}, bundle.classes, bundle.image_shape,
+            bundle.mean, bundle.std,
+        )  # fmt: skip
+        log.info("teacher starts from %s (fresh: %s)", init.get("weights", init.get("path")),
+                 init["fresh"])  # fmt: skip
+    model = model.to(device)
     norm = Normalizer(bundle.mean, bundle.std, device)
-    opt = torch.optim.SGD(
-        model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"]
-    )
+    groups = param_groups(model, cfg["weight_decay"], cfg.get("no_decay_bn_bias", False))
+    if cfg.get("optimizer", "sgd") == "adam":  # Ridnik et al.'s / CDA's ImageNet-21K squeeze
+        opt = torch.optim.Adam(groups, lr=cfg["lr"])
+    else:
+        opt = torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"])
+    host_augment = host_augmentation(cfg, h, bundle.mean)
     n = len(bundle.train_y)
     steps_per_epoch = math.ceil(n / cfg["batch_size"])
     total, warmup = cfg["epochs"] * steps_per_epoch, cfg["warmup_epochs"] * steps_per_epoch
@@ -57,9 +89,11 @@ def train_teacher(bundle: DatasetBundle, cfg: dict, device: torch.device):
     tracker = Tracker("teacher", cfg["epochs"], "epoch")
     batches = cfg["batch_size"]
 
-    def load(idx: torch.Tensor):  # in the prefetch thread: decode (files), pinned host copies
+    def load(idx: torch.Tensor):  # in the prefetch thread: decode (files), host augmentation
         rows = idx.numpy()
-        return host_batch(bundle.train_x[rows], device), host_batch(labels[rows], device)
+        return host_batch(host_augment(bundle.train_x[rows]), device), host_batch(
+            labels[rows], device
+        )
 
     for epoch in range(1, cfg["epochs"] + 1):
         model.train()
@@ -74,7 +108,8 @@ def train_teacher(bundle: DatasetBundle, cfg: dict, device: torch.device):
                 x = random_crop_pad(x, cfg["crop_padding"], gen)
             if cfg["hflip"]:
                 x = random_hflip(x, gen)
-            loss = F.cross_entropy(model(x), y.to(device, non_blocking=True))
+            y = y.to(device, non_blocking=True)
+            loss = F.cross_entropy(model(x), y, label_smoothing=cfg.get("label_smoothing", 0.0))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -83,8 +118,11 @@ def train_teacher(bundle: DatasetBundle, cfg: dict, device: torch.device):
             tracker.tick(epoch - 1 + min(b * batches, n) / n)
         loss_mean = loss_sum.item() / n
         check_finite("teacher", epoch, loss_mean, model, "teacher.lr")
-        top1 = evaluate(model, bundle.test_x, bundle.test_y, norm)
-        curve.append({"epoch": epoch, "train_loss": loss_mean, "test_top1": top1})
+        acc = topk_accuracy(model, bundle.test_x, bundle.test_y, norm)
+        top1 = acc[1]
+        curve.append(
+            {"epoch": epoch, "train_loss": loss_mean, "test_top1": top1, "test_top5": acc[5]}
+        )
         tracker.update(epoch, train_loss=loss_mean, test_top1=top1)
         log.info(
             "teacher epoch %d/%d loss %.4f test top-1 %.2f",
@@ -94,7 +132,8 @@ def train_teacher(bundle: DatasetBundle, cfg: dict, device: torch.device):
             top1,
         )
     model.eval()
-    return model, {"test_top1": curve[-1]["test_top1"], "curve": curve}
+    last = {"test_top1": curve[-1]["test_top1"], "test_top5": curve[-1]["test_top5"]}
+    return model, {**last, "curve": curve, **({"init": init} if init else {})}
 
 
 def squeeze(bundle: DatasetBundle, cfg: dict, device: torch.device):
@@ -105,7 +144,8 @@ def squeeze(bundle: DatasetBundle, cfg: dict, device: torch.device):
             cfg, bundle.classes, bundle.image_shape, bundle.mean, bundle.std
         )
         model = model.to(device)
-        metrics = {"test_top1": evaluate(model, bundle.test_x, bundle.test_y, norm)}
+        acc = topk_accuracy(model, bundle.test_x, bundle.test_y, norm)
+        metrics = {"test_top1": acc[1], "test_top5": acc[5]}
         metrics["source"] = source
         log.info("teacher loaded from %s: test top-1 %.2f", source, metrics["test_top1"])
     else:
