@@ -153,9 +153,11 @@ def loader_rates(root: Path, paths: np.ndarray, size: int, batch: int) -> dict[i
     return rates
 
 
-def teacher_epoch(root: Path, paths: np.ndarray, size: int, batch: int) -> tuple[float, ...]:
-    """(decode, compute, overlapped) seconds for one teacher epoch on file storage: one decoding
-    thread and one compute thread, so the two can overlap on two cores."""
+def teacher_epoch(
+    root: Path, paths: np.ndarray, size: int, batch: int, repeats: int
+) -> tuple[float, ...]:
+    """Median (decode, compute, overlapped) seconds of a teacher epoch on file storage: one
+    decoding thread and one compute thread, so the two can overlap on two cores."""
     torch.set_num_threads(1)
     files = ImageFiles(root, paths, size, workers=1)
     norm = Normalizer([0.5] * 3, [0.25] * 3, CPU)
@@ -174,17 +176,26 @@ def teacher_epoch(root: Path, paths: np.ndarray, size: int, batch: int) -> tuple
         loss.backward()
         opt.step()
 
-    t = time.perf_counter()
-    ready = [load(rows) for rows in chunks]
-    decode = time.perf_counter() - t
-    t = time.perf_counter()
-    for item in ready:
-        step(item)
-    compute = time.perf_counter() - t
-    t = time.perf_counter()
-    for item in prefetch(chunks, load):
-        step(item)
-    return decode, compute, time.perf_counter() - t
+    def decode_only():
+        return [load(rows) for rows in chunks]
+
+    ready = decode_only()
+
+    def compute_only():
+        for item in ready:
+            step(item)
+
+    def overlapped():
+        for item in prefetch(chunks, load):
+            step(item)
+
+    times = {f: [] for f in (decode_only, compute_only, overlapped)}
+    for _ in range(repeats):  # alternating, medians: machine noise hits all three
+        for f, ts in times.items():
+            t = time.perf_counter()
+            f()
+            ts.append(time.perf_counter() - t)
+    return tuple(statistics.median(ts) for ts in times.values())
 
 
 def main() -> None:
@@ -221,7 +232,7 @@ def main() -> None:
         t = time.perf_counter()
         ra(photos)
         print(f"RandAugment images/s at 224 px, one thread: {64 / (time.perf_counter() - t):.0f}")
-        decode, compute, both = teacher_epoch(root, paths, args.jpeg_size, 100)
+        decode, compute, both = teacher_epoch(root, paths, args.jpeg_size, 100, args.repeats)
         torch.set_num_threads(args.threads)
     print(
         f"teacher epoch on files ({len(paths)} JPEGs, {args.jpeg_size} px): decode {decode:.2f} s, "
