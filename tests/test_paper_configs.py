@@ -221,3 +221,21 @@ def test_the_table5_configs_squeeze_four_teachers_one_per_published_row():
     assert set(rows) == {(a, i) for a in ("resnet18", "resnet50") for i in ("imagenet1k", "random")}
     assert len({d for d, _ in rows.values()}) == 1  # one data stage
     assert len({t for _, t in rows.values()}) == 4  # four squeezes
+
+
+def test_the_table7_columns_share_their_rows_sets_and_differ_only_in_the_student():
+    from ddflow.config import StageIds
+
+    def ids(path):
+        i = StageIds(validate_config(yaml.safe_load(path.read_text())))
+        return {m: i.method(m) for m in i.cfg["methods"]}, i.cfg["student"]["arch"]
+
+    cda = ROOT / "config" / "cda"
+    for recovery, base in (("resnet18", "table4_imagenet1k"), ("densenet121", None)):
+        files = sorted(cda.glob(f"table7_{recovery}_*.full.yaml"))
+        sets = {tuple(sorted(ids(f)[0].items())) for f in files}
+        if base:
+            sets.add(tuple(sorted(ids(cda / f"{base}.full.yaml")[0].items())))
+        assert len(sets) == 1, recovery  # one row's sets, shared
+        students = [ids(f)[1] for f in files]
+        assert len(set(students)) == len(students) == (6 if recovery == "resnet18" else 7)
