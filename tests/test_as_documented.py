@@ -5,10 +5,12 @@ sits where Snakemake finds it, so a default key leaking into an experiment shows
 `ddflow check` does not print.
 """
 
+import os
 import re
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
@@ -117,12 +119,29 @@ def _planned_ids(repo, *args):
     }
 
 
+@pytest.fixture(scope="module")
+def plans(repo):
+    """Every shipped config's ids from `ddflow check` and from `snakemake -n`, run one config per
+    core at a time (each is mostly one core of Python; dry runs take no lock). A config's failure
+    is kept and raised by its own test."""
+
+    def both(config):
+        args = () if config == "config/config.yaml" else ("--configfile", config)
+        try:
+            return config, (_checked_ids(repo, config), _planned_ids(repo, *args))
+        except Exception as e:  # noqa: BLE001 (re-raised by the config's test)
+            return config, e
+
+    with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
+        return dict(pool.map(both, SHIPPED))
+
+
 @pytest.mark.workflow
 @pytest.mark.parametrize("config", SHIPPED)
-def test_snakemake_plans_the_ids_ddflow_check_prints(repo, config):
-    checked = _checked_ids(repo, config)
-    args = () if config == "config/config.yaml" else ("--configfile", config)
-    planned = _planned_ids(repo, *args)
+def test_snakemake_plans_the_ids_ddflow_check_prints(plans, config):
+    if isinstance(plans[config], Exception):
+        raise plans[config]
+    checked, planned = plans[config]
     assert planned["data"] == {checked["data"]}
     assert planned["teacher"] == {checked["teacher"]}
     assert planned["methods"] == checked["methods"]
