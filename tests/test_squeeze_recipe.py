@@ -110,3 +110,18 @@ def test_squeeze_keys_are_checked_and_unset_ones_leave_the_teacher_id():
         validate_config({**base, "teacher": {"checkpoint": "t.pt", "init": {"checkpoint": "w.pt"}}})
     with pytest.raises(ConfigError, match="teacher.optimizer"):
         validate_config({**base, "teacher": {"optimizer": "lamb"}})
+
+
+@pytest.mark.parametrize("key", ["teacher", "student"])
+def test_a_randaugment_string_timm_would_half_read_is_refused(key):
+    from ddflow.config import RANDAUGMENT_PATTERN, load_schema
+
+    props = load_schema()["properties"]
+    assert props[key]["properties"]["randaugment"]["pattern"] == RANDAUGMENT_PATTERN
+    base = {"dataset": {"name": "m", "source": "mnist-embedded"}, "ipc": [2], "teacher": {},
+            "methods": {"s": {"kind": "sre2l"}}, "student": {}}  # fmt: skip
+    for good in ("rand-m9-mstd0.5", "rand-m6-n2-mstd1.0", "rand-m9-mstd101-inc1-tweights"):
+        validate_config({**base, key: {"randaugment": good}})
+    for bad in ("rand-zz", "rand-mX", "rand-m9.5", "rand_m9"):  # timm skips or crashes on these
+        with pytest.raises(ConfigError, match=rf"^config key '{key}\.randaugment': '{bad}' is not"):
+            validate_config({**base, key: {"randaugment": bad}})

@@ -61,6 +61,13 @@ PATH_NAME_PATTERNS = {
 }
 
 
+# timm's rand_augment_transform grammar, strictly (timm itself skips sections it cannot read).
+RANDAUGMENT_PATTERN = (
+    r"^rand(-(mstd[0-9]+([.][0-9]+)?|mmax[0-9]+|inc[01]|m[0-9]+|n[0-9]+|p[0-9]+([.][0-9]+)?"
+    r"|t[A-Za-z0-9_]+))*$"
+)
+
+
 def load_schema() -> dict:
     text = resources.files("ddflow").joinpath("schemas/config.schema.yaml").read_text()
     return yaml.safe_load(text)
@@ -102,6 +109,13 @@ def _raise_first(validator: jsonschema.Validator, instance: Any, prefix: list) -
             f"config key '{where}': {e.instance!r} becomes part of an output path: use letters, "
             f"digits and {PATH_NAME_PATTERNS[e.validator_value]} only, not starting with a dot "
             "(no '/', no '..')"
+        )
+    if e.validator == "pattern" and e.validator_value == RANDAUGMENT_PATTERN:
+        raise ConfigError(
+            f"config key '{where}': {e.instance!r} is not a timm RandAugment string: 'rand' and "
+            "sections among -m<int> (magnitude), -n<int> (ops per image), -mstd<number>, "
+            "-mmax<int>, -inc0/-inc1, -p<number>, -t<choice>, e.g. rand-m9-mstd0.5 (timm skips a "
+            "section it cannot read, so a typo would silently change the augmentation)"
         )
     raise ConfigError(f"config key '{where}': {e.message}")
 
