@@ -57,3 +57,33 @@ def test_bn_moments_on_gpu_match_float64():
         tol = 1e-4 if t.dtype == torch.float32 else 3e-2
         torch.testing.assert_close(m.double(), mean, rtol=tol, atol=tol)
         torch.testing.assert_close(v.double(), var, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_cuda_students_train_from_pinned_prefetched_batches(precision):
+    import numpy as np
+
+    from ddflow.data.datasets import DatasetBundle
+    from ddflow.train.student import train_student
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (200, 32, 32, 3), dtype=np.uint8)
+    y = np.repeat(np.arange(10), 20)
+    bundle = DatasetBundle(
+        x, y, x[:100], y[:100], [str(c) for c in range(10)], [0.5] * 3, [0.25] * 3
+    )
+    teacher = freeze(_teacher())
+    cfg = {
+        "arch": "resnet18_lowres", "epochs": 2, "batch_size": 50, "lr": 1e-3, "weight_decay": 0.01,
+        "no_decay_bn_bias": True, "schedule": "half_cosine", "temperature": 20,
+        "t2_factor": False, "min_scale": 0.08, "max_scale": 1.0, "hflip": True, "cutmix": 1.0,
+        "eval_every": 1, "randaugment": "rand-m6-n2-mstd1.0", "labels": "online",
+        "precision": precision,
+    }  # fmt: skip
+    seen = []
+    hook = teacher.register_forward_hook(lambda m, i, o: seen.append((o.dtype, i[0].is_cuda)))
+    out = train_student(x[:100], teacher, bundle, cfg, 0, torch.device("cuda"))
+    hook.remove()
+    assert all(np.isfinite(p["train_loss"]) for p in out["curve"])
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    assert set(seen) == {(dtype, True)}  # the online teacher under the student's precision
