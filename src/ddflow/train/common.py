@@ -62,14 +62,11 @@ def resample_boxes(x: torch.Tensor, boxes: np.ndarray | None, flips: np.ndarray 
     if flips is not None:  # the mirror of a crop reads its columns right to left
         xs = torch.where(torch.as_tensor(np.asarray(flips))[:, None], xs.flip(1), xs)
     xs = xs + left[:, None]
-    grid = torch.stack(  # normalized for align_corners=False: pixel p -> (2p + 1) / size - 1
-        (
-            ((2 * xs + 1) / w - 1)[:, None, :].expand(n, h, w),
-            ((2 * ys + 1) / h - 1)[:, :, None].expand(n, h, w),
-        ),
-        dim=-1,
-    )
-    grid = grid.to(device=x.device, dtype=x.dtype)
+    # Only the per-image row and column coordinates cross to the device (n x (h + w) numbers);
+    # the (n, h, w, 2) grid is expanded there. Normalized for align_corners=False: p -> (2p+1)/s-1.
+    gx = ((2 * xs + 1) / w - 1).to(device=x.device, dtype=x.dtype)
+    gy = ((2 * ys + 1) / h - 1).to(device=x.device, dtype=x.dtype)
+    grid = torch.stack((gx[:, None, :].expand(n, h, w), gy[:, :, None].expand(n, h, w)), dim=-1)
     return torch.nn.functional.grid_sample(
         x, grid, mode="bilinear", padding_mode="border", align_corners=False
     )
