@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ddflow.data.pixels import Normalizer
+from ddflow.data.prefetch import host_batch, prefetch
 from ddflow.errors import DdflowError
 from ddflow.progress import Tracker
 from ddflow.train.views import View, draw_epoch, render
@@ -41,12 +42,16 @@ def relabel(
     n, h, w = images.shape[0], images.shape[1], images.shape[2]
     cols: dict[str, list] = {k: [] for k in ("idx", "boxes", "flips", "mix", "mix_perm", "logits")}
     tracker = Tracker(f"relabel epochs {epochs[0]}-{epochs[-1]}", len(epochs), "epoch")
+    device = norm.mean.device
     for done, epoch in enumerate(epochs, 1):
         views = draw_epoch(n, batch_size, (h, w), recipe, seed, epoch)
-        logits = []
-        for v in views:
-            x = render(norm.to_tensor(images[v.idx]), v)
-            logits.append(teacher(x).float().cpu().half())
+        # fp16 on the device, then to the host a batch at a time (a 21K-class epoch's logits
+        # would not fit on the device), while the next batch is decoded
+        batches = prefetch(views, lambda v: host_batch(images[v.idx], device))
+        logits = [
+            teacher(render(norm.to_tensor(b), v)).float().half().cpu()
+            for v, b in zip(views, batches)
+        ]
         cols["idx"].append(np.concatenate([v.idx for v in views]))
         cols["flips"].append(np.concatenate([v.flips for v in views]))
         cols["logits"].append(torch.cat(logits).numpy())
