@@ -9,7 +9,7 @@ Prints, in this order:
 - operator calls per student step (ConvNet-D3 student and online teacher, 32 px, RandomResizedCrop
   + flip + CutMix) at batch 25, 50, 100, 200;
 - operator calls per recovery step (ResNet-18), with the BN-statistics op before
-  (benchmarks/_before_bn_loss.py) and after it was fused;
+  (benchmarks/_before_bn_loss.py) and after it was fused, and after at batch 25 and 100;
 - the loader's images/s on a folder of JPEGs with 1, 2 and 4 decoding threads;
 - RandAugment (timm `rand-m6-n2-mstd1.0`, DELT's) images/s at 224 px: it runs per image through
   PIL in the prefetch thread, off the training step's critical path;
@@ -112,9 +112,11 @@ class StudentBench:
         return self._ready
 
 
-def recover_calls(bn_loss_cls) -> int:
+def recover_calls(bn_loss_cls, batch: int = 8) -> int:
+    """Operator calls of one recovery step (ResNet-18, 32 px, crop + flip + jitter): the
+    difference between 3 steps and 1, halved, so set-up calls cancel."""
     teacher = freeze(trained_bn("torchvision:resnet18", 10, 32, 8))
-    x0, labels = torch.randn(8, 3, 32, 32), torch.arange(8)
+    x0, labels = torch.randn(batch, 3, 32, 32), torch.arange(batch) % 10
     lo = torch.full((1, 3, 1, 1), -3.0)
 
     def steps(n):
@@ -215,6 +217,8 @@ def main() -> None:
         calls[batch] = operator_calls(bench.step)
         print(f"student step, batch {batch}: {calls[batch]} operator calls")
     before, after = recover_calls(_before_bn_loss.BNStatLoss), recover_calls(BNStatLoss)
+    print(f"recover step, batch 25 / 100: {recover_calls(BNStatLoss, 25)} / "
+          f"{recover_calls(BNStatLoss, 100)} operator calls")  # fmt: skip
     print(f"recover step (ResNet-18, 20 BN layers): {before} operator calls before, {after} after")
 
     with tempfile.TemporaryDirectory() as tmp:
