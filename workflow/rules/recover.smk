@@ -27,6 +27,9 @@ rule recover_shard:
         "results/{ds}/recover/{method}-{mid}/logs/{shard}.log",
     wildcard_constraints:
         method="|".join(SHARDED) or "^$",
+    # Shards are the long pole: start them before students of sets that are already done, and
+    # together, so a SLURM profile submits them as one job array.
+    priority: 10
     conda:
         "../../envs/ddflow.yaml"
     threads: threads_for_job()
