@@ -61,16 +61,13 @@ PATH_NAME_PATTERNS = {
 }
 
 
-# timm's rand_augment_transform grammar, strictly (timm itself skips sections it cannot read).
-RANDAUGMENT_PATTERN = (
-    r"^rand(-(mstd[0-9]+([.][0-9]+)?|mmax[0-9]+|inc[01]|m[0-9]+|n[0-9]+|p[0-9]+([.][0-9]+)?"
-    r"|t[A-Za-z0-9_]+))*$"
-)
-
-
 def load_schema() -> dict:
     text = resources.files("ddflow").joinpath("schemas/config.schema.yaml").read_text()
     return yaml.safe_load(text)
+
+
+# The schema's RandAugment grammar (one YAML anchor serves teacher and student), for its message.
+RANDAUGMENT_PATTERN = load_schema()["properties"]["student"]["properties"]["randaugment"]["pattern"]
 
 
 def canonical_json(obj: Any) -> str:
@@ -502,7 +499,8 @@ def _check_paper(cfg: dict) -> None:
 
 
 def _check_loaded(block: dict | None, key: str) -> None:
-    """A model to load (ranker, pruning.network, report.set_classifier) names one source."""
+    """A model to load (ranker, teacher.init, student.relabel_model, pruning.network,
+    report.set_classifier) names one source."""
     if block is not None and bool(block.get("pretrained")) == bool(block.get("checkpoint")):
         raise ConfigError(
             f"config key '{key}': set one of {key}.pretrained (torchvision weights) or "

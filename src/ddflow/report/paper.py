@@ -185,28 +185,25 @@ def experiment_cells(
     rows = []
     for table, stand_in in paper_stand_ins(paper).items() if paper else []:
         application = APPLICATION_TABLES.get(table)
+        base = {  # what every row of this table shares
+            "experiment": cfg["report"]["name"] or "default", "scale": paper["scale"],
+            "table": table, "paper_dataset": stand_in.get("dataset") or cfg["dataset"]["name"],
+            "dataset": cfg["dataset"]["name"], "teacher": cfg["teacher"]["arch"],
+            "paper_teacher": stand_in.get("teacher") or _paper_student(cfg["teacher"]["arch"]),
+            **squeeze,
+        }  # fmt: skip
         if table in TEACHER_TABLES:
-            base = {
-                "experiment": cfg["report"]["name"] or "default", "scale": paper["scale"],
-                "table": table, "dataset": cfg["dataset"]["name"],
-                "paper_dataset": stand_in.get("dataset") or cfg["dataset"]["name"],
-                "teacher": cfg["teacher"]["arch"],
-                "paper_teacher": stand_in.get("teacher") or _paper_student(cfg["teacher"]["arch"]),
-                "teacher_top1": float((teacher or {}).get("test_top1", float("nan"))),
-                "cl_steps": 0, "cl_step": 0, "student_params": float("nan"), **squeeze,
-            }  # fmt: skip
-            rows += _teacher_rows(cfg, teacher, base)
+            top1 = float((teacher or {}).get("test_top1", float("nan")))
+            extra = {"teacher_top1": top1, "cl_steps": 0, "cl_step": 0,
+                     "student_params": float("nan")}  # fmt: skip
+            rows += _teacher_rows(cfg, teacher, {**base, **extra})
             continue
         for r in _results(summary, application, cfg, applications or {}):
             rows.append(
                 {
-                    "experiment": cfg["report"]["name"] or "default",
-                    "scale": paper["scale"],
-                    "table": table,
-                    "paper_dataset": stand_in.get("dataset") or cfg["dataset"]["name"],
+                    **base,
                     "paper_student": stand_in.get("student") or _paper_student(r["student"]),
                     "paper_ipc": int(stand_in.get("ipc", {}).get(str(r["ipc"]), r["ipc"])),
-                    "dataset": cfg["dataset"]["name"],
                     "method": r["method"],
                     "kind": r["kind"],
                     "ipc": int(r["ipc"]),
@@ -214,9 +211,6 @@ def experiment_cells(
                     "seeds": int(r["seeds"]),
                     "top1_mean": float(r["top1_mean"]),
                     "top1_std": float(r["top1_std"]),
-                    "teacher": cfg["teacher"]["arch"],
-                    "paper_teacher": stand_in.get("teacher")
-                    or _paper_student(cfg["teacher"]["arch"]),
                     "teacher_top1": float(r["teacher_top1"]),
                     "method_config": json.dumps(
                         configured_method(cfg["methods"], synthesis, r["method"]), sort_keys=True
@@ -228,7 +222,6 @@ def experiment_cells(
                     "cl_steps": r.get("cl_steps", 0),
                     "cl_step": r.get("cl_step", 0),
                     "student_params": r.get("student_params", float("nan")),
-                    **squeeze,
                     **per_set.get((r["method"], int(r["ipc"]), r["protocol"]), {}),
                 }
             )

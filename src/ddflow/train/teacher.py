@@ -87,20 +87,18 @@ def train_teacher(bundle: DatasetBundle, cfg: dict, device: torch.device):
     labels = np.asarray(bundle.train_y, np.int64)
     curve = []
     tracker = Tracker("teacher", cfg["epochs"], "epoch")
-    batches = cfg["batch_size"]
+    bs = cfg["batch_size"]
 
     def load(idx: torch.Tensor):  # in the prefetch thread: decode (files), host augmentation
         rows = idx.numpy()
-        return host_batch(host_augment(bundle.train_x[rows]), device), host_batch(
-            labels[rows], device
-        )
+        images = host_augment(bundle.train_x[rows])
+        return host_batch(images, device), host_batch(labels[rows], device)
 
     for epoch in range(1, cfg["epochs"] + 1):
         model.train()
         perm = torch.randperm(n, generator=gen)
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)  # read once an epoch
-        chunks = perm.split(batches)
-        for b, (batch, y) in enumerate(prefetch(chunks, load), 1):
+        for b, (batch, y) in enumerate(prefetch(perm.split(bs), load), 1):
             x = norm.to_tensor(batch)
             if cfg.get("min_scale"):  # the torchvision reference recipe (Tiny, ImageNet teachers)
                 x = per_sample_rrc(x, (cfg["min_scale"], 1.0), rng)
@@ -115,7 +113,7 @@ def train_teacher(bundle: DatasetBundle, cfg: dict, device: torch.device):
             opt.step()
             sched.step()
             loss_sum += loss.detach() * len(y)
-            tracker.tick(epoch - 1 + min(b * batches, n) / n)
+            tracker.tick(epoch - 1 + min(b * bs, n) / n)
         loss_mean = loss_sum.item() / n
         check_finite("teacher", epoch, loss_mean, model, "teacher.lr")
         acc = topk_accuracy(model, bundle.test_x, bundle.test_y, norm)
