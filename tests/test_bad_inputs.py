@@ -4,6 +4,7 @@ Each case builds its bad input in a temporary folder, runs the ddflow code that 
 checks the message (not only that something raised). Malicious pickles must not run.
 """
 
+import json
 import os
 import pickle
 import re
@@ -609,3 +610,530 @@ def test_killing_snakemake_mid_teacher_and_mid_student_loses_nothing(tmp_path):
     assert teacher.stat().st_mtime == trained  # finished work is kept
     assert len(list(tmp_path.glob("results/tiny/students/*/ipc2/student-*/seed0.json"))) == 2
     assert not half_written()
+
+
+# ---- second round: nothing of the user's is deleted ------------------------------------------
+
+
+def _a_set(tmp_path):
+    """A distilled set as the workflow lays it out: results/<ds>/distilled/<m>-<id>/ipc1."""
+    from ddflow.distilled import write_distilled
+
+    set_dir = tmp_path / "results" / "digits" / "distilled" / "random-0123456789" / "ipc1"
+    manifest = {"dataset": "digits", "method": "random", "method_id": "0123456789", "ipc": 1,
+                "stage": {"method": {"kind": "random"}, "data": "d"}, "cost": {}}  # fmt: skip
+    images = np.random.default_rng(0).integers(0, 255, (2, 8, 8, 3), dtype=np.uint8)
+    write_distilled(str(set_dir / "images"), str(set_dir / "manifest.json"), images,
+                    np.arange(2), np.zeros(2, int), ["a", "b"], manifest)  # fmt: skip
+    return set_dir
+
+
+def _export_cli(*args):
+    return subprocess.run(["ddflow", "export", *map(str, args)], capture_output=True, text=True)
+
+
+def _one_line_error(out, message):
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr and message in out.stderr, out.stderr
+
+
+def test_export_into_a_users_folder_refuses_and_the_file_survives(tmp_path):
+    set_dir = _a_set(tmp_path)
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work")
+    _one_line_error(_export_cli(set_dir, out), f"output '{out}' already exists and is not empty")
+    assert (out / "thesis.tex").read_text() == "years of work"
+    # --overwrite replaces only an earlier export: this folder was never one
+    _one_line_error(_export_cli(set_dir, out, "--overwrite"), "was not written by ddflow export")
+    assert (out / "thesis.tex").read_text() == "years of work"
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [("..", "contains the set"), (".", "is the set"), ("images/out", "lies inside the set")],
+)
+def test_export_around_or_inside_the_set_is_refused(tmp_path, where, message):
+    set_dir = _a_set(tmp_path)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    from ddflow.export import export
+
+    with pytest.raises(DdflowError) as e:
+        export(str(set_dir), str(set_dir / where), overwrite=True)
+    assert message in str(e.value) and "Choose a folder outside it" in str(e.value)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_export_over_an_earlier_export_needs_overwrite(tmp_path):
+    from ddflow.export import export
+
+    set_dir, out = _a_set(tmp_path), tmp_path / "exported"
+    export(str(set_dir), str(out))
+    assert (out / ".ddflow-made").is_file() and (out / "dataset").is_dir()
+    with pytest.raises(DdflowError, match="pass --overwrite to replace an earlier ddflow export"):
+        export(str(set_dir), str(out))
+    (out / "README.md").write_text("stale card")
+    export(str(set_dir), str(out), overwrite=True)
+    assert "stale card" not in (out / "README.md").read_text()
+
+
+def test_export_to_a_file_or_an_empty_folder(tmp_path):
+    from ddflow.export import export
+
+    set_dir = _a_set(tmp_path)
+    target = tmp_path / "notes.txt"
+    target.write_text("keep me")
+    with pytest.raises(DdflowError, match="already exists and is not empty"):
+        export(str(set_dir), str(target))
+    with pytest.raises(DdflowError, match="was not written by ddflow export"):
+        export(str(set_dir), str(target), overwrite=True)
+    assert target.read_text() == "keep me"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert export(str(set_dir), str(empty)) == empty and (empty / "manifest.json").is_file()
+
+
+def test_export_of_a_folder_that_is_no_set_names_it(tmp_path):
+    _one_line_error(_export_cli(tmp_path, tmp_path / "o"), f"'{tmp_path}' is not a distilled set")
+
+
+def test_the_shared_folder_writer_never_replaces_a_users_folder(tmp_path):
+    from ddflow.io import NotOursError, atomic_path
+
+    target = tmp_path / "images"
+    target.mkdir()
+    (target / "photo.jpg").write_text("the user's")
+    ran = []
+    with pytest.raises(NotOursError, match="folder with files ddflow did not write"):
+        with atomic_path(target, is_dir=True) as tmp:
+            ran.append(tmp)
+    assert not ran, "the block ran although its result could never be moved into place"
+    assert (target / "photo.jpg").read_text() == "the user's"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images"]  # no temp left
+
+
+def test_a_folder_ddflow_wrote_is_replaced_whole(tmp_path):
+    from ddflow.io import atomic_path
+
+    target = tmp_path / "images"
+    with atomic_path(target, is_dir=True) as tmp:
+        (tmp / "old.png").write_text("old")
+    with atomic_path(target, is_dir=True) as tmp:
+        (tmp / "new.png").write_text("new")
+    assert sorted(p.name for p in target.iterdir()) == [".ddflow-made", "new.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images"]
+
+
+# ---- every artifact knows what it belongs to ------------------------------------------------
+
+
+def _label_student(tmp_path, monkeypatch, *, metrics=None, recipe_change=None, shard=None):
+    """A stored-label student on a hand-built set and relabel shard. Returns (run, set folder,
+    label file); each case changes one thing the labels were made for."""
+    import ddflow.stages as stages
+    from ddflow.config import VIEW_KEYS, student_protocols
+    from ddflow.data.pixels import Normalizer
+    from ddflow.distilled import write_distilled
+    from ddflow.labels.stored import label_identity, relabel
+
+    bundle = _digits_bundle(tmp_path)
+    monkeypatch.setattr(stages, "load_bundle", lambda *a: bundle)  # no data-stage files needed
+    set_dir = tmp_path / "set"
+
+    def make_set(images):
+        write_distilled(str(set_dir / "images"), str(set_dir / "m.json"), images,
+                        np.repeat(np.arange(10), 2), np.tile([0, 1], 10), bundle.classes,
+                        {"ipc": 2, "cost": {}})  # fmt: skip
+
+    make_set(bundle.train_x[:20])
+    cfg = validate_config({**BASE, "student": {"arch": "convnet_d3", "epochs": 2,
+                                               "labels": "stored", "batch_size": 10}})  # fmt: skip
+    recipe = student_protocols(cfg["student"])["stored"]
+    teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 10)).eval()
+    norm = Normalizer(bundle.mean, bundle.std, "cpu")
+    made = relabel(bundle.train_x[:20], teacher, norm, recipe, 10, recipe["relabel_seed"],
+                   range(1, 3))  # fmt: skip
+    views = {k: recipe[k] for k in VIEW_KEYS}
+    identity = label_identity(str(set_dir / "m.json"), {"teacher": "t1"}, views,
+                              recipe["relabel_seed"], 10)  # fmt: skip
+    (tmp_path / "t.json").write_text(json.dumps(metrics or {"test_top1": 50.0, "stage_id": "t1"}))
+    label_file = tmp_path / "epochs0001-0002.npz"
+    (shard or save_npz)(label_file, **made, wall_s=np.asarray(1.0),
+                        identity_json=np.array(json.dumps(identity)))  # fmt: skip
+    recipe = {**recipe, **(recipe_change or {})}
+
+    def run():
+        stages.run_student(
+            str(set_dir / "images"), str(set_dir / "m.json"), "x", "x", None,
+            str(tmp_path / "t.json"), recipe, 0, {}, {"device": "cpu"},
+            str(tmp_path / "s.json"), threads=1, label_shards=[str(label_file)],
+        )  # fmt: skip
+
+    return run, make_set, label_file
+
+
+def test_stored_labels_of_another_set_are_refused(tmp_path, monkeypatch):
+    from ddflow.labels.stored import LabelError
+
+    run, make_set, label_file = _label_student(tmp_path, monkeypatch)
+    run()  # they fit: a student result is written
+    (tmp_path / "s.json").unlink()
+    make_set(np.zeros((20, 28, 28, 1), np.uint8))  # the set remade: the same shapes, new images
+    with pytest.raises(LabelError) as e:
+        run()
+    assert f"stored labels '{label_file}' were made for set" in str(e.value)
+    assert "Delete the file and rerun" in str(e.value) and not (tmp_path / "s.json").exists()
+
+
+def test_stored_labels_of_another_teacher_are_refused(tmp_path, monkeypatch):
+    from ddflow.labels.stored import LabelError
+
+    run, _, _ = _label_student(tmp_path, monkeypatch, metrics={"test_top1": 50.0, "stage_id": "t2"})
+    with pytest.raises(LabelError) as e:
+        run()
+    assert 'were made for labeled by {"teacher": "t1"}' in str(e.value)
+    assert 'the student trains with labeled by {"teacher": "t2"}' in str(e.value)
+
+
+def test_stored_labels_of_another_recipe_are_refused(tmp_path, monkeypatch):
+    from ddflow.labels.stored import LabelError
+
+    run, _, _ = _label_student(tmp_path, monkeypatch, recipe_change={"cutmix": 0.5})
+    with pytest.raises(LabelError, match="were made for views recipe"):
+        run()
+
+
+def test_stored_labels_without_a_checksum_are_refused(tmp_path, monkeypatch):
+    def unchecked(path, **arrays):
+        np.savez(path, **arrays)
+
+    run, _, label_file = _label_student(tmp_path, monkeypatch, shard=unchecked)
+    with pytest.raises(CorruptArtifactError) as e:
+        run()
+    assert f"'{label_file}' carries no checksum" in str(e.value)
+
+
+def test_stored_labels_with_nan_name_the_file_not_the_lr(tmp_path, monkeypatch):
+    def with_nan(path, **arrays):
+        arrays["logits"] = arrays["logits"].copy()
+        arrays["logits"][0, 3, 1] = np.nan
+        from ddflow.io import NPZ_CHECKSUM, _arrays_sha256
+
+        np.savez(path, **arrays, **{NPZ_CHECKSUM: np.array(_arrays_sha256(arrays))})
+
+    run, _, label_file = _label_student(tmp_path, monkeypatch, shard=with_nan)
+    with pytest.raises(CorruptArtifactError) as e:
+        run()
+    assert f"'{label_file}' holds 1 non-finite value(s) in 'logits'" in str(e.value)
+    assert "student.lr" not in str(e.value)
+
+
+def test_stored_labels_without_an_identity_are_refused(tmp_path, monkeypatch):
+    from ddflow.labels.stored import LabelError
+
+    def anonymous(path, **arrays):
+        save_npz(path, **{k: v for k, v in arrays.items() if k != "identity_json"})
+
+    run, _, label_file = _label_student(tmp_path, monkeypatch, shard=anonymous)
+    with pytest.raises(LabelError, match=f"stored labels '{label_file}' record no identity"):
+        run()
+
+
+def test_stored_labels_over_another_class_count_are_refused(tmp_path, monkeypatch):
+    from ddflow.labels.stored import LabelError
+
+    def nine_classes(path, **arrays):
+        save_npz(path, **{**arrays, "logits": arrays["logits"][..., :9]})
+
+    run, _, label_file = _label_student(tmp_path, monkeypatch, shard=nine_classes)
+    with pytest.raises(LabelError, match="hold logits over 9 classes, the data has 10"):
+        run()
+
+
+def test_a_checkpoint_without_a_checksum_is_refused(tmp_path):
+    path = tmp_path / "teacher.pt"
+    torch.save({"state_dict": _state(), "meta_json": "{}"}, path)
+    with pytest.raises(CorruptArtifactError, match=f"'{path}' carries no checksum of its weights"):
+        load_checkpoint(path)
+
+
+def test_a_checkpoint_with_nan_weights_names_the_file(tmp_path):
+    from ddflow.io import tensors_sha256
+
+    path, state = tmp_path / "teacher.pt", _nan_state()
+    blob = {"state_dict": state, "meta_json": "{}", "sha256": tensors_sha256(state)}
+    torch.save(blob, path)  # a valid checksum over the NaN: only the values are wrong
+    with pytest.raises(CorruptArtifactError, match=f"'{path}' holds .* non-finite value"):
+        load_checkpoint(path)
+
+
+def test_nothing_non_finite_is_written_to_an_npz_or_checkpoint(tmp_path):
+    with pytest.raises(ValueError, match="refusing to write 1 non-finite value"):
+        save_npz(tmp_path / "x.npz", x=np.array([1.0, np.inf]))
+    with pytest.raises(ValueError, match="refusing to write .* non-finite value"):
+        save_checkpoint(tmp_path / "t.pt", _nan_state(), {})
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_tampered_resume_state_only_restarts_the_shard(tmp_path):
+    from ddflow.recover.resume import ShardResume
+
+    path = tmp_path / ".shard.npz.resume.pt"
+    ShardResume(path, "stage/shard", every=5).finish(0, np.zeros((2, 3, 3, 1), np.uint8))
+    blob = torch.load(path, weights_only=True)
+    blob["done"]["0"][0, 0, 0, 0] = 7  # still a valid file, with other pixels
+    torch.save(blob, path)
+    resumed = ShardResume(path, "stage/shard", every=5)
+    assert resumed.finished(0) is None and not path.exists()
+
+
+# ---- inputs are content, not folders --------------------------------------------------------
+
+
+def _external_set(root, classes=("0", "1"), n=2):
+    for c in classes:
+        (root / c).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(np.full((28, 28), 30 * i + 5, np.uint8)).save(root / c / f"{i}.png")
+    return root
+
+
+def _external_cfg(tmp_path, root, **extra):
+    ds = {"name": "digits", "source": "mnist-embedded", "max_train_per_class": 5,
+          "max_test_per_class": 2}  # fmt: skip
+    cfg = {**BASE, "dataset": ds, "classes": None, **extra}
+    cfg.pop("classes")
+    cfg["methods"] = {"theirs": {"kind": "external", "path": str(root)}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.mark.workflow
+def test_a_replaced_image_in_an_external_set_reruns_it(tmp_path):
+    root = _external_set(tmp_path / "released", classes=[str(i) for i in range(10)])
+    path = _external_cfg(tmp_path, root)
+    cfg = validate_config(yaml.safe_load(path.read_text()))
+    from ddflow.config import StageIds
+
+    manifest = (f"results/digits/distilled/theirs-{StageIds(cfg).method('theirs')}/ipc1/"
+                "manifest.json")  # fmt: skip
+    built = subprocess.run(snakemake_cmd(tmp_path, path, "--cores", "1", manifest),
+                           capture_output=True, text=True)  # fmt: skip
+    assert built.returncode == 0, built.stderr[-3000:]
+    recorded = json.loads((tmp_path / manifest).read_text())
+    assert recorded["content"]["files"] == 20 and recorded["source"]["files"][0]["sha256"]
+
+    def planned():
+        out = subprocess.run(snakemake_cmd(tmp_path, path, "-n", manifest),
+                             capture_output=True, text=True)  # fmt: skip
+        assert out.returncode == 0, out.stderr[-3000:]
+        return "rule select_set" in out.stdout
+
+    assert not planned()  # unchanged: nothing to do
+    img = root / "3" / "0.png"
+    stamp = img.stat().st_mtime_ns
+    Image.fromarray(np.full((28, 28), 200, np.uint8)).save(img)
+    os.utime(img, ns=(stamp, stamp))  # even with its old time stamp (cp -p)
+    assert planned()
+
+
+def test_a_link_out_of_an_external_folder_is_refused(tmp_path):
+    root = _external_set(tmp_path / "released")
+    elsewhere = tmp_path / "elsewhere.png"
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(elsewhere)
+    (root / "1" / "2.png").symlink_to(elsewhere)
+    out = subprocess.run(["ddflow", "check", str(_external_cfg(tmp_path, root, ipc=[1]))],
+                         capture_output=True, text=True)  # fmt: skip
+    _one_line_error(out, f"'{root / '1' / '2.png'}' is a link to '{elsewhere}', outside")
+
+
+def test_a_link_inside_an_external_folder_is_read(tmp_path):
+    from ddflow.data.fingerprint import fingerprint
+
+    root = _external_set(tmp_path / "released")
+    (root / "1" / "9.png").symlink_to(root / "0" / "0.png")
+    fp = fingerprint(root, {".png"}, with_files=True)
+    assert fp["files"] == 5 and {e["file"] for e in fp["entries"]} >= {"1/9.png"}
+
+
+def test_a_missing_external_class_folder_names_the_class(tmp_path):
+    from ddflow.checks import check_experiment
+
+    root = _external_set(tmp_path / "released", classes=[str(i) for i in range(10) if i != 7])
+    cfg = validate_config(yaml.safe_load(_external_cfg(tmp_path, root).read_text()))
+    with pytest.raises(DataError) as e:
+        check_experiment(cfg)
+    assert "10 classes expected, 9 found; missing ['7']" in str(e.value)
+
+
+def test_a_16_bit_png_is_scaled_not_clipped(tmp_path):
+    from ddflow.data.files import decode_image
+
+    ramp = (np.arange(32 * 32).reshape(32, 32) * 64).astype(np.uint16)  # 0 .. 65472
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+    x = decode_image(tmp_path / "deep.png", None)
+    assert x.shape == (32, 32, 3)
+    assert np.abs(x[..., 0].astype(float) - ramp / 257).max() <= 0.5  # not ~all 255
+    assert x.mean() == pytest.approx(ramp.mean() / 257, abs=0.5)
+
+
+@pytest.mark.parametrize(
+    ("pixels", "message"),
+    [(np.full((8, 8), 3.5, np.float32), "floating-point pixels in [3.5, 3.5], not [0, 1]"),
+     (np.full((8, 8), 1 << 20, np.int32), "integer pixels in [1.04858e+06, 1.04858e+06], beyond")],
+)  # fmt: skip
+def test_an_image_of_unknown_scale_is_refused(tmp_path, pixels, message):
+    from ddflow.data.files import decode_image
+
+    path = tmp_path / "wide.tif"
+    Image.fromarray(pixels).save(path)
+    with pytest.raises(DataError) as e:
+        decode_image(path, None)
+    assert f"image '{path}' holds {message}" in str(e.value)
+
+
+def test_a_float_tiff_in_unit_range_is_scaled(tmp_path):
+    from ddflow.data.files import decode_image
+
+    Image.fromarray(np.full((4, 4), 0.5, np.float32)).save(tmp_path / "f.tif")
+    assert decode_image(tmp_path / "f.tif", None)[0, 0, 0] == 128
+
+
+def test_an_indexed_image_changed_later_is_refused(tmp_path):
+    root = _folder(tmp_path / "imgs", ["a", "b"])
+    ds = {"name": "f", "source": "imagefolder", "root": str(root), "storage": "files",
+          "image_size": 8, "mean": [0.5] * 3, "std": [0.2] * 3}  # fmt: skip
+    _prepare(tmp_path, ds)
+    bundle = load_bundle(str(tmp_path / "out/dataset.npz"), str(tmp_path / "out/meta.json"))
+    bundle.train_x[:]  # as indexed: fine
+    changed = root / "train" / "b" / "1.png"
+    Image.fromarray(np.full((12, 10, 3), 255, np.uint8)).save(changed)
+    with pytest.raises(DataError) as e:
+        bundle.train_x[:]
+    assert f"image '{changed}' changed after the data stage indexed it" in str(e.value)
+
+
+def test_a_data_folder_change_changes_the_data_rules_content(tmp_path, monkeypatch):
+    from ddflow.data.catalog import content
+    from ddflow.data.fingerprint import UNRECORDED, content_param
+
+    monkeypatch.chdir(tmp_path)
+    root = _folder(tmp_path / "imgs", ["a", "b"])
+    ds = validate_config({**BASE, "dataset": {"name": "f", "source": "imagefolder",
+                                              "root": str(root)}})["dataset"]  # fmt: skip
+    prepare(ds, "out/dataset.npz", "out/meta.json")
+    recorded = json.loads((tmp_path / "out/meta.json").read_text())["content"]
+    assert recorded == content(ds) and content_param("out/meta.json", content(ds)) != UNRECORDED
+    before = content_param("out/meta.json", content(ds))
+    Image.fromarray(np.full((12, 10, 3), 9, np.uint8)).save(root / "test" / "a" / "0.png")
+    assert content_param("out/meta.json", content(ds)) != before
+    # a data stage made before fingerprints existed is not rerun for them
+    meta = json.loads((tmp_path / "out/meta.json").read_text())
+    del meta["content"]
+    (tmp_path / "out/meta.json").write_text(json.dumps(meta))
+    assert content_param("out/meta.json", content(ds)) is UNRECORDED
+
+
+# ---- one check, everywhere ------------------------------------------------------------------
+
+
+def test_ddflow_check_applies_the_incremental_step_rule(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({**BASE, "incremental": {"steps": 3}}))
+    message = "config key 'incremental.steps': 10 classes do not split into 3 equal steps"
+    _one_line_error(subprocess.run(["ddflow", "check", str(path)], capture_output=True,
+                                   text=True), message)  # fmt: skip
+    plan = subprocess.run(snakemake_cmd(tmp_path, path, "-n"), capture_output=True, text=True)
+    assert plan.returncode != 0 and message in plan.stdout + plan.stderr
+
+
+def test_a_topk_budget_at_or_above_the_class_count_is_refused(tmp_path):
+    from ddflow.checks import check_experiment
+
+    cfg = validate_config(_with("student", {"labels": "stored", "label_budget": {"topk": 10}}))
+    with pytest.raises(ConfigError) as e:
+        check_experiment(cfg)
+    assert "config key 'student.label_budget.topk': 10 of 10 classes keeps every logit" in str(
+        e.value
+    )
+
+
+def test_snapshot_classes_beyond_the_data_are_refused():
+    from ddflow.checks import check_experiment
+
+    cfg = {**BASE, "methods": {"s": {"kind": "sre2l"}},
+           "report": {"snapshots": {"methods": ["s"], "classes": [12], "steps": [1]}}}  # fmt: skip
+    with pytest.raises(ConfigError, match="class 12 does not exist; the data has 10 classes"):
+        check_experiment(validate_config(cfg))
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [("student.labels", ["online", "online"],
+      "config key 'student.labels': ['online', 'online'] repeats \"online\"; each may appear once"),
+     ("student.batch_size", 0, "config key 'student.batch_size': 0 is less than the minimum of 1."
+      " Allowed: an integer >= 1 or a mapping of keys matching ^[0-9]+$ to an integer >= 1"),
+     ("student.labels", "onlin", "'onlin' is not one of ['hard', 'online', 'stored', 'hybrid']")],
+)  # fmt: skip
+def test_one_of_errors_say_the_rule_broken_and_what_is_allowed(key, value, message):
+    with pytest.raises(ConfigError) as e:
+        validate_config(_with(key, value))
+    assert message in str(e.value)
+
+
+def test_a_folder_that_is_not_a_saved_hf_dataset_names_the_key(tmp_path):
+    from ddflow.data.catalog import num_classes
+
+    (tmp_path / "hf" / "train").mkdir(parents=True)
+    with pytest.raises(DataError) as e:
+        num_classes({"source": "huggingface", "root": str(tmp_path / "hf")})
+    assert f"config key 'dataset.root': '{tmp_path / 'hf'}' is a folder but not a dataset" in str(
+        e.value
+    )
+    assert "save_to_disk" in str(e.value)
+
+
+def test_evaluate_folder_checks_the_folder_before_any_job(tmp_path):
+    import ddflow.api as dd
+
+    empty = tmp_path / "released"
+    empty.mkdir()
+    with pytest.raises(DataError, match="missing \\['0', '1'"):
+        dd.evaluate_folder(empty, {**BASE}, workdir=tmp_path / "w")
+    assert not (tmp_path / "w" / "results").exists()  # no data or teacher stage ran
+
+
+@pytest.mark.workflow
+def test_evaluate_folder_leads_with_the_failed_jobs_error(tmp_path):
+    import ddflow.api as dd
+
+    root = _external_set(tmp_path / "released", classes=[str(i) for i in range(10)], n=1)
+    bad = root / "4" / "0.png"
+    bad.write_text("not a png")
+    cfg = yaml.safe_load(_external_cfg(tmp_path, root).read_text())
+    with pytest.raises(DdflowError) as e:
+        dd.evaluate_folder(root, cfg, workdir=tmp_path / "w", cores=1)
+    first = str(e.value).splitlines()[0]
+    assert first.startswith("rule select_set failed: ") and f"cannot read image '{bad}'" in first
+
+
+# ---- readers of live files ------------------------------------------------------------------
+
+
+def test_status_reads_a_metrics_file_cut_mid_row(tmp_path):
+    from ddflow.status import status
+
+    log = "results/x/teacher.log"
+    (tmp_path / ".snakemake" / "log").mkdir(parents=True)
+    (tmp_path / ".snakemake" / "log" / "2026.snakemake.log").write_text(
+        f"rule teacher:\n    jobid: 1\n    log: {log}\n\n1 of 3 steps (33%) done\n"
+    )
+    (tmp_path / "results" / "x").mkdir(parents=True)
+    (tmp_path / "results" / "x" / "teacher.metrics.csv").write_text(
+        "time_s,task,step,total,metric,value\n0.0,teacher,1,10,loss,2.0\n"
+        "30.0,teacher,4,10,loss,1.5\n31.0,teacher,5"  # the writer was killed mid-row
+    )
+    text = status(tmp_path)
+    assert "teacher: 4/10 (40%), ETA 1m00s" in text, text

@@ -4,7 +4,8 @@ Data (embedded MNIST, capped), a one-epoch teacher, one CDA shard, one student: 
 must not move unless someone moves them on purpose. After a deliberate change, rerun with
 `python tests/test_golden.py --record` and say why in the commit message. Bytes are compared on
 the CPU kind that recorded them (float kernels differ across instruction sets); elsewhere the
-summary numbers must agree within float noise.
+summary numbers must agree within float noise. The CPU kind is torch's vector capability with the
+CPU's AVX-512/AMX extensions (`cpu_kernels`).
 """
 
 import hashlib
@@ -64,7 +65,7 @@ def measure(workdir: Path) -> dict:
     student = train_student(images, teacher, bundle, recipe, 0, torch.device("cpu"))
     weights, _ = load_checkpoint(ckpt)
     return {
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_capability": cpu_kernels(),
         "teacher_top1": read_json(tmetrics)["test_top1"],
         "teacher_weight_sum": round(float(sum(v.double().sum() for v in weights.values())), 6),
         "shard_sha256": hashlib.sha256(images.tobytes()).hexdigest(),
@@ -73,6 +74,21 @@ def measure(workdir: Path) -> dict:
         "student_top1_last": student["top1_last"],
         "student_curve_loss": [round(p["train_loss"], 6) for p in student["curve"]],
     }
+
+
+def cpu_kernels() -> str:
+    """What picks the float kernels: torch's vector capability and the CPU's wide-vector and
+    matrix extensions (AVX-512 machines with AMX run other oneDNN kernels than those without)."""
+    flags = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    wide = sorted(f for f in flags if f.startswith(("avx512", "amx", "avx_vnni")))
+    return " ".join([torch.backends.cpu.get_cpu_capability(), *wide])
 
 
 @pytest.fixture(scope="module")

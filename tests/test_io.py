@@ -19,7 +19,7 @@ def test_failed_folder_write_keeps_the_old_folder(tmp_path):
         (tmp / "b.png").write_text("half")
         raise RuntimeError("killed")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images"]
-    assert [p.name for p in target.iterdir()] == ["a.png"]
+    assert sorted(p.name for p in target.iterdir()) == [".ddflow-made", "a.png"]
 
 
 def test_json_and_checkpoint_roundtrip(tmp_path):

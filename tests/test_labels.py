@@ -7,11 +7,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ddflow.config import StageIds, student_protocols, validate_config
+from ddflow.config import VIEW_KEYS, StageIds, student_protocols, validate_config
 from ddflow.data.datasets import DatasetBundle
 from ddflow.data.pixels import Normalizer
 from ddflow.labels.protocols import hard_loss
-from ddflow.labels.stored import LabelBudget, LabelError, StoredLabels, merge_shards, relabel
+from ddflow.labels.stored import (
+    LabelBudget,
+    LabelError,
+    StoredLabels,
+    label_identity,
+    merge_shards,
+    relabel,
+)
 from ddflow.models import build_model
 from ddflow.train.student import train_student
 from ddflow.train.views import draw_epoch, render
@@ -145,11 +152,15 @@ def test_a_stored_label_student_never_loads_the_teacher(tmp_path, monkeypatch):
              test_x=bundle.test_x, test_y=bundle.test_y)  # fmt: skip
     meta = {"classes": bundle.classes, "mean": bundle.mean, "std": bundle.std}
     (tmp_path / "meta.json").write_text(json.dumps(meta))
-    (tmp_path / "t.json").write_text(json.dumps({"test_top1": 55.0}))
+    (tmp_path / "t.json").write_text(json.dumps({"test_top1": 55.0, "stage_id": "t1"}))
     recipe = student_protocols(_recipe("stored", relabel_seed=0)["student"])["stored"]
     shard = relabel(images, _teacher(), Normalizer(bundle.mean, bundle.std, CPU), recipe, 5, 0,
                     range(1, 4))  # fmt: skip
-    io.save_npz(tmp_path / "l.npz", **shard, wall_s=np.asarray(2.0))
+    identity = label_identity(
+        str(tmp_path / "m.json"), {"teacher": "t1"}, {k: recipe[k] for k in VIEW_KEYS}, 0, 4
+    )
+    io.save_npz(tmp_path / "l.npz", **shard, wall_s=np.asarray(2.0),
+                identity_json=np.array(json.dumps(identity)))  # fmt: skip
 
     def no_teacher(*a, **k):
         raise AssertionError("the stored-label student loaded the teacher")

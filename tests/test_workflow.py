@@ -361,9 +361,11 @@ def test_imagenet_layout_with_file_storage_and_a_loaded_observer(tmp_path):
         assert sorted(k for k in z.files if not k.startswith("__")) == [
             "test_kept",
             "test_paths",
+            "test_stats",
             "test_y",
             "train_kept",
             "train_paths",
+            "train_stats",
             "train_y",
         ]
     [metrics] = run.glob("results/in4/teacher/convnet_d3-*/metrics.json")

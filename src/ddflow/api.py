@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from ddflow.checks import check_experiment
 from ddflow.config import load_yaml, report_dir, short_hash, validate_config
 from ddflow.errors import DdflowError
 
@@ -29,6 +30,7 @@ def _config(config: str | Path | dict) -> dict:
 
 def _run(cfg: dict, workdir: Path, cores: str | int, extra: tuple[str, ...]) -> pd.DataFrame:
     validated = validate_config(cfg)  # a bad config fails here, naming the key
+    check_experiment(validated, list_folders=True)  # and one that does not fit its data
     if not SNAKEFILE.is_file():
         raise DdflowError(
             f"the workflow is not beside this ddflow ({SNAKEFILE}): install it from a clone "
@@ -43,11 +45,25 @@ def _run(cfg: dict, workdir: Path, cores: str | int, extra: tuple[str, ...]) -> 
            str(workdir), "--configfile", str(path), "--cores", str(cores), *extra]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
-        raise DdflowError(
-            f"the workflow failed (exit {out.returncode}); `ddflow status {workdir}` names the "
-            f"job and its log. Last output:\n{(out.stdout + out.stderr)[-2000:]}"
-        )
+        log, text = path.with_suffix(".log"), out.stdout + out.stderr
+        log.write_text(text)
+        raise DdflowError(f"{failure(text, workdir)} (the workflow's output: {log})")
     return pd.read_csv(workdir / report_dir(validated) / "tables" / "summary.csv")
+
+
+def failure(output: str, workdir: Path) -> str:
+    """The line that says why a run failed: the failed job's own error, else Snakemake's."""
+    from ddflow.status import last_error_line, parse_log
+
+    run = parse_log(output)
+    for job in run.failed[-1:]:
+        cause = last_error_line(workdir / job.log) if job.log else ""
+        where = f" (log: {workdir / job.log})" if job.log else ""
+        return f"rule {job.rule} failed: {cause or 'see its log'}{where}"
+    lines = [x.strip() for x in output.splitlines() if x.strip()]
+    errors = [x for x in lines if "ddflow error" in x or "Error" in x]
+    cause = (errors or lines or [""])[0]
+    return f"the workflow failed: {cause}"
 
 
 def distil(

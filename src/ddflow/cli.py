@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 from ddflow import __version__
+from ddflow.checks import check_experiment
 from ddflow.config import StageIds, base_method, check_models, cuda_missing, load_config
-from ddflow.data.catalog import check_ipc_fits, num_classes
 from ddflow.errors import DdflowError
 from ddflow.methods import kind_of
 from ddflow.recover.shards import method_shards
@@ -28,12 +28,11 @@ from ddflow.recover.shards import method_shards
 def _describe(path: str, list_jobs: bool) -> None:
     cfg = load_config(path)
     check_models(cfg, resolve_libraries=True)  # torchvision:/timm: names too (imports them)
-    check_ipc_fits(cfg["dataset"], cfg["ipc"], list_folders=True)
+    n_classes = check_experiment(cfg, list_folders=True)
     if cfg["runtime"]["device"] == "cuda" and (note := cuda_missing()):
         print(f"warning (fine on a cluster whose GPU nodes run the jobs): {note}")
     ids = StageIds(cfg)
     ds = cfg["dataset"]["name"]
-    n_classes = num_classes(cfg["dataset"])
     print(f"dataset {ds}: {cfg['dataset']['source']}, {n_classes} classes, data id {ids.data}")
     print(
         f"teacher {cfg['teacher']['arch']}: results/{ds}/teacher/"
@@ -72,8 +71,8 @@ def snakefile() -> Path:
 
 
 def run(config: str, snakemake_args: list[str]) -> int:
-    """Validate first (one clear line on a bad config), then hand over to Snakemake."""
-    load_config(config)
+    """Check first (one clear line on a bad config), then hand over to Snakemake."""
+    check_experiment(load_config(config))
     cmd = [sys.executable, "-m", "snakemake", "--configfile", config]
     if Path(snakefile()).resolve() != Path("Snakefile").resolve():
         cmd += ["--snakefile", str(snakefile())]
@@ -105,6 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("set", help="a distilled set's folder: results/<ds>/distilled/<m>-<id>/ipc<N>")
     p.add_argument("out", help="the folder to write")
     p.add_argument("--push-to-hub", metavar="REPO", help="also upload it as this dataset repo")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace OUT if an earlier ddflow export wrote it (never a folder of your own)",
+    )
     for name, help_text in [
         ("check", "validate a config and print stage ids"),
         ("plan", "also list every recovery shard"),
@@ -134,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "export":
             from ddflow.export import export
 
-            print(f"ddflow: wrote {export(args.set, args.out, args.push_to_hub)}")
+            out = export(args.set, args.out, args.push_to_hub, args.overwrite)
+            print(f"ddflow: wrote {out}")
             return 0
         if args.command == "status":
             from ddflow.status import status
@@ -153,9 +158,12 @@ def main(argv: list[str] | None = None) -> int:
                 only=args.only,
             )
         _describe(args.config, args.command == "plan")
-    except (DdflowError, FileNotFoundError) as e:
+    except (DdflowError, OSError) as e:  # the user's input, files or disk: one line
         print(f"ddflow: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("ddflow: stopped", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -27,7 +27,7 @@ from ddflow.presets import RECOVER_PRESETS
 # tests/test_stage_code.py fails when one changes until its author either bumps the stage's
 # version (results change) or records the new code as result-neutral. Method kinds declare
 # their own (ddflow/methods); kinds that share an algorithm share a stage.
-ALGO_VERSION = {"data": 1, "teacher": 1, "features": 1, "student": 2, "relabel": 1,
+ALGO_VERSION = {"data": 1, "teacher": 1, "features": 1, "student": 2, "relabel": 2,
                 "incremental": 1, "pruning": 1}  # fmt: skip
 STAGE_CODE = {
     "data": ["data/datasets.py", "data/files.py", "data/pixels.py", "data/hub.py"],
@@ -114,7 +114,71 @@ def _raise_first(validator: jsonschema.Validator, instance: Any, prefix: list) -
             "-mmax<int>, -inc0/-inc1, -p<number>, -t<choice>, e.g. rand-m9-mstd0.5 (timm skips a "
             "section it cannot read, so a typo would silently change the augmentation)"
         )
+    if e.validator in ("oneOf", "anyOf") and e.context:
+        raise ConfigError(_one_of_message(prefix, e))
     raise ConfigError(f"config key '{where}': {e.message}")
+
+
+def _one_of_message(prefix: list, e: jsonschema.ValidationError) -> str:
+    """Which rule of the closest allowed form the value breaks, and every form allowed."""
+    branches = e.validator_value
+    defs = e.schema.get("$defs") or _ROOT_DEFS
+    # the closest form: one of the value's own type, then its deepest broken rule
+    fits = [i for i, b in enumerate(branches) if _json_type(e.instance) in _types(b, defs)]
+    close = [c for c in e.context if c.relative_schema_path[0] in fits] or list(e.context)
+    c = max(close, key=lambda c: len(c.absolute_path))
+    if c.validator == "uniqueItems":
+        repeated = sorted({json.dumps(v) for v in c.instance if c.instance.count(v) > 1})
+        rule = f"{c.instance!r} repeats {', '.join(repeated)}; each may appear once"
+    else:
+        rule = c.message
+    forms = " or ".join(_form(b, defs) for b in branches)
+    return f"config key '{_key_path(prefix, c)}': {rule}. Allowed: {forms}"
+
+
+_ROOT_DEFS = load_schema()["$defs"]
+_JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
+               dict: "object", type(None): "null"}  # fmt: skip
+
+
+def _json_type(value) -> str:
+    return _JSON_TYPES.get(type(value), "object")
+
+
+def _types(schema: dict, defs: dict) -> set[str]:
+    """The JSON types a form admits (an enum: its values' types; a $ref: its definition's)."""
+    if "$ref" in schema:
+        return _types(defs.get(schema["$ref"].rsplit("/", 1)[-1], {}), defs)
+    if "enum" in schema:
+        return {_json_type(v) for v in schema["enum"]}
+    kind = schema.get("type", "object")
+    kinds = set(kind) if isinstance(kind, list) else {kind}
+    return kinds | ({"integer"} if "number" in kinds else set())
+
+
+def _form(schema: dict, defs: dict) -> str:
+    """A config form in words (for messages): 'an integer >= 1', 'a list of ..., each once'."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        keys = sorted(defs.get(name, {}).get("properties", {}))
+        return f"a {name} mapping (keys {', '.join(keys)})" if keys else f"a {name}"
+    if "enum" in schema:
+        return "one of " + ", ".join(map(str, schema["enum"]))
+    kind = schema.get("type")
+    if kind == "integer":
+        bound = f" >= {schema['minimum']}" if "minimum" in schema else ""
+        return f"an integer{bound}"
+    if kind == "string":
+        return f"a string matching {schema['pattern']}" if "pattern" in schema else "a string"
+    if kind == "array":
+        items = schema.get("items", {})
+        each = ", ".join(map(str, items["enum"])) if "enum" in items else _form(items, defs)
+        each = f" of {each}" if items else ""
+        return f"a list{each}" + (", each once" if schema.get("uniqueItems") else "")
+    if kind == "object":
+        [(keys, values)] = (schema.get("patternProperties") or {"": None}).items()
+        return f"a mapping of keys matching {keys} to {_form(values, defs)}" if keys else "a map"
+    return json.dumps(schema)
 
 
 def _value_name(v: Any) -> str:

@@ -119,10 +119,41 @@ ds = load_from_disk("dataset")  # columns: image, label (class names), ipc_index
 """
 
 
-def export(set_dir: str, out_dir: str, push_to_hub: str | None = None) -> Path:
+def check_target(src: Path, out: Path, overwrite: bool) -> None:
+    """OUT is the user's path: never the set itself or around it, never a folder of theirs."""
+    a, b = src.resolve(), out.resolve()
+    if a == b or b in a.parents or a in b.parents:
+        where = "is" if a == b else "contains" if b in a.parents else "lies inside"
+        raise io.NotOursError(
+            f"output '{out}' {where} the set '{src}': writing there would replace the set's own "
+            "files. Choose a folder outside it"
+        )
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+        if not overwrite:
+            raise io.NotOursError(
+                f"output '{out}' already exists and is not empty; choose a new folder, or pass "
+                "--overwrite to replace an earlier ddflow export there"
+            )
+        if not (out.is_dir() and io.made_by_ddflow(out)):
+            raise io.NotOursError(
+                f"output '{out}' was not written by ddflow export (no {io.MADE_BY_DDFLOW} "
+                "marker), so --overwrite leaves it alone: ddflow never deletes files it did not "
+                "make. Move them away or choose another folder"
+            )
+
+
+def export(
+    set_dir: str, out_dir: str, push_to_hub: str | None = None, overwrite: bool = False
+) -> Path:
     """Write the export folder (atomically) and, with a repository id, upload it."""
+    src, out = Path(set_dir), Path(out_dir)
+    if not (src / "manifest.json").is_file():
+        raise io.NotOursError(
+            f"'{src}' is not a distilled set (no manifest.json): give a set's folder, "
+            "results/<dataset>/distilled/<method>-<id>/ipc<N>"
+        )
+    check_target(src, out, overwrite)
     datasets = datasets_module("ddflow export")
-    src = Path(set_dir)
     manifest = io.read_json(src / "manifest.json")
     images, labels, manifest = read_distilled(
         src / "images", src / "manifest.json", manifest["classes"]
@@ -134,7 +165,6 @@ def export(set_dir: str, out_dir: str, push_to_hub: str | None = None) -> Path:
         if io.read_json(m)["classes"] == manifest["classes"]:
             data_meta = io.read_json(m)
             break
-    out = Path(out_dir)
     with io.atomic_path(out, is_dir=True) as tmp:
         features = datasets.Features(
             {
@@ -172,5 +202,8 @@ def export(set_dir: str, out_dir: str, push_to_hub: str | None = None) -> Path:
 
         api = HfApi()
         api.create_repo(push_to_hub, repo_type="dataset", exist_ok=True)
-        api.upload_folder(folder_path=str(out), repo_id=push_to_hub, repo_type="dataset")
+        api.upload_folder(
+            folder_path=str(out), repo_id=push_to_hub, repo_type="dataset",
+            ignore_patterns=[io.MADE_BY_DDFLOW],
+        )  # fmt: skip
     return out

@@ -25,12 +25,43 @@ import yaml
 import ddflow
 from ddflow.errors import DdflowError
 
+# The file ddflow leaves in every folder it writes whole: the only folders it ever replaces.
+MADE_BY_DDFLOW = ".ddflow-made"
+
+
+class NotOursError(DdflowError):
+    """A path ddflow would replace holds something ddflow did not write: it is left alone."""
+
+
+def made_by_ddflow(folder: Path) -> bool:
+    return (folder / MADE_BY_DDFLOW).is_file()
+
+
+def check_replaceable(path: Path) -> None:
+    """A folder ddflow may put a new one in place of: absent, empty, or one ddflow wrote (its
+    marker). Anything else is the user's, and ddflow never deletes it."""
+    if path.is_symlink() or path.is_file():
+        raise NotOursError(
+            f"'{path}' exists and is not a folder ddflow wrote; ddflow never replaces it. "
+            "Move it away or choose another path"
+        )
+    if path.is_dir() and any(path.iterdir()) and not made_by_ddflow(path):
+        raise NotOursError(
+            f"'{path}' is a folder with files ddflow did not write (no {MADE_BY_DDFLOW} marker); "
+            "ddflow never deletes them. Move them away or choose another path"
+        )
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, is_dir: bool = False):
-    """Yield a temp path next to `path`; move it into place only if the block succeeds."""
+    """Yield a temp path next to `path`; move it into place only if the block succeeds.
+
+    A folder gets ddflow's marker, and an existing folder at `path` is replaced only when
+    check_replaceable allows (checked before the block runs, so no work is wasted)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if is_dir:
+        check_replaceable(path)
     if is_dir:
         tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp"))
     else:
@@ -51,8 +82,15 @@ def atomic_path(path: str | os.PathLike, is_dir: bool = False):
             raise
         # mkstemp/mkdtemp make owner-only files; results get what the umask gives any file
         os.chmod(tmp, _UMASK_MODE[is_dir])
-        if is_dir and path.exists():
-            shutil.rmtree(path)
+        if is_dir:
+            (tmp / MADE_BY_DDFLOW).write_text(f"written by ddflow {ddflow.__version__}\n")
+            if path.exists():
+                check_replaceable(path)  # again: the user may have put files there meanwhile
+                old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old"))
+                os.replace(path, old / "x")  # out of the way first, so a kill loses nothing
+                os.replace(tmp, path)
+                shutil.rmtree(old)
+                return
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -157,14 +195,21 @@ def _arrays_sha256(arrays: dict) -> str:
     return h.hexdigest()
 
 
+def _refuse_non_finite(path, arrays: dict) -> None:
+    for k, a in arrays.items():
+        if bad := _non_finite(a):
+            raise ValueError(f"refusing to write {bad} non-finite value(s) in '{k}' to '{path}'")
+
+
 def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    _refuse_non_finite(path, arrays)
     digest = np.array(_arrays_sha256(arrays))
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays, **{NPZ_CHECKSUM: digest})
 
 
-def _tensors_sha256(state_dict: dict) -> str:
+def tensors_sha256(state_dict: dict) -> str:
     return _arrays_sha256({k: v.detach().cpu().numpy() for k, v in state_dict.items()})
 
 
@@ -172,9 +217,10 @@ def save_checkpoint(path: str | os.PathLike, state_dict: dict, meta: dict) -> No
     """Weights plus JSON-able meta and their checksum; loadable with weights_only=True."""
     import torch
 
+    _refuse_non_finite(path, state_dict)
     blob = {"state_dict": state_dict, "meta_json": json.dumps(meta)}
     with atomic_path(path) as tmp:
-        torch.save({**blob, "sha256": _tensors_sha256(state_dict)}, tmp)
+        torch.save({**blob, "sha256": tensors_sha256(state_dict)}, tmp)
 
 
 class CorruptArtifactError(DdflowError):
@@ -199,11 +245,37 @@ def load_npz(path: str | os.PathLike, *keys: str) -> dict[str, np.ndarray]:
     with reading(path), np.load(path) as z:
         arrays = {k: z[k] for k in z.files}
     recorded = arrays.pop(NPZ_CHECKSUM, None)
-    if recorded is not None and str(recorded) != _arrays_sha256(arrays):
+    if recorded is None:
+        raise CorruptArtifactError(
+            f"'{path}' carries no checksum, so ddflow cannot tell it is the file it wrote (an "
+            "older ddflow's, or a file made elsewhere). Delete it and rerun; Snakemake remakes "
+            "it with the rule that wrote it"
+        )
+    if str(recorded) != _arrays_sha256(arrays):
         raise CorruptArtifactError(
             _damaged(path, "its content does not match the checksum recorded when it was written")
         )
-    return {k: arrays[k] for k in keys or arrays}
+    out = {k: arrays[k] for k in keys or arrays}
+    check_finite(path, out)
+    return out
+
+
+def _non_finite(a) -> int:
+    """Count of NaN/inf entries of a numpy array or torch tensor (0 for integer data)."""
+    if isinstance(a, np.ndarray):
+        return int(a.size - np.isfinite(a).sum()) if a.dtype.kind in "fc" else 0
+    return int((~a.isfinite()).sum()) if a.is_floating_point() else 0
+
+
+def check_finite(path, arrays: dict) -> None:
+    """Nothing non-finite is ever used: a NaN read back is the file's fault, named as such."""
+    for k, a in arrays.items():
+        if bad := _non_finite(a):
+            raise CorruptArtifactError(
+                f"'{path}' holds {bad} non-finite value(s) in '{k}': the file is damaged or was "
+                "written by a diverged job. Delete it and rerun; Snakemake remakes it with the "
+                "rule that wrote it"
+            )
 
 
 def _damaged(path, what: str) -> str:
@@ -219,8 +291,15 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
     with reading(path):
         blob = torch.load(path, map_location="cpu", weights_only=True)
         state, meta = blob["state_dict"], json.loads(blob["meta_json"])
-    if "sha256" in blob and blob["sha256"] != _tensors_sha256(state):
+    if "sha256" not in blob:
+        raise CorruptArtifactError(
+            f"'{path}' carries no checksum of its weights (an older ddflow's, or a file made "
+            "elsewhere: a model of your own goes in teacher.checkpoint). Delete it and rerun; "
+            "Snakemake remakes it with the rule that wrote it"
+        )
+    if blob["sha256"] != tensors_sha256(state):
         raise CorruptArtifactError(_damaged(path, "its weights do not match their checksum"))
+    check_finite(path, state)
     return state, meta
 
 

@@ -15,12 +15,20 @@ import torch
 
 from ddflow import io
 from ddflow.compute import configure
-from ddflow.config import incremental_recipe
+from ddflow.config import VIEW_KEYS, incremental_recipe
 from ddflow.data.datasets import check_class_map, load_bundle, prepare
 from ddflow.data.pixels import Normalizer
 from ddflow.distilled import read_distilled, write_distilled
 from ddflow.labels.protocols import PROTOCOLS
-from ddflow.labels.stored import LabelBudget, StoredLabels, merge_shards, relabel
+from ddflow.labels.stored import (
+    LabelBudget,
+    LabelError,
+    StoredLabels,
+    check_identity,
+    label_identity,
+    merge_shards,
+    relabel,
+)
 from ddflow.methods import Inputs, kind_of
 from ddflow.metrics.cost import CostMeter
 from ddflow.metrics.diversity import centroid_cosine, penultimate_features
@@ -68,6 +76,11 @@ def load_labeler(teacher_ckpt: str | None, relabel_model: dict | None, bundle) -
         )  # fmt: skip
         return model
     return load_teacher(teacher_ckpt, bundle.classes)[0]
+
+
+def labeler_identity(teacher_stage_id: str, relabel_model: dict | None) -> dict:
+    """Who labels a set, as stored labels record it: a loaded relabel model, or the teacher."""
+    return {"relabel_model": relabel_model} if relabel_model else {"teacher": teacher_stage_id}
 
 
 def run_teacher(
@@ -338,12 +351,14 @@ def run_relabel(
     data_npz: str,
     data_meta: str,
     teacher_ckpt: str,
+    teacher_metrics: str,
     params: dict,
     runtime: dict,
     out_npz: str,
     threads: int | None = None,
 ) -> None:
-    """FKD relabel of one epoch range: the views and the teacher's fp16 logits (§1.5)."""
+    """FKD relabel of one epoch range: the views and the teacher's fp16 logits (§1.5), with
+    what they label (set, labeler, recipe, classes) so no other student can take them."""
     device = configure(runtime, threads)
     bundle = load_bundle(data_npz, data_meta)
     teacher = load_labeler(teacher_ckpt, params.get("relabel_model"), bundle)
@@ -365,12 +380,30 @@ def run_relabel(
         raise TrainingDiverged(
             f"teacher '{teacher_ckpt}' gave non-finite logits (fp16 overflow?); nothing written"
         )
-    cost_s = cost.as_dict()
+    teacher_id = io.read_json(teacher_metrics)["stage_id"]
+    identity = label_identity(
+        manifest_path, labeler_identity(teacher_id, params.get("relabel_model")), views,
+        params["seed"], bundle.num_classes,
+    )  # fmt: skip
     io.save_npz(
         out_npz,
         **labels,
-        wall_s=np.asarray(cost_s["wall_s"], np.float64),
+        wall_s=np.asarray(cost.as_dict()["wall_s"], np.float64),
+        identity_json=np.array(json.dumps(identity, sort_keys=True)),
     )
+
+
+def read_label_shard(path: str, expected: dict) -> dict[str, np.ndarray]:
+    """A relabel shard, once its checksum, finiteness and identity hold for this student."""
+    z = io.load_npz(path)
+    recorded = json.loads(str(z.pop("identity_json"))) if "identity_json" in z else None
+    check_identity(path, recorded, expected)
+    if z["logits"].shape[-1] != expected["num_classes"]:
+        raise LabelError(
+            f"stored labels '{path}' hold logits over {z['logits'].shape[-1]} classes, the data "
+            f"has {expected['num_classes']}; delete the file and rerun, which relabels this set"
+        )
+    return z
 
 
 def _write_run(out_json, info, result, seed, manifest, cost, device, **fields) -> None:
@@ -421,7 +454,12 @@ def run_student(
     if protocol.needs_teacher:
         teacher = load_labeler(teacher_ckpt, cfg.get("relabel_model"), bundle)
     if protocol.needs_stored:
-        shards = [io.load_npz(p) for p in label_shards]
+        expected = label_identity(
+            manifest_path,
+            labeler_identity(io.read_json(teacher_metrics)["stage_id"], cfg.get("relabel_model")),
+            {k: cfg[k] for k in VIEW_KEYS}, cfg["relabel_seed"], bundle.num_classes,
+        )  # fmt: skip
+        shards = [read_label_shard(p, expected) for p in label_shards]
         stored = StoredLabels(
             merge_shards([{k: v for k, v in s.items() if k != "wall_s"} for s in shards]),
             LabelBudget.from_config(cfg["label_budget"]),

@@ -83,8 +83,8 @@ def job_progress(log_file: Path) -> str:
     path = metrics_path(log_file)
     if not path.is_file():
         return ""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    with open(path, newline="", errors="replace") as f:
+        rows = [r for r in csv.DictReader(f) if _complete(r)]
     if not rows:
         return ""
     last: dict[str, dict] = {}
@@ -100,6 +100,16 @@ def job_progress(log_file: Path) -> str:
     return "; ".join(_task_line(first[t], last[t]) for t in [*shown, current])
 
 
+def _complete(row: dict) -> bool:
+    """A metrics row written whole: a job killed while appending, a full disk or a read racing
+    the writer leaves its last line cut short."""
+    try:
+        float(row["time_s"]), int(row["step"]), int(row["total"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    return bool(row.get("task")) and int(row["total"]) > 0
+
+
 def _task_line(first: dict, last: dict) -> str:
     step, total = int(last["step"]), int(last["total"])
     dt, ds = float(last["time_s"]) - float(first["time_s"]), step - int(first["step"])
@@ -107,7 +117,7 @@ def _task_line(first: dict, last: dict) -> str:
     return f"{last['task']}: {step}/{total} ({100 * step // total}%), ETA {format_duration(eta)}"
 
 
-def _last_error_line(log_file: Path) -> str:
+def last_error_line(log_file: Path) -> str:
     if not log_file.is_file():
         return ""
     lines = [x for x in log_file.read_text(errors="replace").splitlines() if x.strip()]
@@ -154,7 +164,7 @@ def status(workdir: str | Path = ".") -> str:
         )
     for job in run.failed[-1:]:
         wildcards = run.started.get(job.jobid, job).wildcards
-        cause = (_last_error_line(root / job.log) if job.log else "") or "see its log"
+        cause = (last_error_line(root / job.log) if job.log else "") or "see its log"
         lines.append(f"  last error: rule {job.rule} {wildcards}: {cause}")
         if job.log:
             lines.append(f"    log: {job.log}")

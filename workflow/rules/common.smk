@@ -14,7 +14,6 @@ from ddflow.config import (
     StageIds,
     base_method,
     application_methods,
-    check_incremental_steps,
     incremental_recipe,
     canonical_json,
     ConfigError,
@@ -28,7 +27,9 @@ from ddflow.config import (
     teacher_result_keys,
     validate_config,
 )
-from ddflow.data.catalog import check_ipc_fits, num_classes
+from ddflow.checks import check_experiment
+from ddflow.data.catalog import content as data_content
+from ddflow.data.fingerprint import content_param
 from ddflow.labels.protocols import PROTOCOLS
 from ddflow.methods import kind_of
 from ddflow.recover.shards import Shard, method_shards
@@ -44,12 +45,10 @@ from ddflow.resources import (
 for path in workflow.configfiles:  # Snakemake's YAML keeps a repeated key silently
     load_yaml(path)
 CFG = validate_config(config)
+NUM_CLASSES = check_experiment(CFG)  # what `ddflow check` and ddflow.api apply too
 IDS = StageIds(CFG)
 DS = CFG["dataset"]["name"]
-NUM_CLASSES = num_classes(CFG["dataset"])
 IPCS = sorted(CFG["ipc"])
-check_ipc_fits(CFG["dataset"], IPCS)
-check_incremental_steps(CFG["incremental"], NUM_CLASSES)
 METHODS = CFG["methods"]
 SHARDED = [m for m in METHODS if kind_of(METHODS[m]).sharded]
 SELECTED = [m for m in METHODS if not kind_of(METHODS[m]).sharded]  # one job per IPC
@@ -245,6 +244,14 @@ def shard_inputs(wildcards):
     check_method_id(wildcards)
     shards = shard_plan(wildcards.method, int(wildcards.ipc))
     return [f"{method_dir(wildcards.method)}/shards/{s.name}.npz" for s in shards]
+
+
+def method_content(wildcards):
+    """The fingerprint of the user's folder a set is built from: a changed file reruns it."""
+    check_method_id(wildcards)
+    method = METHODS[wildcards.method]
+    manifest = f"{distilled_dir(wildcards.method, wildcards.ipc)}/manifest.json"
+    return content_param(manifest, kind_of(method).content(method))
 
 
 def method_json(wildcards):

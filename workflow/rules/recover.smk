@@ -125,5 +125,6 @@ rule select_set:
     params:
         method=method_json,
         info=manifest_info,
+        content=method_content,
     script:
         "../scripts/select_set.py"

@@ -5,6 +5,7 @@ rule relabel:
         npz=DATA_NPZ,
         meta=DATA_META,
         teacher=TEACHER_CKPT,
+        teacher_metrics=TEACHER_METRICS,
     output:
         "results/{ds}/labels/{method}-{mid}/ipc{ipc}/relabel-{rid}/epochs{first}-{last}.npz",
     log:

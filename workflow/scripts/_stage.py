@@ -18,7 +18,8 @@ def stage(snakemake):
     from ddflow.errors import DdflowError
 
     runtime = validate_config(snakemake.config)["runtime"]
-    params = {k: json.loads(v) for k, v in snakemake.params.items()}  # all canonical JSON
+    # all canonical JSON, but for content fingerprints left unrecorded (data/fingerprint.py)
+    params = {k: json.loads(v) for k, v in snakemake.params.items() if isinstance(v, str)}
     with (
         open(snakemake.log[0], "w") as log,
         contextlib.redirect_stdout(log),

@@ -10,6 +10,7 @@ with stage(sm) as (runtime, params):
         sm.input.npz,
         sm.input.meta,
         sm.input.teacher,
+        sm.input.teacher_metrics,
         params["relabel"],
         runtime,
         sm.output[0],

@@ -27,6 +27,22 @@ def num_classes(ds_cfg: dict) -> int:
     return sum(1 for p in train.iterdir() if p.is_dir())
 
 
+def class_names(ds_cfg: dict) -> list[str] | None:
+    """The data's class names in class order where they are known without reading images
+    (folder names, CIFAR's meta file, a saved dataset's features); None otherwise."""
+    source = ds_cfg["source"]
+    if source == "mnist-embedded":
+        return [str(i) for i in range(10)]
+    if source == "imagefolder":
+        train = _require(Path(ds_cfg["root"]) / "train", "train/<class>/<image> folders")
+        return sorted(p.name for p in train.iterdir() if p.is_dir())
+    if source in FIXED_CLASSES and not ds_cfg.get("download"):
+        from ddflow.data.datasets import cifar_classes
+
+        return cifar_classes(Path(ds_cfg["root"]), FIXED_CLASSES[source])
+    return None
+
+
 def _require(path: Path, what: str) -> Path:
     if not path.is_dir():
         from ddflow.data.datasets import DataError
@@ -89,3 +105,30 @@ def check_ipc_fits(ds_cfg: dict, ipcs: list[int], list_folders: bool = False) ->
             f"config key 'ipc': {max(ipcs)} images a class, but {known[1]} has only {known[0]} "
             f"training images (dataset.max_train_per_class caps them{held}); lower ipc"
         )
+
+
+def content(ds_cfg: dict) -> dict | None:
+    """Fingerprints of the folders the data stage reads (data/fingerprint.py), by split; None
+    for the embedded set (checked against its own checksum), for `storage: files` (its index
+    records each file's size and time instead) and while a folder is missing: an archive that
+    `dataset.download` fetches is md5-checked, and its data stage records no fingerprint."""
+    from ddflow.data.fingerprint import fingerprint
+
+    source, root = ds_cfg["source"], Path(ds_cfg.get("root") or ".")
+    if source == "mnist-embedded" or ds_cfg.get("storage") == "files":
+        return None
+    if source in FIXED_CLASSES:
+        folders = {"archive": root / ("cifar-10-batches-py" if source == "cifar10" else
+                                      "cifar-100-python")}  # fmt: skip
+        suffixes = None
+    elif source == "huggingface":
+        if not root.is_dir():
+            return None  # a hub id: the library's cache holds it
+        folders, suffixes = {"saved": root}, None
+    else:
+        from ddflow.data.datasets import IMAGE_EXTS
+
+        test = "test" if (root / "test").is_dir() else "val"
+        folders, suffixes = {"train": root / "train", test: root / test}, IMAGE_EXTS
+    prints = {name: fingerprint(folder, suffixes) for name, folder in folders.items()}
+    return None if None in prints.values() else prints

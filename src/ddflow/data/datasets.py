@@ -7,6 +7,7 @@ so the class-index order is fixed once and checked wherever a teacher or dataset
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from ddflow.io import (
     save_npz,
     write_json,
 )
+
+log = logging.getLogger(__name__)
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff"}
 
@@ -64,12 +67,28 @@ def _sha256(*arrays: np.ndarray) -> str:
 def check_class_map(expected: list[str], found: list[str], what: str) -> None:
     """Fail loudly when two artifacts disagree on class order (silently broke reproductions)."""
     if list(expected) != list(found):
-        diff = [(i, a, b) for i, (a, b) in enumerate(zip(expected, found)) if a != b][:5]
+        missing = [c for c in expected if c not in set(found)]
+        extra = [c for c in found if c not in set(expected)]
+        if missing or extra:
+            what_differs = ", ".join(
+                [*([f"missing {_few(missing)}"] if missing else []),
+                 *([f"not in the data {_few(extra)}"] if extra else [])]
+            )  # fmt: skip
+        else:
+            diff = [(i, a, b) for i, (a, b) in enumerate(zip(expected, found)) if a != b][:5]
+            what_differs = (
+                f"the same classes in another order, first differences (index, "
+                f"expected, found): {diff}"
+            )
         raise DataError(
-            f"class map mismatch for {what}: {len(expected)} vs {len(found)} classes, "
-            f"first differences (index, expected, found): {diff}. Rebuild it from the same "
-            "data stage, or fix the class order of the artifact."
+            f"class map mismatch for {what}: {len(expected)} classes expected, {len(found)} "
+            f"found; {what_differs}. Rebuild it from the same data stage, or fix the classes "
+            "of the artifact."
         )
+
+
+def _few(names: list[str]) -> str:
+    return str(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
 
 
 # --- sources ---------------------------------------------------------------------------------
@@ -249,6 +268,13 @@ def download_cifar(root: Path, n_classes: int) -> None:
         ) from None
 
 
+def cifar_classes(root: Path, n_classes: int) -> list[str]:
+    """The class names of an extracted CIFAR python archive under `root`."""
+    if n_classes == 10:
+        return _unpickle(root / "cifar-10-batches-py" / "batches.meta")["label_names"]
+    return _unpickle(root / "cifar-100-python" / "meta")["fine_label_names"]
+
+
 def _cifar(root: Path, n_classes: int, download: bool = False):
     sub = "cifar-10-batches-py" if n_classes == 10 else "cifar-100-python"
     if download and not (root / sub).is_dir():
@@ -261,10 +287,9 @@ def _cifar(root: Path, n_classes: int, download: bool = False):
     label_key = "labels" if n_classes == 10 else "fine_labels"
     if n_classes == 10:
         train_files, test_files = [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"]
-        classes = _unpickle(base / "batches.meta")["label_names"]
     else:
         train_files, test_files = ["train"], ["test"]
-        classes = _unpickle(base / "meta")["fine_label_names"]
+    classes = cifar_classes(root, n_classes)
 
     def read(files):
         batches = [_unpickle(base / f) for f in files]
@@ -324,6 +349,7 @@ def _read_source(ds_cfg: dict):
         size = ds_cfg.get("image_size")
         if ds_cfg.get("storage") == "files":
             train_x, test_x = ImageFiles(root, train_p, size), ImageFiles(root, test_p, size)
+            train_x.stats, test_x.stats = train_x.file_stats(), test_x.file_stats()
         else:
             train_x, test_x = _decode_all(root, train_p, size), _decode_all(root, test_p, size)
         return train_x, train_y, test_x, test_y, classes, {}
@@ -340,6 +366,9 @@ def _digest(images, labels: np.ndarray) -> str:
 
 def prepare(ds_cfg: dict, out_npz: str, out_meta: str) -> DatasetBundle:
     """The data stage: read the source, split, cap, compute stats, write bundle + meta."""
+    from ddflow.data.catalog import content
+
+    found = content(ds_cfg)  # what the user's folders hold, before a download fills one
     train_x, train_y, test_x, test_y, classes, extra = _read_source(ds_cfg)
     train_x, train_y, kept_tr = _cap_per_class(train_x, train_y, ds_cfg["max_train_per_class"])
     test_x, test_y, kept_te = _cap_per_class(test_x, test_y, ds_cfg["max_test_per_class"])
@@ -367,6 +396,8 @@ def prepare(ds_cfg: dict, out_npz: str, out_meta: str) -> DatasetBundle:
         f"{name}_paths" if files else f"{name}_x": x.paths if files else x
         for name, x in splits.items()
     }
+    if files:  # each file's size and time as indexed: a file changed later is refused
+        pixels |= {f"{name}_stats": x.stats for name, x in splits.items()}
     save_npz(
         out_npz,
         **pixels,
@@ -381,6 +412,7 @@ def prepare(ds_cfg: dict, out_npz: str, out_meta: str) -> DatasetBundle:
         out_meta,
         {
             "source": ds_cfg["source"],
+            **({"content": found} if found else {}),
             "storage": "files" if files else "array",
             **({"root": str(train_x.root), "image_size": train_x.size} if files else {}),
             "classes": bundle.classes,
@@ -406,13 +438,18 @@ def load_bundle(npz_path: str, meta_path: str) -> DatasetBundle:
     meta = read_json(meta_path)
     files = meta.get("storage") == "files"
     names = ["train", "test", *(["val"] if "n_val" in meta else [])]
-    z = load_npz(npz_path, *(f"{n}_paths" if files else f"{n}_x" for n in names),
-                 *(f"{n}_y" for n in names))  # fmt: skip
+    z = load_npz(npz_path)
+    if files and "train_stats" not in z:
+        log.warning(
+            "the file index '%s' was made by an older ddflow and records no file sizes, so an "
+            "image changed since is not noticed; delete its folder to index the files again",
+            npz_path,
+        )
     split = {}
     for n in names:
         x = z[f"{n}_paths" if files else f"{n}_x"]
         if files:
-            x = ImageFiles(meta["root"], x, meta["image_size"])
+            x = ImageFiles(meta["root"], x, meta["image_size"], stats=z.get(f"{n}_stats"))
         if _digest(x, z[f"{n}_y"]) != meta["sha256"][n]:
             raise DataError(
                 f"the {n} split in '{npz_path}' does not match the checksum in '{meta_path}': "

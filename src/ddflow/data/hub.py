@@ -30,7 +30,15 @@ def load(root: str, splits: dict[str, str]):
     """The DatasetDict of a saved folder, or of a hub id (needs network, or the local cache)."""
     datasets = datasets_module()
     if Path(root).is_dir():
-        d = datasets.load_from_disk(root)
+        try:
+            d = datasets.load_from_disk(root)
+        except (FileNotFoundError, ValueError, OSError) as e:
+            raise DataError(
+                f"config key 'dataset.root': '{root}' is a folder but not a dataset written by "
+                f"datasets' save_to_disk ({type(e).__name__}: {str(e).splitlines()[0][:160]}). "
+                "Point dataset.root at the folder save_to_disk wrote (it holds "
+                "dataset_dict.json), or at a hub id such as 'cifar10'"
+            ) from None
     else:
         try:
             d = datasets.load_dataset(root)
@@ -74,9 +82,11 @@ def columns(features, image: str | None, label: str | None, root: str) -> tuple[
 
 
 def _pixels(split, image_col: str, size: int | None, mode: str) -> np.ndarray:
+    from ddflow.data.files import to_8bit
+
     out = []
-    for im in split[image_col]:
-        im = im.convert(mode)
+    for i, im in enumerate(split[image_col]):
+        im = to_8bit(im, f"row {i} of column '{image_col}'").convert(mode)
         if size:
             im = resize_center_crop(im, size)
         arr = np.asarray(im, dtype=np.uint8)

@@ -9,9 +9,12 @@ epochs) is applied when the labels are read, and its bytes are those of the enco
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,12 +22,54 @@ import torch
 from ddflow.data.pixels import Normalizer
 from ddflow.data.prefetch import host_batch, prefetch
 from ddflow.errors import DdflowError
+from ddflow.io import read_json
 from ddflow.progress import Tracker
 from ddflow.train.views import View, draw_epoch, render
 
 
 class LabelError(DdflowError):
     """Stored labels that do not fit the student that reads them."""
+
+
+def label_identity(
+    manifest_path: str, labeler: dict, views: dict, seed: int, num_classes: int
+) -> dict:
+    """What a label file was made for: the set (its manifest's bytes), the model that labelled
+    it, the recipe of the views and the class count. Relabel records it; the student checks it."""
+    manifest = read_json(manifest_path)
+    return {
+        "set": {
+            "manifest_sha256": hashlib.sha256(Path(manifest_path).read_bytes()).hexdigest(),
+            "method": f"{manifest.get('method')}-{manifest.get('method_id')}",
+            "ipc": manifest.get("ipc"),
+        },
+        "labeler": labeler,
+        "recipe": {"views": views, "seed": seed},
+        "num_classes": num_classes,
+    }
+
+
+def check_identity(path: str, recorded: dict | None, expected: dict) -> None:
+    """The student refuses labels made for another set, labeler, recipe or class count."""
+    if recorded is None:
+        raise LabelError(
+            f"stored labels '{path}' record no identity (set, teacher, recipe), so they cannot "
+            "be matched to the set they label; delete the file and rerun, which relabels it"
+        )
+    names = {"set": "set", "labeler": "labeled by", "recipe": "views recipe",
+             "num_classes": "classes"}  # fmt: skip
+    for key, name in names.items():
+        if recorded.get(key) != expected[key]:
+            raise LabelError(
+                f"stored labels '{path}' were made for {name} {_short(recorded.get(key))}, the "
+                f"student trains with {name} {_short(expected[key])}; they label something "
+                "else. Delete the file and rerun, which relabels this set"
+            )
+
+
+def _short(value) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 @torch.no_grad()

@@ -45,6 +45,11 @@ class MethodKind:
         """Files or folders of the user's that its jobs read (inputs: a newer one reruns)."""
         return {}
 
+    def content(self, method: dict) -> dict | None:
+        """The fingerprint of the user's folders it reads (a rule parameter, so a file changed
+        inside one reruns the set; data/fingerprint.py); None when it reads none."""
+        return None
+
     def check(self, where: str, method: dict) -> None:
         """Rules across keys that the schema cannot say; raise ConfigError naming `where`."""
 

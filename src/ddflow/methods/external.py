@@ -36,12 +36,29 @@ class External(MethodKind):
     def files(self, method):
         return {"external": method["path"]}
 
+    def content(self, method):
+        from ddflow.data.datasets import IMAGE_EXTS
+        from ddflow.data.fingerprint import fingerprint
+
+        return fingerprint(method["path"], IMAGE_EXTS)
+
     def build(self, inputs: Inputs, method: dict, ipc: int):
+        from ddflow.data.datasets import IMAGE_EXTS
+        from ddflow.data.fingerprint import fingerprint
+
         b = inputs.bundle
         c, h, w = b.image_shape
-        folders = class_folders(Path(method["path"]), b.classes, method["class_folders"])
-        images = [read_class(folder, ipc, (h, w), c) for folder in folders]
-        return np.concatenate(images), {"source": {"path": method["path"]}}
+        root = Path(method["path"])
+        folders = class_folders(root, b.classes, method["class_folders"])
+        seen = fingerprint(root, IMAGE_EXTS, with_files=True)
+        images, read = [], []
+        for folder in folders:
+            x, files = read_class(folder, ipc, (h, w), c)
+            images.append(x)
+            read += [f.relative_to(root).as_posix() for f in files]
+        by_file = {e["file"]: e for e in seen.pop("entries")}
+        source = {"path": method["path"], "files": [by_file[f] for f in read]}
+        return np.concatenate(images), {"source": source, "content": seen}
 
 
 def class_folders(root: Path, classes: list[str], by: str) -> list[Path]:
@@ -60,20 +77,21 @@ def class_folders(root: Path, classes: list[str], by: str) -> list[Path]:
 
 
 def read_class(folder: Path, ipc: int, hw: tuple[int, int], channels: int):
-    """The first `ipc` images of a class folder, as uint8 (ipc, H, W, C) in the data's shape."""
+    """The first `ipc` images of a class folder, as uint8 (ipc, H, W, C) in the data's shape,
+    and the files they came from."""
     from PIL import Image
 
     from ddflow.data.datasets import IMAGE_EXTS, DataError, resize_center_crop
     from ddflow.data.files import decode_image
 
-    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_EXTS)
+    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_EXTS)[:ipc]
     if len(files) < ipc:
         raise DataError(
             f"external set folder '{folder}' holds {len(files)} images, fewer than IPC {ipc}; "
             "lower ipc or add images"
         )
     out = []
-    for f in files[:ipc]:
+    for f in files:
         x = decode_image(f, None)
         if x.shape[:2] != hw:
             if hw[0] != hw[1]:
@@ -83,4 +101,4 @@ def read_class(folder: Path, ipc: int, hw: tuple[int, int], channels: int):
                 )
             x = np.asarray(resize_center_crop(Image.fromarray(x), hw[0]), np.uint8)
         out.append(x if channels == 3 else np.asarray(Image.fromarray(x).convert("L"))[..., None])
-    return np.stack(out)
+    return np.stack(out), files

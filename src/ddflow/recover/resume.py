@@ -57,6 +57,8 @@ class ShardResume:
             saved = torch.load(self.path, map_location="cpu", weights_only=True)
             if not isinstance(saved, dict) or "identity" not in saved:
                 raise ValueError("not a ddflow resume state")
+            if saved.get("sha256") != _checksum(saved):
+                raise ValueError("its content does not match its checksum")
             return saved
         except Exception as e:
             log.warning("ignoring unreadable resume state %s (%s); starting over", self.path, e)
@@ -120,6 +122,7 @@ class ShardResume:
             "done": {str(k): torch.from_numpy(v) for k, v in self.done.items()},
             "current": self.current,
         }
+        blob["sha256"] = _checksum(blob)
         with io.atomic_path(self.path) as tmp:
             torch.save(blob, tmp)
 
@@ -132,3 +135,22 @@ def _to_cpu(obj):
     if isinstance(obj, list | tuple):
         return type(obj)(_to_cpu(v) for v in obj)
     return obj
+
+
+def _checksum(blob: dict) -> str:
+    """Of every tensor a state holds (done images, pixels, Adam moments): a damaged but
+    loadable file would otherwise resume from wrong numbers."""
+    tensors = {}
+
+    def walk(obj, key: str) -> None:
+        if isinstance(obj, torch.Tensor):
+            tensors[key] = obj
+        elif isinstance(obj, dict):
+            for k, v in obj.items():
+                walk(v, f"{key}/{k}")
+        elif isinstance(obj, list | tuple):
+            for i, v in enumerate(obj):
+                walk(v, f"{key}/{i}")
+
+    walk({k: v for k, v in blob.items() if k != "sha256"}, "")
+    return io.tensors_sha256(tensors)

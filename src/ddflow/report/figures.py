@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ddflow.distilled import read_distilled  # noqa: E402
-from ddflow.io import atomic_path, read_json  # noqa: E402
+from ddflow.io import atomic_path, load_npz, read_json  # noqa: E402
 
 
 def _save(fig, path: str) -> None:
@@ -294,8 +294,8 @@ def snapshots(npz_paths: list[str], methods: list[str], out_png: str) -> None:
     """CDA Figures 6/8 analog: one row per (method, class), one column per recovery step."""
     rows = []
     for path, method in zip(npz_paths, methods):
-        with np.load(path) as z:
-            steps, images, classes = z["steps"], z["images"], z["classes"]
+        z = load_npz(path, "steps", "images", "classes")
+        steps, images, classes = z["steps"], z["images"], z["classes"]
         for ci, c in enumerate(classes):
             rows.append((f"{method}\nclass {c}", images[:, ci]))
     fig, axes = plt.subplots(
