@@ -168,14 +168,21 @@ def test_version_and_run_from_the_command_line(tmp_path):
     assert "This was a dry-run" in plan.stdout + plan.stderr
 
 
-def test_a_long_epoch_reports_between_epochs_without_writing_rows(tmp_path, caplog):
+def test_a_long_epoch_reports_between_epochs_and_status_shows_its_eta(tmp_path, caplog):
+    from ddflow.status import job_progress
+
     configure(tmp_path / "t.log", interval_s=0)
     t = Tracker("teacher", 4, "epoch")
+    time.sleep(0.2)
     with caplog.at_level(logging.INFO, logger="ddflow.progress"):
         t.tick(1.5)
     [line] = [r.getMessage() for r in caplog.records]
     assert line.startswith("teacher: epoch 1.50/4 (37%), ") and "ETA" in line
-    assert _rows(tmp_path / "t.metrics.csv") == []  # rows are per finished epoch only
+    # no metric row before the epoch ends, only the ETA the log line gave, for `ddflow status`
+    [row] = _rows(tmp_path / "t.metrics.csv")
+    assert (row["step"], row["metric"]) == ("1", "eta_s") and float(row["value"]) > 0
+    shown = job_progress(tmp_path / "t.log")
+    assert shown.startswith("teacher: 1/4 (25%), ETA ") and "ETA ?" not in shown
 
 
 def test_status_shows_an_unfinished_outer_task_beside_the_current_one(tmp_path):

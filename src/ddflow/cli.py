@@ -8,6 +8,8 @@ ddflow export SET OUT    a distilled set (results/.../distilled/<method>-<id>/ip
                          Hugging Face datasets format, with teacher, labels and a card
 ddflow paper PAPER SIZE  run every config/PAPER/*.SIZE.yaml in this working directory, then
                          render the paper's tables beside the published numbers
+ddflow rehearse CONFIG.. each config end to end on this machine, on stand-in data and weights
+                         that keep its shapes and cut its sizes (before a GPU-hour is spent)
 """
 
 from __future__ import annotations
@@ -130,6 +132,27 @@ def main(argv: list[str] | None = None) -> int:
         "--only", nargs="+", metavar="NAME", help="run only configs whose name contains NAME"
     )
     p.add_argument("-n", "--dry-run", action="store_true", help="plan every config, run nothing")
+    p.add_argument(
+        "--rehearse",
+        action="store_true",
+        help="rehearse the configs (ddflow rehearse) in results/rehearsals/ instead of running "
+        "them, then render the paper's tables from the rehearsal there",
+    )
+    p.add_argument("snakemake_args", nargs="*", help="after --: passed to snakemake")
+    p = sub.add_parser(
+        "rehearse",
+        help="run configs end to end here on stand-in data and weights (cut sizes, same paths)",
+        description="Run each config end to end with the real Snakefile in a scratch working "
+        "directory, on a stand-in that keeps every shape a code path depends on and cuts only "
+        "sizes (classes, images, IPC, iterations, epochs, seeds), with stand-in weights for "
+        "every loaded model. Prints per config: passed or the failing rule with its error and "
+        "log, peak memory per rule, the rendered tables; writes REHEARSAL.md there. Arguments "
+        "after -- go to snakemake (e.g. -- --until teacher).",
+    )
+    p.add_argument("configs", nargs="+", metavar="CONFIG")
+    p.add_argument("--workdir", default="results/rehearsals", help="scratch working directory")
+    p.add_argument("--classes", type=int, help="keep this many classes (default: cut to 4)")
+    p.add_argument("--cores", default="all")
     p.add_argument("snakemake_args", nargs="*", help="after --: passed to snakemake")
     args = ap.parse_args(argv)
     try:
@@ -156,7 +179,15 @@ def main(argv: list[str] | None = None) -> int:
                 render_only=args.render_only,
                 dry_run=args.dry_run,
                 only=args.only,
+                rehearse=args.rehearse,
             )
+        if args.command == "rehearse":
+            from ddflow.rehearse import rehearse
+
+            outcomes = rehearse(
+                args.configs, args.workdir, args.cores, args.classes, args.snakemake_args
+            )
+            return 0 if all(o.passed for o in outcomes) else 1
         _describe(args.config, args.command == "plan")
     except (DdflowError, OSError) as e:  # the user's input, files or disk: one line
         print(f"ddflow: error: {e}", file=sys.stderr)

@@ -43,6 +43,52 @@ def configure(runtime: dict, threads: int | None = None) -> torch.device:
     return device
 
 
+# What one inference pass may take for activations: a quarter of the device's free memory, or
+# this much host memory on a CPU; and a cap on images a forward (a bigger batch gains nothing).
+CPU_INFERENCE_BUDGET = 2 << 30
+INFERENCE_CAP = 512
+
+
+def activation_bytes(model: torch.nn.Module, chw: tuple[int, ...], device) -> int:
+    """Bytes of every module's output in a no-grad forward of one image: more than is ever live
+    at once, so a batch sized by it fits. Measured once per model and input size."""
+    key = ("_ddflow_activation_bytes", tuple(chw))
+    cached = getattr(model, "_ddflow_cache", {})
+    if key not in cached:
+        total = [0]
+
+        def count(module, inp, out):
+            for t in out if isinstance(out, tuple | list) else [out]:
+                if isinstance(t, torch.Tensor):
+                    total[0] += t.numel() * t.element_size()
+
+        hooks = [m.register_forward_hook(count) for m in model.modules()]
+        was_training = model.training
+        try:
+            with torch.no_grad():
+                model.eval()(torch.zeros(1, *chw, device=device))
+        finally:
+            model.train(was_training)
+            for h in hooks:
+                h.remove()
+        cached[key] = total[0]
+        model._ddflow_cache = cached
+    return cached[key]
+
+
+def inference_batch(model: torch.nn.Module, chw: tuple[int, ...], device) -> int:
+    """Images a forward of a teacher pass takes (RDED's scoring, ranking, features, diversity,
+    evaluation), sized for the device: its activation budget over one image's activations, as
+    a power of two (the same chunks on alike devices), 1 to INFERENCE_CAP."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        budget = torch.cuda.mem_get_info(device)[0] // 4
+    else:
+        budget = CPU_INFERENCE_BUDGET
+    fits = max(1, budget // max(1, activation_bytes(model, chw, device)))
+    return min(INFERENCE_CAP, 1 << (int(fits).bit_length() - 1))
+
+
 # Operators that only make a view or allocate, or are no-ops: no kernel runs for them.
 METADATA_OPS = {
     "aten::empty", "aten::empty_strided", "aten::empty_like", "aten::view", "aten::_unsafe_view",

@@ -485,13 +485,27 @@ def check_incremental_steps(inc: dict | None, num_classes: int) -> None:
         )
 
 
+def cuda_devices() -> int:
+    """CUDA devices this process may use, asked of the driver itself (libcuda: cuInit and
+    cuDeviceGetCount, what torch.cuda.is_available asks) so the workflow's parse needs no torch;
+    honours CUDA_VISIBLE_DEVICES. 0 without a driver."""
+    import ctypes
+
+    try:
+        cuda = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return 0
+    count = ctypes.c_int(0)
+    if cuda.cuInit(0) != 0 or cuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
+        return 0
+    return count.value
+
+
 def cuda_missing() -> str | None:
-    """Why `runtime.device: cuda` cannot run on this machine, or None (imports torch)."""
+    """Why `runtime.device: cuda` cannot run on this machine, or None."""
     import platform
 
-    import torch
-
-    if torch.cuda.is_available():
+    if cuda_devices() > 0:
         return None
     return (
         "config key 'runtime.device': 'cuda' but this machine has no CUDA device "

@@ -96,6 +96,12 @@ class Tracker:
         if now - self.last_log < _SINK["interval_s"] and not final:
             return
         self.last_log = now
+        eta = self.eta_s(done)
+        if _SINK["csv"] and not final and math.isfinite(eta):  # `ddflow status` shows it too
+            f, writer = _SINK["csv"]
+            stamp = round(time.time() - _SINK["t0"], 3)
+            writer.writerow([stamp, self.task, int(done), self.total, "eta_s", round(eta, 1)])
+            f.flush()
         per = (now - self.start) / max(done - self.start_done, 1e-9)
         shown = ", ".join(f"{k} {v:.4g}" for k, v in (metrics or {}).items())
         log.info(
@@ -107,6 +113,6 @@ class Tracker:
             int(100 * done // self.total),
             per,
             self.unit,
-            format_duration(self.eta_s(done)),
+            format_duration(eta),
             f"; {shown}" if shown else "",
         )

@@ -260,9 +260,21 @@ def run_select(
             **manifest,
             "ipc": ipc,
             **extra,
-            "cost": {"recover_wall_s": cost.wall_s, "recover_image_iterations": 0},
+            "cost": _set_cost(cost.as_dict()),
         },
     )
+
+
+def _set_cost(stage: dict, image_iterations: int = 0, shards: int | None = None) -> dict:
+    """A set's build cost in the manifest, one form for every kind: time, image-iterations and
+    peak memory (host, and device on CUDA) of the job(s) that built it."""
+    out = {
+        "recover_wall_s": stage["wall_s"],
+        "recover_image_iterations": image_iterations,
+        "recover_peak_rss_mb": stage["peak_rss_mb"],
+        **({"recover_peak_gpu_mb": stage["peak_gpu_mb"]} if "peak_gpu_mb" in stage else {}),
+    }
+    return {**out, **({"shards": shards} if shards is not None else {})}
 
 
 def run_snapshots(
@@ -322,17 +334,16 @@ def run_assemble(
             f"assembled set has {counts.tolist()} images per class, expected {ipc}"
             " each: the shard plan does not cover every (class, IPC index)"
         )
-    cost = {
-        "recover_wall_s": round(sum(c["wall_s"] for c in costs), 3),
-        "recover_image_iterations": sum(c["image_iterations"] for c in costs),
-        "recover_peak_rss_mb": max(c["peak_rss_mb"] for c in costs),
+    stage = {
+        "wall_s": round(sum(c["wall_s"] for c in costs), 3),
+        "peak_rss_mb": max(c["peak_rss_mb"] for c in costs),
         **(
-            {"recover_peak_gpu_mb": max(c["peak_gpu_mb"] for c in costs)}
+            {"peak_gpu_mb": max(c["peak_gpu_mb"] for c in costs)}
             if all("peak_gpu_mb" in c for c in costs)
             else {}
         ),
-        "shards": len(costs),
     }
+    cost = _set_cost(stage, sum(c["image_iterations"] for c in costs), len(costs))
     write_distilled(
         out_images,
         out_manifest,
@@ -552,8 +563,12 @@ def run_pruned_student(
     pruned, pruning = slim(teacher, spec["ratio"], spec["scope"])
     pruning["network"] = source
     norm = Normalizer(bundle.mean, bundle.std, device)
-    pruning["top1_unpruned"] = evaluate(teacher.to(device), bundle.test_x, bundle.test_y, norm)
-    pruning["top1_after_surgery"] = evaluate(pruned.to(device), bundle.test_x, bundle.test_y, norm)
+    pruning["top1_unpruned"] = evaluate(
+        teacher.to(device), bundle.test_x, bundle.test_y, norm, task="unpruned test"
+    )
+    pruning["top1_after_surgery"] = evaluate(
+        pruned.to(device), bundle.test_x, bundle.test_y, norm, task="pruned test"
+    )
     kd = teacher if PROTOCOLS[cfg["labels"]].needs_teacher else None
     with CostMeter(device) as cost:
         result = train_student(images, kd, bundle, cfg, seed, device, targets=targets, model=pruned)

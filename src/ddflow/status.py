@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import math
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,7 +98,8 @@ def job_progress(log_file: Path) -> str:
         last[t] = r
     current = rows[-1]["task"]
     shown = [t for t, r in last.items() if int(r["step"]) < int(r["total"]) and t != current]
-    return "; ".join(_task_line(first[t], last[t]) for t in [*shown, current])
+    age = max(0.0, time.time() - path.stat().st_mtime)  # since the job last wrote a row
+    return "; ".join(_task_line(first[t], last[t], age) for t in [*shown, current])
 
 
 def _complete(row: dict) -> bool:
@@ -110,10 +112,15 @@ def _complete(row: dict) -> bool:
     return bool(row.get("task")) and int(row["total"]) > 0
 
 
-def _task_line(first: dict, last: dict) -> str:
+def _task_line(first: dict, last: dict, age: float = 0.0) -> str:
+    """A task's progress; its ETA as the job last logged it (within an epoch, from the batches
+    done) less the time since, else from the rate between its first and last steps."""
     step, total = int(last["step"]), int(last["total"])
     dt, ds = float(last["time_s"]) - float(first["time_s"]), step - int(first["step"])
-    eta = (total - step) * dt / ds if ds > 0 and dt > 0 else math.inf
+    if last.get("metric") == "eta_s":
+        eta = max(0.0, float(last["value"]) - age)
+    else:
+        eta = (total - step) * dt / ds if ds > 0 and dt > 0 else math.inf
     return f"{last['task']}: {step}/{total} ({100 * step // total}%), ETA {format_duration(eta)}"
 
 

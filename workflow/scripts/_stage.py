@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 
 
@@ -42,7 +43,19 @@ def stage(snakemake):
                 os.environ.get("SLURM_ARRAY_JOB_ID", "none"),
                 os.environ.get("CUDA_VISIBLE_DEVICES", "unset"),
             )
+            start = time.perf_counter()
             yield runtime, params
+            from ddflow.metrics.cost import job_peaks
+
+            peaks = job_peaks()
+            gpu = peaks.get("peak_gpu_mb")
+            logging.info(  # `ddflow rehearse` reads this line
+                "rule %s finished in %.1f s; peak host memory %.0f MB%s",
+                snakemake.rule,
+                time.perf_counter() - start,
+                peaks["peak_rss_mb"],
+                "" if gpu is None else f"; peak device memory {gpu:.0f} MB",
+            )
         except DdflowError as e:  # the user's input or files: one line, no traceback
             logging.error("ddflow error: %s", e)
             raise SystemExit(f"ddflow error: {e}") from None

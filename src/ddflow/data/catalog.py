@@ -130,5 +130,5 @@ def content(ds_cfg: dict) -> dict | None:
 
         test = "test" if (root / "test").is_dir() else "val"
         folders, suffixes = {"train": root / "train", test: root / test}, IMAGE_EXTS
-    prints = {name: fingerprint(folder, suffixes) for name, folder in folders.items()}
+    prints = {n: fingerprint(f, suffixes, links_out=True) for n, f in folders.items()}
     return None if None in prints.values() else prints

@@ -29,9 +29,13 @@ class LinkOutError(DdflowError):
     """A link inside a user's folder that points outside it."""
 
 
-def folder_files(root: Path, suffixes: set[str] | None = None) -> list[Path]:
-    """Every file under `root` (with one of `suffixes`, when given), sorted; links are followed
-    only while they stay inside `root`."""
+def folder_files(
+    root: Path, suffixes: set[str] | None = None, links_out: bool = False
+) -> list[Path]:
+    """Every file under `root` (with one of `suffixes`, when given), sorted. A link that leaves
+    `root` is refused, unless `links_out` (a data root: ImageNet copies are often links into a
+    shared store, and their content is what is fingerprinted); a dead link is then left to the
+    reader, which names it."""
     base = root.resolve()
     out, seen = [], set()
 
@@ -47,7 +51,10 @@ def folder_files(root: Path, suffixes: set[str] | None = None) -> list[Path]:
             path = Path(entry.path)
             if entry.is_symlink():
                 target = path.resolve()
-                if not inside(target):
+                if links_out:
+                    if not target.exists():
+                        continue
+                elif not inside(target):
                     raise LinkOutError(
                         f"'{path}' is a link to '{target}', outside '{root}': ddflow reads only "
                         "what lies in the folder (a link out is neither fingerprinted with it nor "
@@ -90,7 +97,10 @@ def _save_cache(cache: dict) -> None:
 
 
 def fingerprint(
-    root: str | os.PathLike, suffixes: set[str] | None = None, with_files: bool = False
+    root: str | os.PathLike,
+    suffixes: set[str] | None = None,
+    with_files: bool = False,
+    links_out: bool = False,
 ) -> dict | None:
     """{'sha256', 'files', 'bytes'} of a folder's content (and each file's entry with
     `with_files`); None when the folder does not exist (its stage then says so)."""
@@ -99,7 +109,7 @@ def fingerprint(
         return None
     cache, dirty = _load_cache(), False
     entries = []
-    for path in folder_files(root, suffixes):
+    for path in folder_files(root, suffixes, links_out):
         st, key = path.stat(), str(path.resolve())
         # ctime moves on every write and cannot be set back (a copy with cp -p keeps mtime)
         seen = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]

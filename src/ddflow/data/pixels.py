@@ -6,6 +6,12 @@ import numpy as np
 import torch
 
 
+def chw_of(images) -> tuple[int, int, int]:
+    """(C, H, W) of uint8 (N, H, W, C) images (an array or ImageFiles), as a model takes them."""
+    _, h, w, c = images.shape
+    return c, h, w
+
+
 class Normalizer:
     def __init__(self, mean: list[float], std: list[float], device: torch.device | str = "cpu"):
         self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)

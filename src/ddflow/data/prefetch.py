@@ -41,15 +41,24 @@ def prefetch(items: Iterable[T], load: Callable[[T], R], depth: int = DEPTH) -> 
                 future.cancel()
 
 
-def batches(images, batch_size: int, device: torch.device) -> Iterator[tuple[int, torch.Tensor]]:
+def batches(
+    images, batch_size: int, device: torch.device, task: str | None = None
+) -> Iterator[tuple[int, torch.Tensor]]:
     """(start, uint8 host batch) for consecutive batches of `images` (an array or ImageFiles), the
-    next ones decoded while the caller computes on this one."""
+    next ones decoded while the caller computes on this one. With `task`, a pass that reports
+    its progress (log and metrics, so `ddflow status` shows it) as it goes."""
+    from ddflow.progress import Tracker
+
     starts = range(0, len(images), batch_size)
+    tracker = Tracker(task, len(images), "image") if task else None
 
     def load(s: int) -> torch.Tensor:
         return host_batch(images[s : s + batch_size], device)
 
-    return zip(starts, prefetch(starts, load))
+    for s, batch in zip(starts, prefetch(starts, load)):
+        yield s, batch
+        if tracker:
+            tracker.update(min(s + batch_size, len(images)))
 
 
 def host_batch(images: np.ndarray, device: torch.device) -> torch.Tensor:

@@ -5,23 +5,28 @@
     stored  KD to stored fp16 logits of the replayed views (SRe2L/CDA FKD), under a label budget
     hybrid  online KD x T^2 plus student.hard_weight x the hard term (Hinton et al.)
 
-One class per protocol in PROTOCOLS; the student loop only calls `epoch` and `loss`.
+One class per protocol in PROTOCOLS; the student loop only calls `epoch` and `loss`. The
+workflow reads the classes' declarations (`needs_teacher`, ...) while it parses, so this module
+imports torch only inside the methods a job runs (tests/test_parse_light.py guards it).
 """
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
+from typing import TYPE_CHECKING
 
-from ddflow.labels.soft import OnlineTeacher, kd_loss
-from ddflow.labels.stored import StoredLabels
-from ddflow.train.views import View, draw_epoch
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from ddflow.labels.stored import StoredLabels
+    from ddflow.train.views import View
 
 
 def hard_loss(logits: torch.Tensor, y: torch.Tensor, view: View) -> torch.Tensor:
     """Cross-entropy with CutMix's label weights (the pasted area belongs to the permuted image)."""
+    import torch
+    import torch.nn.functional as F
+
     if view.mix_box is None:
         return F.cross_entropy(logits, y)
     y2 = y[torch.as_tensor(view.mix_perm, device=y.device)]
@@ -39,6 +44,8 @@ class Protocol:
 
     def epoch(self, epoch: int) -> tuple[list[View], torch.Tensor | None]:
         """This epoch's views and, for stored labels, their logits in view order."""
+        from ddflow.train.views import draw_epoch
+
         return draw_epoch(self.n, self.bs, self.hw, self.cfg, self.seed, epoch), None
 
     def loss(self, logits, x, view, y, soft) -> torch.Tensor:
@@ -56,10 +63,14 @@ class Online(Protocol):
     needs_teacher = True
 
     def __init__(self, *args, teacher: nn.Module, **kw):
+        from ddflow.labels.soft import OnlineTeacher
+
         super().__init__(*args)
         self.teacher = OnlineTeacher(teacher)
 
     def loss(self, logits, x, view, y, soft):
+        from ddflow.labels.soft import kd_loss
+
         return kd_loss(logits, self.teacher(x), self.cfg["temperature"], self.cfg["t2_factor"])
 
 
@@ -71,6 +82,8 @@ class Hybrid(Online):
     needs_hard = True
 
     def loss(self, logits, x, view, y, soft):
+        from ddflow.labels.soft import kd_loss
+
         t = self.cfg["temperature"]
         soft_term = kd_loss(logits, self.teacher(x), t, t2_factor=True)
         return soft_term + self.cfg["hard_weight"] * hard_loss(logits, y, view)
@@ -88,6 +101,8 @@ class Stored(Protocol):
         return self.stored.epoch(epoch)
 
     def loss(self, logits, x, view, y, soft):
+        from ddflow.labels.soft import kd_loss
+
         return kd_loss(
             logits, soft.to(logits.device), self.cfg["temperature"], self.cfg["t2_factor"]
         )
@@ -116,6 +131,8 @@ def make_protocol(
 
 def split_soft(soft: torch.Tensor | None, views: list[View]):
     """Pair each view with its rows of the epoch's stored logits (None when labels are online)."""
+    import numpy as np
+
     offsets = np.cumsum([0] + [len(v.idx) for v in views])
     for v, a, b in zip(views, offsets[:-1], offsets[1:]):
         yield v, None if soft is None else soft[a:b]

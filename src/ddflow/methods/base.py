@@ -53,6 +53,11 @@ class MethodKind:
     def check(self, where: str, method: dict) -> None:
         """Rules across keys that the schema cannot say; raise ConfigError naming `where`."""
 
+    def rehearsal(self, method: dict, ipc: int) -> dict:
+        """Keys a rehearsal (ddflow/rehearse.py) sets to cut this method's sizes to what runs in
+        minutes on a CPU while keeping its structure, at stand-in IPC up to `ipc`."""
+        return {}
+
     def upstream(self, ids, method: dict) -> dict:
         """The upstream stage ids its images depend on (part of its own id)."""
         if "features" in self.reads:

@@ -15,6 +15,10 @@ class RDED(MethodKind):
             "methods/rded.py")  # fmt: skip
     reads = frozenset({"data", "teacher"})
 
+    def rehearsal(self, method, ipc):
+        """As few candidates as the mosaics' cells need, two crops each."""
+        return {"candidates": ipc * method.get("factor", 1) ** 2, "num_crops": 2}
+
     def build(self, inputs: Inputs, method: dict, ipc: int):
         from ddflow.recover.init import mosaic_images
         from ddflow.recover.shards import batch_seed

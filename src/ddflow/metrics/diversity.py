@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ddflow.data.pixels import Normalizer
+from ddflow.data.pixels import Normalizer, chw_of
 from ddflow.data.prefetch import batches
 from ddflow.models.registry import final_linear
 
@@ -31,14 +31,19 @@ def features_and_logits(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor
 
 @torch.no_grad()
 def penultimate_features(
-    model: nn.Module, images: np.ndarray, norm: Normalizer, batch_size: int = 256
+    model: nn.Module, images: np.ndarray, norm: Normalizer, batch_size: int | None = None
 ) -> torch.Tensor:
-    """Features of uint8 images, normalized per batch (a 224-px set is tens of GB as floats)."""
+    """Features of uint8 images, normalized per batch (a 224-px set is tens of GB as floats),
+    in batches sized for the device unless given."""
+    from ddflow.compute import inference_batch
+
     model.eval()
+    device = norm.mean.device
+    batch_size = batch_size or inference_batch(model, chw_of(images), device)
     return torch.cat(
         [
-            features_and_logits(model, norm.to_tensor(batch))[0]
-            for _, batch in batches(images, batch_size, norm.mean.device)
+            features_and_logits(model, norm.to_tensor(batch))[0].cpu()
+            for _, batch in batches(images, batch_size, device, task="diversity features")
         ]
     )
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ddflow.data.pixels import Normalizer
+from ddflow.data.pixels import Normalizer, chw_of
 from ddflow.data.prefetch import batches
 from ddflow.train.common import per_sample_rrc
 
@@ -31,14 +31,18 @@ def view_top1(
     norm: Normalizer,
     crops: int = CROPS,
     seed: int = 0,
-    batch_size: int = 256,
+    batch_size: int | None = None,
 ) -> dict:
     """Top-1 (%) on the whole images, and the mean top-1 over `crops` rounds of random crops."""
+    from ddflow.compute import inference_batch
+
     model.eval()
+    device = norm.mean.device
+    batch_size = batch_size or inference_batch(model, chw_of(images), device)
     rng = random.Random(seed)
     y = torch.as_tensor(labels)
     correct_global, correct_crops = 0, 0
-    for s, batch in batches(images, batch_size, norm.mean.device):
+    for s, batch in batches(images, batch_size, device, task="recognition"):
         x = norm.to_tensor(batch)
         target = y[s : s + batch_size]
         correct_global += (model(x).argmax(1).cpu() == target).sum().item()

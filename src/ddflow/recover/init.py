@@ -14,6 +14,7 @@ from torch import nn
 
 from ddflow.data.files import take
 from ddflow.data.pixels import Normalizer
+from ddflow.progress import Tracker
 from ddflow.select.mosaic import mosaic_class
 from ddflow.select.ranking import select
 
@@ -52,24 +53,23 @@ def mosaic_images(
     """Class-major uint8 mosaics (RDED's saved images), quantized class by class so that a
     1,000-class 224-px set never exists as floats."""
     rng = random.Random(seed)
-    return np.concatenate(
-        [
-            norm.to_uint8(
-                mosaic_class(
-                    teacher,
-                    norm,
-                    take(train_x, np.flatnonzero(train_y == c)),
-                    c,
-                    ipc,
-                    method["mosaic_factor"],
-                    method["mosaic_crops"],
-                    method["mosaic_candidates"],
-                    rng,
-                )
-            )
-            for c in classes
-        ]
-    )
+    tracker = Tracker("RDED selection", len(classes), "class")
+    out = []
+    for done, c in enumerate(classes, 1):
+        mosaics = mosaic_class(
+            teacher,
+            norm,
+            take(train_x, np.flatnonzero(train_y == c)),
+            c,
+            ipc,
+            method["mosaic_factor"],
+            method["mosaic_crops"],
+            method["mosaic_candidates"],
+            rng,
+        )
+        out.append(norm.to_uint8(mosaics))
+        tracker.update(done)
+    return np.concatenate(out)
 
 
 def mosaic_init(teacher, train_x, train_y, classes, ipc, method, norm, seed) -> torch.Tensor:

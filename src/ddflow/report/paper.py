@@ -465,6 +465,11 @@ def caption(table: str, cells: pd.DataFrame) -> str:
     runs = _runs(cells, table)
     title = re.sub(r"^appendix_(\w)$", lambda m: f"Appendix {m[1].upper()}", name)
     lines = [f"{PAPER_NAMES.get(paper, paper)}, {title.replace('table', 'Table ')}."]
+    if (runs.scale == "rehearsal").any():
+        lines[0] = (
+            "REHEARSAL (`ddflow rehearse`): stand-in data and random stand-in weights at cut "
+            "sizes; these numbers are not results. " + lines[0]
+        )
     for exp, g in runs.groupby("experiment", sort=False):
         r = g.iloc[0]
         if r.application == "squeeze":

@@ -50,6 +50,7 @@ def regenerate_paper(
     render_only: bool = False,
     dry_run: bool = False,
     only: list[str] | None = None,
+    rehearse: bool = False,
 ) -> int:
     """Run the paper's configs (or those named in `only`), then render every finished one."""
     configs = paper_configs(paper, size)
@@ -57,6 +58,8 @@ def regenerate_paper(
     selected = [c for c in configs if not only or any(o in c.name for o in only)]
     if not selected:
         raise ConfigError(f"--only {only}: no match in {[c.name for c in configs]}")
+    if rehearse:
+        return _rehearse_paper(paper, size, selected, snakemake_args)
     timings = {}
     if not render_only:
         for c in selected:
@@ -81,6 +84,32 @@ def regenerate_paper(
     items = render_paper(paper, size, cfgs, out, timings)
     print(f"ddflow paper: {len(items)} tables and figures in {out}/index.md", flush=True)
     return 0
+
+
+def _rehearse_paper(paper: str, size: str, configs: list[Path], snakemake_args) -> int:
+    """The paper's configs rehearsed in one scratch directory (they share its stand-in stages),
+    then its tables rendered there from the rehearsal's cells: results/papers/<paper>-<size>/
+    under the scratch directory, never beside real results."""
+    import os
+
+    from ddflow.rehearse import rehearse
+
+    workdir = Path("results", "rehearsals").resolve()
+    outcomes = rehearse(configs, workdir, snakemake_args=snakemake_args)
+    standins = {o.config: load_config(str(o.standin)) for o in outcomes}
+    timings = {str(o.config): round(o.wall_s, 1) for o in outcomes}
+    here = Path.cwd()
+    os.chdir(workdir)
+    try:
+        out = Path("results", "papers", f"{paper}-{size}.rehearsal")
+        items = render_paper(paper, f"{size} (rehearsal)", standins, out, timings)
+    except ConfigError as e:  # nothing finished: the outcomes above say why
+        print(f"ddflow paper: {e}", file=sys.stderr)
+        return 1
+    finally:
+        os.chdir(here)
+    print(f"ddflow paper: {len(items)} rehearsed tables and figures in {workdir / out}/index.md")
+    return 0 if all(o.passed for o in outcomes) else 1
 
 
 def render_paper(

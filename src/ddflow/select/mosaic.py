@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ddflow.compute import inference_batch
 from ddflow.data.pixels import Normalizer
 from ddflow.recover.augment import crop_resize, sample_rrc_box
 
@@ -60,12 +61,18 @@ def mosaic_class(
             for i in range(len(picks))
         ]
     )
-    padded = F.pad(
-        crops.flatten(0, 1),
-        ((w - pw) // 2, w - pw - (w - pw) // 2, (h - ph) // 2, h - ph - (h - ph) // 2),
-    )
-    target = torch.full((len(padded),), label, device=padded.device)
-    ce = F.cross_entropy(teacher(padded), target, reduction="none").view(len(picks), num_crops)
+    # scored in chunks sized for the device: a class's candidates x crops at full size (ImageNet:
+    # 300 x 5 images of ~50 MB activations each) would not fit one forward
+    flat = crops.flatten(0, 1)
+    pad = ((w - pw) // 2, w - pw - (w - pw) // 2, (h - ph) // 2, h - ph - (h - ph) // 2)
+    chunk = inference_batch(teacher, x.shape[1:], x.device)
+    target = torch.full((chunk,), label, device=x.device)
+    ce = torch.cat(
+        [
+            F.cross_entropy(teacher(F.pad(part, pad)), target[: len(part)], reduction="none")
+            for part in flat.split(chunk)
+        ]
+    ).view(len(picks), num_crops)
     best_ce, best = ce.min(1)
     kept = crops[torch.arange(len(picks)), best][best_ce.argsort()][:n_cells]
     rows = []

@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ddflow.data.pixels import Normalizer
+from ddflow.compute import inference_batch
+from ddflow.data.pixels import Normalizer, chw_of
 from ddflow.data.prefetch import batches
 from ddflow.metrics.diversity import features_and_logits
-from ddflow.progress import Tracker
 from ddflow.select.coreset import el2n, per_class
 
 CRITERIA = ("lowest", "highest", "medium")
@@ -30,21 +30,22 @@ def true_class_probs(
     images: np.ndarray,
     labels: np.ndarray,
     norm: Normalizer,
-    batch_size: int = 500,
+    batch_size: int | None = None,
     class_rows: list[int] | None = None,
 ) -> np.ndarray:
     """Softmax probability of each image's class; `class_rows` maps dataset classes to the
-    outputs of a model that knows more classes (DELT ranked ImageNet-100 with ImageNet-1K's)."""
+    outputs of a model that knows more classes (DELT ranked ImageNet-100 with ImageNet-1K's).
+    Batches are sized for the device unless given."""
     teacher.eval()
+    device = norm.mean.device
+    batch_size = batch_size or inference_batch(teacher, chw_of(images), device)
     rows = torch.as_tensor(class_rows) if class_rows is not None else None
     out = []
-    tracker = Tracker("ranking", len(labels), "image")
-    for s, batch in batches(images, batch_size, norm.mean.device):
+    for s, batch in batches(images, batch_size, device, task="ranking"):
         probs = teacher(norm.to_tensor(batch)).softmax(1).cpu()
         y = torch.as_tensor(labels[s : s + batch_size])
         y = rows[y] if rows is not None else y
         out.append(probs.gather(1, y[:, None])[:, 0].numpy())
-        tracker.update(min(s + batch_size, len(labels)))
     return np.concatenate(out)
 
 
@@ -75,17 +76,17 @@ def select(
 
 @torch.no_grad()
 def teacher_scores(
-    model: nn.Module, images, labels: np.ndarray, norm: Normalizer, batch_size: int = 256
+    model: nn.Module, images, labels: np.ndarray, norm: Normalizer, batch_size: int | None = None
 ) -> dict[str, np.ndarray]:
     """One pass of the teacher over the training set: L2-normalised penultimate features
     (float16, safe once unit length: a 1.28M-image set's are 1.3 GB) and EL2N."""
     model.eval()
+    device = norm.mean.device
+    batch_size = batch_size or inference_batch(model, chw_of(images), device)
     feats, scores = [], []
-    tracker = Tracker("features", len(labels), "image")
-    for s, batch in batches(images, batch_size, norm.mean.device):
+    for s, batch in batches(images, batch_size, device, task="features"):
         f, logits = features_and_logits(model, norm.to_tensor(batch))
         feats.append(F.normalize(f.float(), dim=1).cpu().numpy().astype(np.float16))
         probs = logits.softmax(1).cpu().numpy()
         scores.append(el2n(probs, labels[s : s + batch_size]).astype(np.float32))
-        tracker.update(min(s + batch_size, len(labels)))
     return {"features": np.concatenate(feats), "el2n": np.concatenate(scores), "labels": labels}

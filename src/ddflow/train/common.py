@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ddflow.data.pixels import Normalizer
+from ddflow.data.pixels import Normalizer, chw_of
 from ddflow.data.prefetch import batches
 from ddflow.errors import DdflowError
 from ddflow.recover.augment import sample_rrc_box
@@ -85,10 +85,11 @@ def evaluate(
     images: np.ndarray,
     labels: np.ndarray,
     norm: Normalizer,
-    batch_size: int = 500,
+    batch_size: int | None = None,
+    task: str | None = None,
 ) -> float:
     """Top-1 accuracy (%) on real images."""
-    return topk_accuracy(model, images, labels, norm, (1,), batch_size)[1]
+    return topk_accuracy(model, images, labels, norm, (1,), batch_size, task)[1]
 
 
 @torch.no_grad()
@@ -98,16 +99,21 @@ def topk_accuracy(
     labels: np.ndarray,
     norm: Normalizer,
     ks: tuple[int, ...] = (1, 5),
-    batch_size: int = 500,
+    batch_size: int | None = None,
+    task: str | None = None,
 ) -> dict[int, float]:
-    """{k: top-k accuracy (%)} on real images, the next batch decoded while this one runs;
-    restores the model's train/eval mode."""
+    """{k: top-k accuracy (%)} on real images, the next batch decoded while this one runs, in
+    batches sized for the device unless given (`task`: report progress as it goes); restores
+    the model's train/eval mode."""
+    from ddflow.compute import inference_batch
+
     was_training = model.training
     model.eval()
     device = norm.mean.device
+    batch_size = batch_size or inference_batch(model, chw_of(images), device)
     y = torch.as_tensor(np.asarray(labels), device=device)
     correct = torch.zeros(len(ks), dtype=torch.int64, device=device)
-    for s, batch in batches(images, batch_size, device):
+    for s, batch in batches(images, batch_size, device, task):
         logits, target = model(norm.to_tensor(batch)), y[s : s + batch_size]
         hits = [  # top-1 by argmax: ties go to the first class, as everywhere else
             logits.argmax(1) == target

@@ -142,7 +142,7 @@ def squeeze(bundle: DatasetBundle, cfg: dict, device: torch.device):
             cfg, bundle.classes, bundle.image_shape, bundle.mean, bundle.std
         )
         model = model.to(device)
-        acc = topk_accuracy(model, bundle.test_x, bundle.test_y, norm)
+        acc = topk_accuracy(model, bundle.test_x, bundle.test_y, norm, task="teacher test")
         metrics = {"test_top1": acc[1], "test_top5": acc[5]}
         metrics["source"] = source
         log.info("teacher loaded from %s: test top-1 %.2f", source, metrics["test_top1"])
