@@ -36,6 +36,7 @@ HEADER = [
     "value",
     "std",
     "uncertain",
+    "inferred",
     "note",
 ]
 PAPERS = {"cda", "delt"}
@@ -196,6 +197,7 @@ def test_field_values():
         assert r["uncertain"] in {"0", "1"}, where
         if r["uncertain"] == "1":
             assert "reconstructed" in r["note"], where
+        assert r["inferred"] in {"", "ipc", "student", "ipc;student"}, where
         if r["metric"] in {"top1", "top5"}:
             assert 0 <= value <= 100, where
 
@@ -658,3 +660,14 @@ def test_delt_pruning():
         assert t[(row, "Ours")] - t[(row, "RDED [15]")] == pytest.approx(
             gains[(row, "Ours")], abs=1e-6
         )
+
+
+def test_inferred_cells_are_marked():
+    """The cells whose IPC or student the paper does not state: CDA's ablations (Tables 2, 3, 11,
+    18) and DELT Table 3b by IPC, every low-resolution ResNet by student; nothing else."""
+    ablations = {("cda", "table2"), ("cda", "table3"), ("cda", "table11"), ("cda", "table18"),
+                 ("delt", "table3b")}  # fmt: skip
+    for r in rows():
+        kinds = set(filter(None, r["inferred"].split(";")))
+        assert ("ipc" in kinds) == ((r["paper"], r["table"]) in ablations), r
+        assert ("student" in kinds) == r["student"].endswith("_lowres"), r

@@ -96,11 +96,11 @@ def _classes_needed(raw: dict, keep: int | None) -> int:
     return STANDIN_CLASSES
 
 
-def _cut_method(method: dict, ipc: int) -> dict:
+def _cut_method(method: dict, ipc: int, classes: int) -> dict:
     kind = KINDS.get(method.get("kind"))
     if kind is None:
         return method
-    out = {**method, **kind.rehearsal(validate_method_for(method), ipc)}
+    out = {**method, **kind.rehearsal(validate_method_for(method), ipc, classes)}
     if "seeds" in out:
         out["seeds"] = out["seeds"][:2]
     return out
@@ -113,8 +113,8 @@ def validate_method_for(method: dict) -> dict:
     return {**RECOVER_PRESETS.get(method.get("preset"), {}), **method}
 
 
-def _cut_sweep(spec: dict, ipc: int) -> dict:
-    out = {**spec, "base": _cut_method(spec["base"], ipc)}
+def _cut_sweep(spec: dict, ipc: int, classes: int) -> dict:
+    out = {**spec, "base": _cut_method(spec["base"], ipc, classes)}
     if "grid" in spec:
         out["grid"] = {k: list(dict.fromkeys([v[0], v[-1]])) for k, v in spec["grid"].items()}
     if "variants" in spec:
@@ -205,8 +205,9 @@ def standin_config(source: Path, scratch: Path, keep_classes: int | None = None)
         }
 
     # methods, sweeps
-    cfg["methods"] = {n: _cut_method(m, top) for n, m in (cfg.get("methods") or {}).items()}
-    cfg["sweeps"] = {n: _cut_sweep(s, top) for n, s in (cfg.get("sweeps") or {}).items()}
+    cut = {n: _cut_method(m, top, n_classes) for n, m in (cfg.get("methods") or {}).items()}
+    cfg["methods"] = cut
+    cfg["sweeps"] = {n: _cut_sweep(s, top, n_classes) for n, s in (cfg.get("sweeps") or {}).items()}
     if not cfg["sweeps"]:
         cfg.pop("sweeps")
 

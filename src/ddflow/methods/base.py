@@ -53,9 +53,10 @@ class MethodKind:
     def check(self, where: str, method: dict) -> None:
         """Rules across keys that the schema cannot say; raise ConfigError naming `where`."""
 
-    def rehearsal(self, method: dict, ipc: int) -> dict:
+    def rehearsal(self, method: dict, ipc: int, classes: int) -> dict:
         """Keys a rehearsal (ddflow/rehearse.py) sets to cut this method's sizes to what runs in
-        minutes on a CPU while keeping its structure, at stand-in IPC up to `ipc`."""
+        minutes on a CPU while keeping its structure, at stand-in IPC up to `ipc` over
+        `classes` classes."""
         return {}
 
     def upstream(self, ids, method: dict) -> dict:

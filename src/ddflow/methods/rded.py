@@ -15,7 +15,7 @@ class RDED(MethodKind):
             "methods/rded.py")  # fmt: skip
     reads = frozenset({"data", "teacher"})
 
-    def rehearsal(self, method, ipc):
+    def rehearsal(self, method, ipc, classes):
         """As few candidates as the mosaics' cells need, two crops each."""
         return {"candidates": ipc * method.get("factor", 1) ** 2, "num_crops": 2}
 

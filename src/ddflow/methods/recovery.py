@@ -44,10 +44,9 @@ class SRe2L(MethodKind):
         ranked = {"ranker": ids.ranker} if ids.ranker and method.get("init") == "real" else {}
         return {"teacher": ids.teacher, **ranked}
 
-    def rehearsal(self, method, ipc):
-        """Two steps; two class blocks of two classes and one IPC index a shard (so a stand-in's
-        few classes still make several shards)."""
-        return {"iterations": 2, "batch_classes": 2, "ipc_per_shard": 1}
+    def rehearsal(self, method, ipc, classes):
+        """Two steps; two class blocks and one IPC index a shard (several shards, few jobs)."""
+        return {"iterations": 2, "batch_classes": -(-classes // 2), "ipc_per_shard": 1}
 
     def initializer(self, inputs: Inputs, method: dict):
         """(c0, c1, ipc_index) -> normalized images of a class-balanced batch; None = Gaussian."""
@@ -109,11 +108,11 @@ class DELT(SRe2L):
     def check(self, where, method):
         """Any init works: batches are class-major."""
 
-    def rehearsal(self, method, ipc):
+    def rehearsal(self, method, ipc, classes):
         """Two EarlyLate rounds of one step (IPC 2 keeps them: IPC 1 has no rounds), class-major
-        batches of two classes, mosaic starts from as few candidates as their cells need."""
+        batches of half the classes, mosaic starts from as few candidates as their cells need."""
         cells = ipc * method.get("mosaic_factor", 1) ** 2
-        return {"iterations": 2, "round_iterations": 1, "batch_images": 2 * ipc,
+        return {"iterations": 2, "round_iterations": 1, "batch_images": -(-classes // 2) * ipc,
                 "mosaic_candidates": cells, "mosaic_crops": 2}  # fmt: skip
 
     def recover(self, inputs, method, shard, log_every, resume, pack):

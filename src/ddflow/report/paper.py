@@ -45,7 +45,7 @@ PAPER_NAMES = {"cda": "CDA (Yin & Shen, Dataset Distillation in Large Data Era)"
 
 def load_published(source=None) -> pd.DataFrame:
     """The published numbers: the shipped file, or a path or text stream in its format."""
-    text = {"setting": str, "note": str, "row": str, "col": str, "student": str}
+    text = {"setting": str, "note": str, "row": str, "col": str, "student": str, "inferred": str}
     if source is None:
         with resources.files("ddflow").joinpath("report/published.csv").open("rb") as f:
             return load_published(io.BytesIO(f.read()))
@@ -53,6 +53,7 @@ def load_published(source=None) -> pd.DataFrame:
     table["setting"] = table["setting"].fillna("")
     table["student"] = table["student"].fillna("")
     table["note"] = table["note"].fillna("")
+    table["inferred"] = table["inferred"].fillna("") if "inferred" in table else ""
     table["ipc"] = table["ipc"].astype("Int64")
     return table
 
@@ -400,7 +401,8 @@ def layout(matched: pd.DataFrame) -> pd.DataFrame:
     cols = list(dict.fromkeys(m["col"]))
     grid = pd.DataFrame("", index=rows, columns=cols)
     for c in m.itertuples():
-        grid.loc[c.row, c.col] = _fmt_cell(c) + (" †" if c.uncertain else "")
+        marks = (" †" if c.uncertain else "") + (" ‡" if c.inferred else "")
+        grid.loc[c.row, c.col] = _fmt_cell(c) + marks
     quoted_rows = {r for r, g in m.groupby("row") if not g.method.isin(IMPLEMENTED).any()}
     grid.index = [f"{r} (published only)" if r in quoted_rows else r for r in rows]
     return grid
@@ -460,6 +462,19 @@ def _squeeze_words(exp: str, r) -> str:
     )
 
 
+def _inferred_words(paper: str, name: str) -> str:
+    """What the table's ‡ cells infer (published.csv `inferred`: the paper does not say)."""
+    pub = load_published()
+    kinds = set(";".join(pub[(pub.paper == paper) & (pub.table == name)].inferred).split(";"))
+    words = {
+        "ipc": "its IPC (not restated for this ablation; the paper's setting, as its note says)",
+        "student": "its student's low-resolution variant (a 3x3 stem without max-pool, as the "
+        "authors' code builds ResNets for small images; the paper says ResNet)",
+    }
+    said = [w for k, w in words.items() if k in kinds]
+    return f" ‡ = the paper does not state, ddflow infers {' and '.join(said)}." if said else ""
+
+
 def caption(table: str, cells: pd.DataFrame) -> str:
     paper, name = table.split("/")
     runs = _runs(cells, table)
@@ -496,6 +511,7 @@ def caption(table: str, cells: pd.DataFrame) -> str:
         "Cells: **ddflow** / paper (ddflow − paper). — = not run here; (quoted) = a method "
         "ddflow does not implement, published number only; † = cell reconstructed from a "
         "garbled PDF extraction."
+        + _inferred_words(paper, name)
         + (
             f" Gain cells: ddflow's method minus its {GAIN_OVER[table]} in the same row and "
             "column (std: both stds in quadrature)."
