@@ -1,12 +1,13 @@
 """Dry runs of DAGs from tiny to paper scale: job counts, seconds and peak memory of
 `snakemake -n` (parse and plan; nothing torch-heavy is imported there: tests/test_parse_light.py).
 
-Cases: the embedded default (config/config.yaml, the README's quick start); ImageNet-21K-P (10,450 classes, CDA): IPC 20 with the default 10 IPC indices per shard
-(210 shards), IPC 20 with one per shard (2,100) and IPC 100 with one per shard (10,500 shards);
-ImageNet-1K at IPC 50 with SRe2L, CDA and DELT. The dataset is an ImageFolder of empty class
-folders: parsing may read the class list and nothing else, so a dry run that touched images would
-fail here. Each case checks that Snakemake
-planned exactly the recovery shards the shard plan predicts. Target: under 60 s each.
+Cases: the embedded default (config/config.yaml, the README's quick start); ImageNet-21K-P
+(10,450 classes, CDA): IPC 20 with the default 10 IPC indices per shard (210 shards), IPC 20 with
+one per shard (2,100) and IPC 100 with one per shard (10,500 shards); ImageNet-1K at IPC 50 with
+SRe2L, CDA and DELT. The dataset is an ImageFolder of empty class folders: parsing may read the
+class list and nothing else, so a dry run that touched images would fail here. Each case checks
+that Snakemake planned exactly the recovery shards the shard plan predicts. Target: under 60 s
+each.
 """
 
 from __future__ import annotations

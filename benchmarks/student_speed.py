@@ -77,18 +77,27 @@ def trained_bn(arch: str, classes: int, size: int, batch: int) -> torch.nn.Modul
 class StudentBench:
     """One student step as train_student runs it, on a prepared (decoded) host batch."""
 
-    def __init__(self, batch: int, size: int = 32, classes: int = 10):
-        self.norm = Normalizer([0.5] * 3, [0.25] * 3, CPU)
-        self.teacher = freeze(trained_bn("convnet_d3", classes, size, 50))
-        self.model = build_model("convnet_d3", classes, 3, (size, size))
+    def __init__(
+        self,
+        batch: int,
+        size: int = 32,
+        classes: int = 10,
+        arch: str = "convnet_d3",
+        device: torch.device = CPU,
+        precision: str = "fp32",
+    ):
+        self.norm = Normalizer([0.5] * 3, [0.25] * 3, device)
+        self.teacher = freeze(trained_bn(arch, classes, size, min(batch, 50)).to(device))
+        self.model = build_model(arch, classes, 3, (size, size)).to(device)
         self.opt = torch.optim.AdamW(param_groups(self.model, 0.01, True), lr=1e-3)
         self.protocol = make_protocol(RECIPE, 0, batch, batch, (size, size), teacher=self.teacher)
         (self.view,), _ = self.protocol.epoch(1)
         rng = np.random.default_rng(0)
         images = rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
-        self.batch = host_batch(images[self.view.idx], CPU)
-        self.labels = torch.as_tensor(rng.integers(0, classes, batch))
-        self.fast = Precision("fp32", CPU)
+        self.batch = host_batch(images[self.view.idx], device)
+        self.labels = torch.as_tensor(rng.integers(0, classes, batch), device=device)
+        self.fast = Precision(precision, device)
+        self.fast.prepare(self.model), self.fast.prepare(self.teacher)
 
     def step(self) -> torch.Tensor:
         step = (self.batch, self.labels, self.view, None)
@@ -96,12 +105,15 @@ class StudentBench:
 
     def floor(self) -> torch.Tensor:
         """Student forward + backward and teacher forward on a ready (rendered) batch."""
-        x = self.ready
-        with torch.no_grad():
-            target = self.teacher(x)
+        x = self.fast.layout(self.ready)
+        with self.fast.autocast():
+            with torch.no_grad():
+                target = self.teacher(x)
+            out = self.model(x)
         loss = F.kl_div(
-            F.log_softmax(self.model(x) / 20, 1), F.softmax(target / 20, 1), reduction="batchmean"
-        )
+            F.log_softmax(out.float() / 20, 1), F.softmax(target.float() / 20, 1),
+            reduction="batchmean",
+        )  # fmt: skip
         loss.backward()
         return loss.detach()
 

@@ -2,6 +2,7 @@
 
 ddflow check CONFIG      validate; print stage ids and the output folders
 ddflow plan CONFIG       also list every recovery shard and student run
+ddflow plan --cost CONFIG  what it will need per stage: work, FLOPs, disk, peak memory, hours
 ddflow run CONFIG [ARGS] validate, then run the workflow on it (ARGS go to snakemake)
 ddflow status [DIR]      the latest run in DIR: jobs done, running (progress, ETA), failed, left
 ddflow export SET OUT    a distilled set (results/.../distilled/<method>-<id>/ipc<N>) in the
@@ -61,6 +62,20 @@ def _describe(path: str, list_jobs: bool) -> None:
     )
 
 
+def cost_report(path: str) -> str:
+    """The forecast of a config (ddflow/forecast.py), checked against its data where it is."""
+    from ddflow.forecast import forecast, render
+
+    cfg = load_config(path)
+    check_models(cfg)
+    try:
+        check_experiment(cfg)
+        where = "checked against its data on this machine"
+    except DdflowError as e:  # the data is elsewhere (a cluster's): forecast from its known size
+        where = f"not checked against its data ({str(e).splitlines()[0][:120]})"
+    return f"ddflow plan --cost {path}: {where}\n\n" + render(cfg, forecast(cfg))
+
+
 def snakefile() -> Path:
     """The workflow to run: the working directory's Snakefile, else the one of this checkout."""
     for candidate in (Path("Snakefile"), Path(__file__).resolve().parents[2] / "Snakefile"):
@@ -117,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     ]:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("config")
+    p.add_argument(
+        "--cost",
+        action="store_true",
+        help="forecast per stage: work and FLOPs, disk, peak host and device memory, and hours "
+        "on every measured device profile (the data need not be on this machine)",
+    )
     p = sub.add_parser(
         "paper",
         help="regenerate a paper's tables and figures (run from the repository root)",
@@ -152,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("configs", nargs="+", metavar="CONFIG")
     p.add_argument("--workdir", default="results/rehearsals", help="scratch working directory")
     p.add_argument("--classes", type=int, help="keep this many classes (default: cut to 4)")
+    p.add_argument(
+        "--images-per-class", type=int, help="stand-in training images a class (default 16)"
+    )
     p.add_argument("--cores", default="all")
     p.add_argument("snakemake_args", nargs="*", help="after --: passed to snakemake")
     args = ap.parse_args(argv)
@@ -185,9 +209,13 @@ def main(argv: list[str] | None = None) -> int:
             from ddflow.rehearse import rehearse
 
             outcomes = rehearse(
-                args.configs, args.workdir, args.cores, args.classes, args.snakemake_args
-            )
+                args.configs, args.workdir, args.cores, args.classes, args.snakemake_args,
+                args.images_per_class,
+            )  # fmt: skip
             return 0 if all(o.passed for o in outcomes) else 1
+        if args.command == "plan" and args.cost:
+            print(cost_report(args.config))
+            return 0
         _describe(args.config, args.command == "plan")
     except (DdflowError, OSError) as e:  # the user's input, files or disk: one line
         print(f"ddflow: error: {e}", file=sys.stderr)

@@ -49,9 +49,10 @@ CPU_INFERENCE_BUDGET = 2 << 30
 INFERENCE_CAP = 512
 
 
-def activation_bytes(model: torch.nn.Module, chw: tuple[int, ...], device) -> int:
+def activation_bytes(model: torch.nn.Module, chw: tuple[int, ...]) -> int:
     """Bytes of every module's output in a no-grad forward of one image: more than is ever live
-    at once, so a batch sized by it fits. Measured once per model and input size."""
+    at once, so a batch sized by it fits. Counted once per model and input size, on the meta
+    device (no memory, no compute)."""
     key = ("_ddflow_activation_bytes", tuple(chw))
     cached = getattr(model, "_ddflow_cache", {})
     if key not in cached:
@@ -59,14 +60,24 @@ def activation_bytes(model: torch.nn.Module, chw: tuple[int, ...], device) -> in
 
         def count(module, inp, out):
             for t in out if isinstance(out, tuple | list) else [out]:
-                if isinstance(t, torch.Tensor):
+                # an in-place module (ReLU) hands back its input: no new memory
+                if isinstance(t, torch.Tensor) and not any(t is i for i in inp):
                     total[0] += t.numel() * t.element_size()
 
         hooks = [m.register_forward_hook(count) for m in model.modules()]
         was_training = model.training
+        # shapes only: the forward runs on the meta device (its weights stand in as meta tensors)
+        meta = {k: torch.empty_like(v, device="meta") for k, v in model.state_dict().items()}
         try:
             with torch.no_grad():
-                model.eval()(torch.zeros(1, *chw, device=device))
+                model.eval()
+                try:
+                    x = torch.zeros(1, *chw, device="meta")
+                    torch.func.functional_call(model, meta, (x,))
+                except (NotImplementedError, RuntimeError):  # an op without a meta kernel
+                    total[0] = 0
+                    device = next(model.parameters()).device
+                    model(torch.zeros(1, *chw, device=device))
         finally:
             model.train(was_training)
             for h in hooks:
@@ -85,7 +96,7 @@ def inference_batch(model: torch.nn.Module, chw: tuple[int, ...], device) -> int
         budget = torch.cuda.mem_get_info(device)[0] // 4
     else:
         budget = CPU_INFERENCE_BUDGET
-    fits = max(1, budget // max(1, activation_bytes(model, chw, device)))
+    fits = max(1, budget // max(1, activation_bytes(model, chw)))
     return min(INFERENCE_CAP, 1 << (int(fits).bit_length() - 1))
 
 

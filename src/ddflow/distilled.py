@@ -16,6 +16,7 @@ from PIL import Image
 
 from ddflow.data.datasets import DataError, check_class_map
 from ddflow.io import CorruptArtifactError, atomic_path, read_json, reading, write_json
+from ddflow.progress import counted
 
 
 def class_folder(index: int, name: str) -> str:
@@ -37,7 +38,8 @@ def write_distilled(
     files = []
     steps = iterations if iterations is not None else [None] * len(images)
     with atomic_path(images_dir, is_dir=True) as tmp:
-        for img, y, k, it in zip(images, labels, ipc_index, steps):
+        rows = zip(images, labels, ipc_index, steps)
+        for img, y, k, it in counted(rows, "write set images", "image", len(images)):
             rel = f"{class_folder(int(y), classes[int(y)])}/{int(y):05d}_{int(k):04d}.png"
             path = tmp / rel
             path.parent.mkdir(exist_ok=True)
@@ -63,7 +65,7 @@ def read_distilled(images_dir: str, manifest_path: str, classes: list[str]):
     check_class_map(classes, manifest["classes"], f"distilled set '{manifest_path}'")
     root = Path(images_dir)
     imgs, labels = [], []
-    for entry in manifest["files"]:
+    for entry in counted(manifest["files"], "read set images", "image"):
         path = root / entry["file"]
         if not path.is_file():
             raise DataError(

@@ -61,6 +61,20 @@ def format_duration(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
+def counted(items, task: str, unit: str, total: int | None = None):
+    """Iterate `items`, reporting progress as a Tracker every 1% (a long file loop: decoding a
+    dataset, writing or reading a set's images)."""
+    total = len(items) if total is None else total
+    if not total:
+        yield from items
+        return
+    tracker, every = Tracker(task, total, unit), max(1, total // 100)
+    for done, item in enumerate(items, 1):
+        yield item
+        if done % every == 0 or done == total:
+            tracker.update(done)
+
+
 class Tracker:
     """One task of `total` units (epochs, recovery steps): rows for every update, and a log line
     with rate and ETA when `interval_s` has passed since the last one (and at the end)."""

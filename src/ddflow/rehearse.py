@@ -138,8 +138,11 @@ def _cut_topk(budgets, n_classes: int):
     return out if isinstance(budgets, list) else out[0]
 
 
-def standin_config(source: Path, scratch: Path, keep_classes: int | None = None) -> Standin:
-    """The rehearsal of one config (nothing written yet)."""
+def standin_config(
+    source: Path, scratch: Path, keep_classes: int | None = None, per_class: int | None = None
+) -> Standin:
+    """The rehearsal of one config (nothing written yet); `keep_classes` classes instead of the
+    cut, `per_class` training images a class instead of TRAIN_PER_CLASS."""
     raw = load_yaml(str(source))
     original = validate_config(raw)  # a config that does not validate is not rehearsed
     cfg = copy.deepcopy(raw)
@@ -164,15 +167,15 @@ def standin_config(source: Path, scratch: Path, keep_classes: int | None = None)
         "image_size": ds.get("image_size"),
         "native": None if ds.get("image_size") else NATIVE.get(ds["source"], NATIVE_SIZE),
         "split": "val" if "imagenet" in ds["name"].lower() else "test",
-        "train": TRAIN_PER_CLASS + (1 if ds.get("val_per_class") else 0),
-        "test": TEST_PER_CLASS,
+        "train": (per_class or TRAIN_PER_CLASS) + (1 if ds.get("val_per_class") else 0),
+        "test": min(TEST_PER_CLASS, per_class or TEST_PER_CLASS),
     }
     data_id = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]
     root = scratch / "data" / f"{ds['name']}-{data_id}"
     ds["name"] = f"{ds['name']}-rehearsal"
     ds.pop("download", None)
     if ds["source"] == "mnist-embedded":
-        ds.update(max_train_per_class=TRAIN_PER_CLASS, max_test_per_class=TEST_PER_CLASS)
+        ds.update(max_train_per_class=data["train"], max_test_per_class=data["test"])
     else:
         ds["root"] = str(root)
         ds.pop("max_train_per_class", None), ds.pop("max_test_per_class", None)
@@ -350,8 +353,11 @@ def _write_imagefolder(root: Path, data: dict, rng) -> None:
                     w, h = int(size * rng.uniform(1.05, 1.5)), int(size * rng.uniform(1.05, 1.5))
                 else:
                     w = h = data["native"]
-                base = rng.integers(0, 255, 3)
-                px = np.clip(base + rng.normal(0, 40, (h, w, 3)), 0, 255).astype(np.uint8)
+                # a colour and coarse noise (8-px blocks: fast to make and to encode)
+                blocks = rng.integers(0, 64, (h // 8 + 1, w // 8 + 1, 3), dtype=np.uint8)
+                px = rng.integers(0, 192, 3, dtype=np.uint8) + np.kron(
+                    blocks, np.ones((8, 8, 1), np.uint8)
+                )[:h, :w]
                 Image.fromarray(px).save(folder / f"{name}_{i}.JPEG", quality=85)
 
 
@@ -554,11 +560,12 @@ def rehearse(
     cores: str = "all",
     classes: int | None = None,
     snakemake_args: list[str] | None = None,
+    per_class: int | None = None,
 ) -> list[Outcome]:
     """Rehearse each config in one scratch working directory (stand-ins with equal stages share
     them), print each outcome as it ends, and write REHEARSAL.md there."""
     workdir = Path(workdir).resolve()
-    plans = [standin_config(Path(c), workdir, classes) for c in configs]  # all checked first
+    plans = [standin_config(Path(c), workdir, classes, per_class) for c in configs]  # all first
     outcomes = []
     for plan in plans:
         print(f"ddflow rehearse: {plan.source} ...", flush=True)

@@ -117,7 +117,9 @@ def _task_line(first: dict, last: dict, age: float = 0.0) -> str:
     done) less the time since, else from the rate between its first and last steps."""
     step, total = int(last["step"]), int(last["total"])
     dt, ds = float(last["time_s"]) - float(first["time_s"]), step - int(first["step"])
-    if last.get("metric") == "eta_s":
+    if step >= total:
+        eta = 0.0
+    elif last.get("metric") == "eta_s":
         eta = max(0.0, float(last["value"]) - age)
     else:
         eta = (total - step) * dt / ds if ds > 0 and dt > 0 else math.inf

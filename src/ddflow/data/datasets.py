@@ -213,10 +213,16 @@ def _list_imagefolder(root: Path):
 
 def _decode_all(root: Path, paths: np.ndarray, size: int | None) -> np.ndarray:
     """Every image as one uint8 array; without a size all images must share theirs."""
-    if size:
-        return ImageFiles(root, paths, size)[:]
+    from ddflow.progress import counted
+
+    if size:  # decoded on threads, a thousand at a time, reporting progress
+        files = ImageFiles(root, paths, size)
+        starts = range(0, len(paths), 1000)
+        parts = [files[s : s + 1000] for s in counted(starts, "decode images", "block of 1000")]
+        return np.concatenate(parts) if parts else files[:]
+
     xs = []
-    for rel in paths:
+    for rel in counted(paths, "decode images", "image"):
         xs.append(decode_image(root / rel.decode(), None))
         if xs[-1].shape != xs[0].shape:
             raise DataError(

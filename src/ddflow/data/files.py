@@ -59,8 +59,10 @@ class ImageFiles:
 
     def file_stats(self) -> np.ndarray:
         """(N, 2) size and mtime_ns of every file now: what the data stage records."""
+        from ddflow.progress import counted
+
         out = np.empty((len(self.paths), 2), np.int64)
-        for i, rel in enumerate(self.paths):
+        for i, rel in counted(list(enumerate(self.paths)), "index files", "file"):
             st = os.stat(self._path(rel))
             out[i] = st.st_size, st.st_mtime_ns
         return out

@@ -109,7 +109,10 @@ def fingerprint(
         return None
     cache, dirty = _load_cache(), False
     entries = []
-    for path in folder_files(root, suffixes, links_out):
+    from ddflow.progress import counted
+
+    files = folder_files(root, suffixes, links_out)
+    for path in counted(files, f"fingerprint {root}", "file"):
         st, key = path.stat(), str(path.resolve())
         # ctime moves on every write and cannot be set back (a copy with cp -p keeps mtime)
         seen = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]

@@ -1,0 +1,147 @@
+"""`ddflow rehearse`: the stand-in keeps the shapes the code paths depend on and cuts only sizes;
+its stand-in files load through ddflow's own readers; and, in CI, one full config per distinct
+code path runs end to end (`test_ci_rehearsals`, a few minutes on two cores)."""
+
+import glob
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ddflow.config import load_config, validate_config
+from ddflow.rehearse import STANDIN_CLASSES, class_names, standin_config, write_data, write_weights
+
+from conftest import ROOT
+
+FULL = sorted(glob.glob(str(ROOT / "config/*/*.full.yaml")))
+
+
+@pytest.mark.parametrize("path", FULL, ids=[Path(p).name for p in FULL])
+def test_a_stand_in_keeps_every_shape_and_cuts_only_sizes(path, tmp_path):
+    original = load_config(path)
+    plan = standin_config(Path(path), tmp_path)
+    cfg = validate_config(plan.config)
+    ds, od = cfg["dataset"], original["dataset"]
+    for key in ("source", "image_size", "storage", "mean", "std"):
+        assert ds.get(key) == od.get(key), key
+    assert ds["name"] == od["name"] + "-rehearsal"
+    assert cfg["report"]["name"].endswith(".rehearsal")
+    kinds = sorted({m["kind"] for m in cfg["methods"].values()})
+    assert kinds == sorted({m["kind"] for m in original["methods"].values()})
+    assert set(cfg["ipc"]) <= {1, 2} and len(cfg["ipc"]) == min(2, len(original["ipc"]))
+    if "delt" in kinds:
+        assert 2 in cfg["ipc"]  # EarlyLate rounds need two images a class
+    for key in ("teacher", "student"):
+        assert cfg[key]["arch"] == original[key]["arch"]
+    assert cfg["student"]["labels"] == original["student"]["labels"]
+    assert (cfg["incremental"] is None) == (original["incremental"] is None)
+    assert (cfg["pruning"] is None) == (original["pruning"] is None)
+    if original["report"]["paper"]:
+        paper = cfg["report"]["paper"]
+        assert (
+            paper["scale"] == "rehearsal"
+            and paper["tables"] == original["report"]["paper"]["tables"]
+        )
+        assert set(paper["ipc"]) == {str(i) for i in cfg["ipc"]}
+    if sorted(original["ipc"]) != cfg["ipc"]:
+        assert f"ipc: {sorted(original['ipc'])} -> {cfg['ipc']}" in plan.changes
+    assert any(c.startswith("data: stand-in") for c in plan.changes)
+    for key, w in plan.weights.items():  # a loaded model keeps its relation to the classes
+        assert w["outputs"] == (1000 if w["classes_file"] or key == "teacher.init" else
+                                plan.data["classes"])  # fmt: skip
+
+
+def test_the_changes_list_every_cut_key(tmp_path):
+    plan = standin_config(ROOT / "config/delt/table1_imagenet1k.full.yaml", tmp_path)
+    lines = "\n".join(plan.changes)
+    assert "ipc: [10, 50, 100] -> [1, 2]" in lines
+    assert "methods.sre2l.iterations: 4000 -> 2" in lines
+    assert "methods.delt.round_iterations: 500 -> 1" in lines
+    assert "student.epochs: 300 -> 2" in lines
+    assert "teacher: stand-in weights for torchvision:resnet18 (random, 4 outputs" in lines
+
+
+def _load(plan, key, cfg):
+    from ddflow.models.pretrained import load_pretrained
+    from ddflow.rehearse import _get
+
+    classes = class_names(plan.data["classes"])
+    block = _get(cfg, key)
+    size = plan.data["image_size"] or plan.data["native"]
+    ds = cfg["dataset"]
+    return load_pretrained(block, classes, (3, size, size), ds["mean"], ds["std"],
+                           keep_all_outputs=True, config_key=key)  # fmt: skip
+
+
+def test_stand_in_weights_load_through_ddflows_loaders(tmp_path, monkeypatch):
+    """torchvision's file in the scratch TORCH_HOME (never the user's), a checkpoint in one of
+    the layouts ddflow reads, and a classes_file that slices 1,000 outputs to the data's."""
+    plan = standin_config(ROOT / "config/delt/table1_imagenet100.full.yaml", tmp_path)
+    cfg = write_weights(plan)
+    assert plan.torch_home.is_relative_to(tmp_path)
+    monkeypatch.setenv("TORCH_HOME", str(plan.torch_home))
+    model, source = _load(plan, "ranker", cfg)
+    assert source["outputs"] == 1000 and len(source["class_rows"]) == STANDIN_CLASSES
+    assert source["class_rows"] != list(range(STANDIN_CLASSES))  # spread over the outputs
+    plan = standin_config(ROOT / "config/delt/table2_convnet_imagenet1k.full.yaml", tmp_path)
+    cfg = write_weights(plan)
+    model, source = _load(plan, "teacher", cfg)
+    assert source["kind"] == "checkpoint" and source["outputs"] == STANDIN_CLASSES
+
+
+@pytest.mark.parametrize("source", ["cifar100", "imagefolder"])
+def test_stand_in_data_reads_through_the_data_stage(tmp_path, source):
+    from ddflow.data.datasets import prepare
+
+    config = {"cifar100": "config/cda/table1_cifar100.full.yaml",
+              "imagefolder": "config/cda/table17_cda_1k.full.yaml"}[source]  # fmt: skip
+    plan = standin_config(ROOT / config, tmp_path)
+    write_data(plan.data)
+    ds = validate_config(plan.config)["dataset"]
+    bundle = prepare(ds, str(tmp_path / "d.npz"), str(tmp_path / "m.json"))
+    assert bundle.num_classes == plan.data["classes"]
+    assert bundle.train_x.shape[1:3] == (ds.get("image_size") or 32,) * 2
+    assert len(bundle.train_y) == plan.data["classes"] * plan.data["train"]
+
+
+# One full config per distinct code path, in one scratch directory (they share its stages):
+# every method kind, torchvision weights, file storage at 224 px, stored labels and every
+# protocol (label_protocols); incremental on Tiny's 64-px array (table14); pruning a loaded
+# VGG-11-BN (table6); an RDED observer checkpoint with a ranker sliced by a classes_file
+# (table2 ImageNet-100); a timm checkpoint (table6 batch 8); teacher.init with CDA's squeeze
+# recipe (table5); and the 21K class list through parse and the data stage.
+CI_CONFIGS = [
+    "config/protocols/label_protocols.full.yaml",
+    "config/cda/table14_incremental_tiny.full.yaml",
+    "config/delt/table6_pruning_imagenet1k.full.yaml",
+    "config/delt/table2_convnet_imagenet100.full.yaml",
+    "config/cda/table6_batch_size_8.full.yaml",
+    "config/cda/table5_squeeze_resnet18_imagenet1k.full.yaml",
+]
+
+
+def _rehearse(workdir, *args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    cmd = [sys.executable, "-m", "ddflow.cli", "rehearse", *args, "--workdir", str(workdir)]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+
+
+@pytest.mark.workflow
+def test_ci_rehearsals(tmp_path):
+    out = _rehearse(tmp_path, *CI_CONFIGS)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    assert f"{len(CI_CONFIGS)} of {len(CI_CONFIGS)} passed" in out.stdout
+    report = (tmp_path / "REHEARSAL.md").read_text()
+    assert report.count("| passed |") == len(CI_CONFIGS)
+    assert "| recover_shard |" in report and "| relabel |" in report
+    assert "| incremental |" in report and "| pruned_student |" in report
+    [rendered] = tmp_path.glob("results/imagenet1k-rehearsal/reports/*protocols*/paper/*.md")
+    assert rendered.read_text().startswith("# ") and "REHEARSAL" in rendered.read_text()
+    # the 21K class list: parse and the data stage at 10,450 classes
+    big = _rehearse(tmp_path / "21k", "config/cda/table4_imagenet21k.full.yaml", "--classes",
+                    "10450", "--images-per-class", "1", "--", "--until", "data")  # fmt: skip
+    assert big.returncode == 0, big.stdout[-4000:] + big.stderr[-2000:]
+    [meta] = (tmp_path / "21k").glob("results/imagenet21k-rehearsal/data-*/meta.json")
+    assert '"n_train": 10450' in meta.read_text()
