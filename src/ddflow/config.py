@@ -19,6 +19,7 @@ import jsonschema
 import yaml
 
 from ddflow.errors import ConfigError  # noqa: F401 (re-exported: callers import it from here)
+from ddflow.labels.protocols import PROTOCOLS
 from ddflow.methods import KINDS, kind_of
 from ddflow.presets import RECOVER_PRESETS
 
@@ -39,8 +40,8 @@ STAGE_CODE = {
                 "models/resnet.py", "models/registry.py"],
     "relabel": ["labels/stored.py", "train/views.py", "recover/augment.py"],
 }  # fmt: skip
-STAGE_CODE["teacher"].append("models/vgg.py")
-STAGE_CODE["student"].append("models/vgg.py")
+STAGE_CODE["teacher"] += ["models/vgg.py", "models/small.py"]
+STAGE_CODE["student"] += ["models/vgg.py", "models/small.py"]
 STAGE_CODE["incremental"] = ["applications/incremental.py", *STAGE_CODE["student"]]
 STAGE_CODE["pruning"] = ["applications/pruning.py", *STAGE_CODE["student"]]
 for _kind in KINDS.values():
@@ -248,9 +249,41 @@ def validate_config(config: dict) -> dict:
 
     Raises ConfigError naming the offending key (unknown key, wrong type, out of range).
     """
+    from ddflow.applications.checks import APPLICATION_CHECKS  # here: it imports this module
+
     schema = load_schema()
     cfg = copy.deepcopy(config)
-    # YAML reads {10: 100} with integer keys, --config as strings: one form, string keys
+    _string_keys(cfg)
+    cls = jsonschema.validators.validator_for(schema)
+    _raise_first(cls(schema), cfg, [])
+    cfg.setdefault("runtime", {})
+    _fill_defaults(schema, cfg)
+    sweep_members = expand_sweeps(cfg)
+    _check_methods(cfg, schema, sweep_members)
+    synthesis_members = expand_synthesis_seeds(cfg)
+    _add_baseline(cfg, schema, synthesis_members)
+    _check_dataset(cfg["dataset"])
+    _check_loaded(cfg.get("ranker"), "ranker")
+    _check_teacher(cfg["teacher"])
+    _check_loaded(cfg["report"]["set_classifier"], "report.set_classifier")
+    _check_student(cfg, schema)
+    _check_snapshots(cfg)
+    check_models(cfg)
+    _check_paper(cfg)
+    _check_logger(cfg["runtime"])
+    # derived; never part of a stage id
+    cfg["sweep_members"] = {
+        sweep: [(m, v) for name, v in members for m, _ in synthesis_members.get(name, [(name, 0)])]
+        for sweep, members in sweep_members.items()
+    }
+    cfg["synthesis_members"] = synthesis_members
+    for check in APPLICATION_CHECKS:
+        check(cfg, schema)
+    return cfg
+
+
+def _string_keys(cfg: dict) -> None:
+    """IPC maps in one form: YAML reads {10: 100} with integer keys, --config as strings."""
     paper = (cfg.get("report") or {}).get("paper") or {}
     holders = [(cfg.get("student") or {}, "batch_size"), (paper, "ipc")]
     holders += [(t, "ipc") for t in paper.get("tables", []) if isinstance(t, dict)]
@@ -260,95 +293,70 @@ def validate_config(config: dict) -> dict:
                 str(k): int(v) if isinstance(v, str) and v.isdigit() else v
                 for k, v in holder[key].items()
             }
-    cls = jsonschema.validators.validator_for(schema)
-    _raise_first(cls(schema), cfg, [])
-    cfg.setdefault("runtime", {})
-    _fill_defaults(schema, cfg)
-    sweep_members = expand_sweeps(cfg)
+
+
+def _check_methods(cfg: dict, schema: dict, sweep_members: dict) -> None:
+    """Each method by its kind's schema block and rules, with its preset's and kind's defaults,
+    named where the config writes it (a sweep's variant, or under methods)."""
     if not cfg["methods"]:
         raise ConfigError("config key 'methods': configure at least one method or sweep")
+    cls = jsonschema.validators.validator_for(schema)
     for name, method in cfg["methods"].items():
         where = ["methods", name]
         for sweep, members in sweep_members.items():
             if name in dict(members):
                 where = ["sweeps", sweep, f"variant {dict(members)[name]}"]
+        at = ".".join(map(str, where))
         if method["kind"] not in KINDS:
             raise ConfigError(
-                f"config key '{'.'.join(map(str, where))}.kind': unknown kind "
-                f"'{method['kind']}'; choose from {sorted(KINDS)}"
+                f"config key '{at}.kind': unknown kind '{method['kind']}'; choose from "
+                f"{sorted(KINDS)}"
             )
         kind = kind_of(method)
-        sub = schema["$defs"][kind.schema]
-        if "seeds" in method and "seed" not in sub["properties"]:
-            raise ConfigError(
-                f"config key '{'.'.join(map(str, where))}.seeds': kind {kind.name} builds its set "
-                "from the teacher without randomness, so every synthesis seed would give the "
-                "same set; remove seeds"
-            )
-        _raise_first(cls(sub), method, where)
+        block = schema["$defs"][kind.schema]
+        kind.check_written(at, method, block)
+        _raise_first(cls(block), method, where)
         preset = RECOVER_PRESETS.get(method.get("preset"), {})
         if preset.get("kind", method["kind"]) != method["kind"]:
             raise ConfigError(
-                f"config key '{'.'.join(map(str, where))}.preset': preset "
-                f"'{method['preset']}' is for kind '{preset['kind']}'"
+                f"config key '{at}.preset': preset '{method['preset']}' is for kind "
+                f"'{preset['kind']}'"
             )
         for key, value in preset.items():
             method.setdefault(key, value)
         for key, value in kind.defaults.items():
             method.setdefault(key, value)
-        _fill_defaults(sub, method)
-        kind.check(".".join(map(str, where)), method)
-    synthesis_members = expand_synthesis_seeds(cfg)
+        _fill_defaults(block, method)
+        kind.check(at, method)
+
+
+def _add_baseline(cfg: dict, schema: dict, synthesis_members: dict) -> None:
+    """The random subset every table compares against, unless the config has one by its name."""
     if DEFAULT_BASELINE not in cfg["methods"] and DEFAULT_BASELINE not in synthesis_members:
         cfg["methods"][DEFAULT_BASELINE] = {"kind": "random"}
         _fill_defaults(schema["$defs"][KINDS["random"].schema], cfg["methods"][DEFAULT_BASELINE])
-    if cfg["dataset"]["source"] != "mnist-embedded" and not cfg["dataset"]["root"]:
-        raise ConfigError(
-            f"config key 'dataset.root': source '{cfg['dataset']['source']}' needs a data root; "
-            "set dataset.root to the folder holding your dataset (see config/README.md)"
-        )
-    if cfg["dataset"].get("download") and cfg["dataset"]["source"] not in ("cifar10", "cifar100"):
-        raise ConfigError(
-            "config key 'dataset.download': only sources cifar10 and cifar100 download; for "
-            f"'{cfg['dataset']['source']}' remove it"
-        )
-    hf_keys = [k for k in cfg["dataset"] if k.startswith("hf_")]
-    if hf_keys and cfg["dataset"]["source"] != "huggingface":
-        raise ConfigError(
-            f"config key 'dataset.{hf_keys[0]}': only for source huggingface; remove it"
-        )
-    if cfg["dataset"].get("image_size") and cfg["dataset"]["source"] not in (
-        "imagefolder",
-        "huggingface",
-    ):
-        raise ConfigError(
-            "config key 'dataset.image_size': only for sources imagefolder and huggingface (the "
-            "others have one fixed size); remove it"
-        )
-    _check_dataset(cfg["dataset"])
-    _check_loaded(cfg.get("ranker"), "ranker")
-    _check_loaded(cfg["teacher"].get("init"), "teacher.init")
-    if cfg["teacher"].get("init") and teacher_is_loaded(cfg["teacher"]):
+
+
+def _check_teacher(teacher: dict) -> None:
+    """A teacher is loaded or trained (from teacher.init, with one kind of crop), not both."""
+    _check_loaded(teacher.get("init"), "teacher.init")
+    if teacher.get("init") and teacher_is_loaded(teacher):
         raise ConfigError(
             "config key 'teacher.init': weights to start training from, but the teacher is "
             "loaded (teacher.pretrained or teacher.checkpoint) and not trained; remove one"
         )
-    _check_loaded(cfg["report"]["set_classifier"], "report.set_classifier")
-    _check_loaded(cfg["student"]["relabel_model"], "student.relabel_model")
-    if cfg["student"]["augment"] == "dsa" and "stored" in cfg["student"]["labels"]:
-        raise ConfigError(
-            "config key 'student.augment': stored labels replay the drawn views, which DSA "
-            "replaces; set student.augment: views or drop 'stored' from student.labels"
-        )
-    if cfg["teacher"].get("min_scale") and cfg["teacher"]["crop_padding"]:
+    if teacher.get("min_scale") and teacher["crop_padding"]:
         raise ConfigError(
             "config key 'teacher.min_scale': random-resized crops replace the padded crops; "
             "set teacher.crop_padding: 0"
         )
-    for name, method in cfg["methods"].items():
-        if method.get("min_scale", 0) > method.get("max_scale", 1):
-            raise ConfigError(f"config key 'methods.{name}.min_scale': larger than max_scale")
+
+
+def _check_student(cfg: dict, schema: dict) -> None:
+    """The student block, its protocols and label budgets made lists (with defaults), and each
+    label protocol's own rules on it."""
     st = cfg["student"]
+    _check_loaded(st["relabel_model"], "student.relabel_model")
     if isinstance(st["batch_size"], dict):
         missing = [i for i in cfg["ipc"] if str(i) not in st["batch_size"]]
         if missing:
@@ -364,12 +372,12 @@ def validate_config(config: dict) -> dict:
         st["label_budget"] = [st["label_budget"]]
     for budget in st["label_budget"]:
         _fill_defaults(schema["$defs"]["label_budget"], budget)
-    if "stored" in st["labels"] and st["randaugment"]:
-        raise ConfigError(
-            "config key 'student.randaugment': stored labels replay crops, flips and CutMix "
-            "only (as FKD does); set student.randaugment: null or drop 'stored' from "
-            "student.labels"
-        )
+    for label in st["labels"]:
+        PROTOCOLS[label].check(st)
+
+
+def _check_snapshots(cfg: dict) -> None:
+    """Snapshots are of a recovery's optimisation: only sharded kinds have one."""
     snaps = cfg["report"]["snapshots"]
     for name in snaps["methods"] if snaps else []:
         if name not in cfg["methods"] or not kind_of(cfg["methods"][name]).sharded:
@@ -377,49 +385,15 @@ def validate_config(config: dict) -> dict:
                 f"config key 'report.snapshots.methods': '{name}' is not a "
                 f"recovery method; choose from {sorted(cfg['methods'])}"
             )
-    check_models(cfg)
-    _check_paper(cfg)
-    if cfg["runtime"]["logger"] == "tensorboard" and not importlib.util.find_spec("tensorboard"):
+
+
+def _check_logger(runtime: dict) -> None:
+    """A missing logger package would otherwise fail in the first job, not here."""
+    if runtime["logger"] == "tensorboard" and not importlib.util.find_spec("tensorboard"):
         raise ConfigError(
             "config key 'runtime.logger': tensorboard needs the tensorboard package (pip install "
             "'ddflow[tensorboard]'); or set runtime.logger: csv"
         )
-    # derived; never part of a stage id
-    cfg["sweep_members"] = {
-        sweep: [(m, v) for name, v in members for m, _ in synthesis_members.get(name, [(name, 0)])]
-        for sweep, members in sweep_members.items()
-    }
-    cfg["synthesis_members"] = synthesis_members
-    _check_incremental(cfg, schema)
-    _check_pruning(cfg, schema)
-    return cfg
-
-
-def _check_application(cfg: dict, schema: dict, key: str, stored_why: str) -> dict | None:
-    """An application block ({} is on, with every default): defaults filled, its methods known,
-    and a label protocol it can use (stored labels fit the whole set only)."""
-    block = cfg.get(key)
-    if block is None:
-        return None
-    _fill_defaults(schema["properties"][key], block)
-    known = {*cfg["methods"], *cfg["synthesis_members"]}
-    unknown = [m for m in block.get("methods", []) if m not in known]
-    if unknown:
-        raise ConfigError(
-            f"config key '{key}.methods': {unknown} are not methods of this config; "
-            f"choose from {sorted(known)}"
-        )
-    if cfg["student"]["labels"] == ["stored"]:
-        raise ConfigError(
-            f"config key '{key}': {stored_why}; add online, hard or hybrid to student.labels"
-        )
-    return block
-
-
-# Student keys an incremental run cannot change: they pick the runs, not their recipe.
-NOT_PER_APPLICATION = (
-    "labels", "label_budget", "seeds", "relabel_seed", "relabel_epochs_per_shard"
-)  # fmt: skip
 
 
 def incremental_recipe(recipe: dict, block: dict) -> dict:
@@ -429,38 +403,6 @@ def incremental_recipe(recipe: dict, block: dict) -> dict:
 
     base = SRE2L_CL_STUDENT if block.get("recipe", "sre2l_cl") == "sre2l_cl" else {}
     return {**recipe, **base, **(block.get("student") or {})}
-
-
-def _check_incremental(cfg: dict, schema: dict) -> None:
-    why = "stored labels are relabelled for the whole set, not for each step's classes"
-    block = _check_application(cfg, schema, "incremental", why)
-    override = (block or {}).get("student") or {}
-    fixed = [k for k in override if k in NOT_PER_APPLICATION]
-    if fixed:
-        raise ConfigError(
-            f"config key 'incremental.student': {fixed} choose which runs exist and stay the "
-            "student block's; set them there"
-        )
-    merged = incremental_recipe(cfg["student"], block or {})
-    student_schema = {**schema["properties"]["student"], "$defs": schema.get("$defs", {})}
-    cls = jsonschema.validators.validator_for(schema)
-    _raise_first(cls(student_schema), merged, ["incremental", "student"])
-
-
-def _check_pruning(cfg: dict, schema: dict) -> None:
-    why = "the pruned network learns from the unpruned teacher online"
-    if _check_application(cfg, schema, "pruning", why) is None:
-        return
-    network = cfg["pruning"].get("network")
-    key = "pruning.network" if network else "teacher"
-    _check_loaded(network, "pruning.network")
-    arch = (network or cfg["teacher"])["arch"]
-    if not re.fullmatch(r"vgg11_bn_lowres|convnet_d\d|conv\d|torchvision:vgg\d+_bn", arch):
-        raise ConfigError(
-            f"config key '{key}.arch': slimming prunes BN-gated channels in plain conv-BN "
-            f"stacks; it is '{arch}'. Use vgg11_bn_lowres, a convnet_d*, or torchvision:vgg11_bn "
-            "(with pretrained: IMAGENET1K_V1 for ImageNet's weights)"
-        )
 
 
 def application_methods(cfg: dict, key: str) -> list[str]:
@@ -587,6 +529,27 @@ def _check_loaded(block: dict | None, key: str) -> None:
 
 
 def _check_dataset(ds: dict) -> None:
+    """Each source's keys and what it needs: a data root, the keys only it reads."""
+    if ds["source"] != "mnist-embedded" and not ds["root"]:
+        raise ConfigError(
+            f"config key 'dataset.root': source '{ds['source']}' needs a data root; "
+            "set dataset.root to the folder holding your dataset (see config/README.md)"
+        )
+    if ds.get("download") and ds["source"] not in ("cifar10", "cifar100"):
+        raise ConfigError(
+            "config key 'dataset.download': only sources cifar10 and cifar100 download; for "
+            f"'{ds['source']}' remove it"
+        )
+    hf_keys = [k for k in ds if k.startswith("hf_")]
+    if hf_keys and ds["source"] != "huggingface":
+        raise ConfigError(
+            f"config key 'dataset.{hf_keys[0]}': only for source huggingface; remove it"
+        )
+    if ds.get("image_size") and ds["source"] not in ("imagefolder", "huggingface"):
+        raise ConfigError(
+            "config key 'dataset.image_size': only for sources imagefolder and huggingface (the "
+            "others have one fixed size); remove it"
+        )
     if ds.get("storage") == "files" and not (
         ds["source"] == "imagefolder" and ds.get("image_size")
     ):

@@ -5,14 +5,17 @@
     stored  KD to stored fp16 logits of the replayed views (SRe2L/CDA FKD), under a label budget
     hybrid  online KD x T^2 plus student.hard_weight x the hard term (Hinton et al.)
 
-One class per protocol in PROTOCOLS; the student loop only calls `epoch` and `loss`. The
-workflow reads the classes' declarations (`needs_teacher`, ...) while it parses, so this module
-imports torch only inside the methods a job runs (tests/test_parse_light.py guards it).
+One class per protocol in PROTOCOLS; the student loop only calls `epoch` and `loss`, config
+validation `check`. The workflow reads the classes' declarations (`needs_teacher`, ...) while it
+parses, so this module imports torch only inside the methods a job runs
+(tests/test_parse_light.py guards it).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+from ddflow.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
@@ -41,6 +44,10 @@ class Protocol:
 
     def __init__(self, cfg: dict, seed: int, n: int, batch_size: int, hw: tuple[int, int], **_):
         self.cfg, self.seed, self.n, self.bs, self.hw = cfg, seed, n, batch_size, hw
+
+    @staticmethod
+    def check(student: dict) -> None:
+        """Rules the protocol sets on the student block; raise ConfigError naming the key."""
 
     def epoch(self, epoch: int) -> tuple[list[View], torch.Tensor | None]:
         """This epoch's views and, for stored labels, their logits in view order."""
@@ -91,6 +98,21 @@ class Hybrid(Online):
 
 class Stored(Protocol):
     needs_stored = True
+
+    @staticmethod
+    def check(student):
+        """The stored logits are of the replayed views: nothing may change the images after."""
+        if student["augment"] == "dsa":
+            raise ConfigError(
+                "config key 'student.augment': stored labels replay the drawn views, which DSA "
+                "replaces; set student.augment: views or drop 'stored' from student.labels"
+            )
+        if student["randaugment"]:
+            raise ConfigError(
+                "config key 'student.randaugment': stored labels replay crops, flips and CutMix "
+                "only (as FKD does); set student.randaugment: null or drop 'stored' from "
+                "student.labels"
+            )
 
     def __init__(self, *args, stored: StoredLabels, **kw):
         super().__init__(*args)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from ddflow.errors import ConfigError
+
 KINDS: dict[str, MethodKind] = {}
 
 
@@ -49,6 +51,15 @@ class MethodKind:
         """The fingerprint of the user's folders it reads (a rule parameter, so a file changed
         inside one reruns the set; data/fingerprint.py); None when it reads none."""
         return None
+
+    def check_written(self, where: str, method: dict, block: dict) -> None:
+        """Rules on the method as written, before its schema `block` (which could only call a key
+        unknown): synthesis seeds need a kind that draws from a seed."""
+        if "seeds" in method and "seed" not in block["properties"]:
+            raise ConfigError(
+                f"config key '{where}.seeds': kind {self.name} builds its set from the teacher "
+                "without randomness, so every synthesis seed would give the same set; remove seeds"
+            )
 
     def check(self, where: str, method: dict) -> None:
         """Rules across keys that the schema cannot say; raise ConfigError naming `where`."""

@@ -34,11 +34,14 @@ class SRe2L(MethodKind):
         )
 
     def check(self, where, method):
-        if method.get("init") == "mosaic":
+        """A mosaic start needs DELT's class-major batches; the crop scales must be in order."""
+        if method.get("init") == "mosaic" and not self.ipc_joint:
             raise ConfigError(
                 f"config key '{where}.init': mosaic needs class-major batches; use kind delt "
                 "(or init real/gaussian)"
             )
+        if method["min_scale"] > method["max_scale"]:
+            raise ConfigError(f"config key '{where}.min_scale': larger than max_scale")
 
     def upstream(self, ids, method):
         ranked = {"ranker": ids.ranker} if ids.ranker and method.get("init") == "real" else {}
@@ -104,9 +107,6 @@ class DELT(SRe2L):
     # DELT's released ImageNet-1K scripts: CDA schedule, medium-ranked real init, no jitter.
     defaults = {"crop_schedule": "cosine", "milestone": 1.0, "init": "real", "jitter": 0}
     ipc_joint = True
-
-    def check(self, where, method):
-        """Any init works: batches are class-major."""
 
     def rehearsal(self, method, ipc, classes):
         """Two EarlyLate rounds of one step (IPC 2 keeps them: IPC 1 has no rounds), class-major
