@@ -17,6 +17,24 @@ def _convnet(depth: int):
     return build
 
 
+def _dc_convnet(depth: int, width: int):
+    def build(nc, c, size):
+        from ddflow.models.convnet import dc_convnet
+
+        return dc_convnet(depth, width, nc, c, size)
+
+    return build
+
+
+def _small(cls: str):
+    def build(nc, c, size):
+        from ddflow.models import small
+
+        return getattr(small, cls)(nc, c)
+
+    return build
+
+
 def _resnet18_lowres(nc, c, size):
     from ddflow.models.resnet import resnet18_lowres
 
@@ -34,6 +52,15 @@ _OWN = {
     **{f"convnet_d{d}": _convnet(d) for d in (3, 4, 5, 6)},
     "resnet18_lowres": _resnet18_lowres,
     "vgg11_bn_lowres": _vgg11_bn_lowres,
+    # G-VBSM's and EDC's CIFAR/Tiny teachers (reference-frontier.md §1.1, §2.1).
+    "crd_resnet18": _small("ResNet"),
+    "crd_mobilenetv2_half": _small("MobileNetV2"),
+    "crd_shufflenetv2_half": _small("ShuffleNetV2"),
+    "crd_wrn_16_2": _small("WideResNet"),
+    "convnet_w128_in": _dc_convnet(3, 128),
+    "convnet_d1_in": _dc_convnet(1, 128),
+    "convnet_d2_in": _dc_convnet(2, 128),
+    "convnet_w32_in": _dc_convnet(3, 32),
 }
 _ALIASES = {
     "conv3": "convnet_d3",
