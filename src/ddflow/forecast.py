@@ -219,8 +219,15 @@ def forecast(cfg: dict, data: DataSize | None = None) -> list[Stage]:
             iters = sum(_image_iterations(m, s.c1 - s.c0, s.i1 - s.i0) for s in shards)
             batch = max(_batch_images(m, s.c1 - s.c0, s.i1 - s.i0) for s in shards)
             batch *= cfg["runtime"].get("pack_batches", 1) if not kind.ipc_joint else 1
-            s = Stage(f"recover {name}", len(shards), f"{iters:,} image-iterations",
-                      iters * RECOVER_FORWARDS * teacher.flops, "recover", tcfg["arch"], size)
+            s = Stage(
+                f"recover {name}",
+                len(shards),
+                f"{iters:,} image-iterations",
+                iters * RECOVER_FORWARDS * teacher.flops,
+                "recover",
+                tcfg["arch"],
+                size,
+            )
             s.disk = n * max(ipcs) * px + sum(n * i * px for i in ipcs)  # shards + sets
             s.device = batch * (STEP_MEMORY * teacher.activations + 3 * 4 * px) + teacher.weights
             s.largest = batch * teacher.largest
@@ -273,8 +280,15 @@ def forecast(cfg: dict, data: DataSize | None = None) -> list[Stage]:
     evals = math.ceil(st["epochs"] / st["eval_every"]) * d.test * student.flops
     flops += evals * len(sets) * seeds * len(protocols)
     batch = max(batch_size_for(st["batch_size"], ipc) for ipc in ipcs)
-    s = Stage("student", len(sets) * seeds * len(protocols),
-              f"{image_epochs:,} image-epochs of {st['arch']}", flops, "train", st["arch"], size)
+    s = Stage(
+        "student",
+        len(sets) * seeds * len(protocols),
+        f"{image_epochs:,} image-epochs of {st['arch']}",
+        flops,
+        "train",
+        st["arch"],
+        size,
+    )
     s.device = (STEP_MEMORY * batch * student.activations + 4 * student.weights
                 + labeler.weights + batch * 3 * labeler.largest)  # fmt: skip
     s.largest = batch * max(student.largest, labeler.largest)

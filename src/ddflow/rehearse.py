@@ -355,9 +355,10 @@ def _write_imagefolder(root: Path, data: dict, rng) -> None:
                     w = h = data["native"]
                 # a colour and coarse noise (8-px blocks: fast to make and to encode)
                 blocks = rng.integers(0, 64, (h // 8 + 1, w // 8 + 1, 3), dtype=np.uint8)
-                px = rng.integers(0, 192, 3, dtype=np.uint8) + np.kron(
-                    blocks, np.ones((8, 8, 1), np.uint8)
-                )[:h, :w]
+                px = (
+                    rng.integers(0, 192, 3, dtype=np.uint8)
+                    + np.kron(blocks, np.ones((8, 8, 1), np.uint8))[:h, :w]
+                )
                 Image.fromarray(px).save(folder / f"{name}_{i}.JPEG", quality=85)
 
 

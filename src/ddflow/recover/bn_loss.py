@@ -52,6 +52,11 @@ def _mean_var(raw: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torc
     return mean.to(dtype), var.to(dtype)
 
 
+def _parts(x: torch.Tensor, chunks: int | tuple[int, ...]) -> tuple[torch.Tensor, ...]:
+    """The independent batches x holds: `chunks` equal ones, or of the given sizes."""
+    return x.split(list(chunks)) if isinstance(chunks, tuple | list) else x.chunk(chunks)
+
+
 class _BNMoments(torch.autograd.Function):
     """Identity on x, plus its raw moments per chunk, (chunks, 2, C), whose gradient is added to
     x's in closed form: d/dx = g_1 / M + 2 g_2 x / M (E[x] and E[x^2] are affine in x and x^2).
@@ -63,8 +68,12 @@ class _BNMoments(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, chunks):
-        parts = x.detach().chunk(chunks)
-        raw = torch.stack([_raw_moments(p) for p in parts]) if chunks > 1 else _raw_moments(x)[None]
+        parts = _parts(x.detach(), chunks)
+        raw = (
+            torch.stack([_raw_moments(p) for p in parts])
+            if len(parts) > 1
+            else _raw_moments(x)[None]
+        )
         ctx.save_for_backward(x)
         ctx.chunks = chunks
         return x.view_as(x), raw
@@ -72,15 +81,14 @@ class _BNMoments(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_x, grad_raw):
         (x,) = ctx.saved_tensors
-        parts = x.chunk(ctx.chunks)
-        m = parts[0].numel() // x.shape[1]
+        parts = _parts(x, ctx.chunks)
         shape = (1, -1) + (1,) * (x.dim() - 2)
-        # In x's dtype (bf16 under autocast), so no float copy of the activation is made.
-        scaled = (grad_raw * grad_raw.new_tensor([1 / m, 2 / m]).view(1, 2, 1)).to(x.dtype)
-        grads = [
-            torch.addcmul(scaled[i, 0].view(shape), part, scaled[i, 1].view(shape))
-            for i, part in enumerate(parts)
-        ]
+        grads = []
+        for i, part in enumerate(parts):
+            m = part.numel() // x.shape[1]
+            # In x's dtype (bf16 under autocast), so no float copy of the activation is made.
+            scaled = (grad_raw[i] * grad_raw.new_tensor([1 / m, 2 / m]).view(2, 1)).to(x.dtype)
+            grads.append(torch.addcmul(scaled[0].view(shape), part, scaled[1].view(shape)))
         grad = grads[0] if len(grads) == 1 else torch.cat(grads)
         if grad_x is not None:
             grad += grad_x

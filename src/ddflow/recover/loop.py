@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ddflow.recover.augment import RecoverAugment
-from ddflow.recover.bn_loss import BNStatLoss
+from ddflow.recover.bn_loss import BNStatLoss, _parts
 from ddflow.recover.resume import ShardResume
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,10 @@ def recover_batch(
     resume: tuple[ShardResume, int] | None = None,
     precision: str = "fp32",
     report: Callable[[int, dict], None] | None = None,
+    teachers: list[tuple[nn.Module, object]] | None = None,
+    teacher_at: Callable[[int], int] | None = None,
+    sizes: tuple[int, ...] | None = None,
+    extra: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Optimise one batch and return its last iterate (the authors' "best" logic is dead code).
 
@@ -71,12 +75,19 @@ def recover_batch(
     its own augmentation and has its own BN statistics and CE mean, and the loss is their sum, so
     each batch gets its own gradient; Adam and clamp are elementwise. One launch, k batches.
     `report(step, {"loss", "ce"})` is called where the loss is read (progress and metrics).
+    Statistics-matching methods (G-VBSM, EDC): `teachers` [(model, its statistics loss)] taken
+    in turn, `teacher_at(step)` the one of each step; `sizes` the packed batches' sizes (the
+    authors' per-device sub-batches, one RNG each; default equal); `extra(xa, labels)` a term
+    over the whole augmented batch (the eigen-spectrum term), added to the loss.
     """
     rngs = rng if isinstance(rng, list) else [rng]
     k = len(rngs)
     if k > 1 and active_at is not None:
         raise ValueError("packed batches cannot have active subsets (DELT shards are one batch)")
-    bn_loss.chunks = k
+    chunks = tuple(sizes) if sizes else k
+    pairs = teachers or [(teacher, bn_loss)]
+    for _, stat in pairs:
+        stat.chunks = chunks
     fmt = torch.channels_last if x_init.is_cuda else torch.contiguous_format
     x = x_init.clone().contiguous(memory_format=fmt).requires_grad_(True)
     opt = torch.optim.Adam([x], lr=lr, betas=(0.5, 0.9), eps=1e-8)
@@ -89,17 +100,24 @@ def recover_batch(
             group["lr"] = cosine_lr(step, iterations, lr)
         rows = active_at(step) if active_at else None
         xb, yb = (x, labels) if rows is None else (x[rows], labels[rows])
+        model, stat = pairs[teacher_at(step) if teacher_at else 0]
         if k == 1:  # the unpacked path, kept op for op (and byte for byte)
             xa = augment(xb, step, iterations, rngs[0])
         else:
-            xa = torch.cat([augment(p, step, iterations, r) for p, r in zip(xb.chunk(k), rngs)])
+            parts = _parts(xb, chunks)
+            xa = torch.cat([augment(p, step, iterations, r) for p, r in zip(parts, rngs)])
+        if hasattr(stat, "set_labels"):
+            stat.set_labels(yb)
         with torch.autocast(x.device.type, torch.bfloat16, enabled=precision == "bf16"):
-            logits = teacher(xa)
+            logits = teacher(xa) if teachers is None else model(xa)
         if k == 1:
             ce = F.cross_entropy(logits.float(), yb)
         else:
-            ce = F.cross_entropy(logits.float(), yb, reduction="none").view(k, -1).mean(1).sum()
-        loss = ce + r_bn * bn_loss.value()
+            each = F.cross_entropy(logits.float(), yb, reduction="none")
+            ce = torch.stack([p.mean() for p in _parts(each, chunks)]).sum()
+        loss = ce + r_bn * stat.value()
+        if extra is not None:
+            loss = loss + extra(xa, yb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
