@@ -28,7 +28,7 @@ from ddflow.presets import RECOVER_PRESETS
 # tests/test_stage_code.py fails when one changes until its author either bumps the stage's
 # version (results change) or records the new code as result-neutral. Method kinds declare
 # their own (ddflow/methods); kinds that share an algorithm share a stage.
-ALGO_VERSION = {"data": 1, "teacher": 1, "features": 1, "student": 2, "relabel": 2,
+ALGO_VERSION = {"data": 1, "teacher": 1, "features": 1, "student": 2, "relabel": 2, "stats": 1,
                 "incremental": 1, "pruning": 1}  # fmt: skip
 STAGE_CODE = {
     "data": ["data/datasets.py", "data/files.py", "data/pixels.py", "data/hub.py"],
@@ -39,6 +39,7 @@ STAGE_CODE = {
                 "labels/soft.py", "labels/protocols.py", "labels/stored.py", "models/convnet.py",
                 "models/resnet.py", "models/registry.py"],
     "relabel": ["labels/stored.py", "train/views.py", "recover/augment.py"],
+    "stats": ["recover/stats.py", "train/common.py"],
 }  # fmt: skip
 STAGE_CODE["teacher"] += ["models/vgg.py", "models/small.py"]
 STAGE_CODE["student"] += ["models/vgg.py", "models/small.py"]
@@ -265,6 +266,7 @@ def validate_config(config: dict) -> dict:
     _check_dataset(cfg["dataset"])
     _check_loaded(cfg.get("ranker"), "ranker")
     _check_teacher(cfg["teacher"])
+    _check_teachers(cfg, schema)
     _check_loaded(cfg["report"]["set_classifier"], "report.set_classifier")
     _check_student(cfg, schema)
     _check_snapshots(cfg)
@@ -350,6 +352,26 @@ def _check_teacher(teacher: dict) -> None:
             "config key 'teacher.min_scale': random-resized crops replace the padded crops; "
             "set teacher.crop_padding: 0"
         )
+
+
+def _check_teachers(cfg: dict, schema: dict) -> None:
+    """Named teachers get the teacher block's defaults and rules; a method's teacher list names
+    teachers the config has."""
+    block = {**schema["properties"]["teacher"], "$defs": schema.get("$defs", {})}
+    for name, teacher in cfg["teachers"].items():
+        _fill_defaults(block, teacher)
+        try:
+            _check_teacher(teacher)
+        except ConfigError as e:
+            raise ConfigError(str(e).replace("'teacher.", f"'teachers.{name}.")) from None
+    known = ["teacher", *cfg["teachers"]]
+    for name, method in cfg["methods"].items():
+        unknown = [t for t in method.get("teachers", []) if t not in known]
+        if unknown:
+            raise ConfigError(
+                f"config key 'methods.{name}.teachers': {unknown} are not teachers of this config; "
+                f"choose from {known} (add more under teachers: <name>: {{arch: ...}})"
+            )
 
 
 def _check_student(cfg: dict, schema: dict) -> None:
@@ -676,18 +698,30 @@ class StageIds:
         dataset = {k: v for k, v in cfg["dataset"].items() if k not in DATASET_LAYOUT_KEYS}
         self.data_slice = {"dataset": dataset, "v": ALGO_VERSION["data"]}
         self.data = short_hash(self.data_slice)
-        self.teacher_slice = {
-            "data": self.data,
-            "teacher": teacher_result_keys(cfg["teacher"]),
-            "v": ALGO_VERSION["teacher"],
-        }
+        self.teacher_slice = self.slice_of_teacher(cfg["teacher"])
         self.teacher = short_hash(self.teacher_slice)
+        # every teacher by name, the main one as `teacher`: equal blocks share their stage
+        named = {n: short_hash(self.slice_of_teacher(t)) for n, t in cfg["teachers"].items()}
+        self.teachers = {"teacher": self.teacher, **named}
         # the teacher's features and scores over the training set, for the coreset kinds
         self.features = short_hash({"teacher": self.teacher, "v": ALGO_VERSION["features"]})
         self.protocols = student_protocols(cfg["student"])
         self.students = {p: short_hash(self.student_slice(p)) for p in self.protocols}
         ranker = cfg.get("ranker")
         self.ranker = short_hash({"data": self.data, "ranker": ranker}) if ranker else None
+
+    def slice_of_teacher(self, teacher: dict) -> dict:
+        return {"data": self.data, "teacher": teacher_result_keys(teacher),
+                "v": ALGO_VERSION["teacher"]}  # fmt: skip
+
+    def stats_slice(self, teacher: str, spec: dict) -> dict:
+        """A teacher's statistics pass (recover/stats.py): its augmentation, batch, seed, cell
+        size and per-class targets; not how it is split into jobs."""
+        spec = {k: v for k, v in spec.items() if k != "shards"}
+        return {"teacher": self.teachers[teacher], "stats": spec, "v": ALGO_VERSION["stats"]}
+
+    def stats(self, teacher: str, spec: dict) -> str:
+        return short_hash(self.stats_slice(teacher, spec))
 
     def student_slice(self, protocol: str) -> dict:
         return {

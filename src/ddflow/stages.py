@@ -152,26 +152,66 @@ def run_rank(
     io.save_npz(out_npz, scores=scores, labels=b.train_y)
 
 
-def load_recovery_inputs(
+def run_stats(
     data_npz: str,
     data_meta: str,
     teacher_ckpt: str,
+    spec: dict,
+    part: tuple[int, int],
+    runtime: dict,
+    out_npz: str,
+    threads: int | None = None,
+) -> None:
+    """Part k of K of a teacher's statistics pass (recover/stats.py): a run of its batches."""
+    from ddflow.recover.loop import freeze
+    from ddflow.recover.stats import teacher_statistics
+
+    device = configure(runtime, threads)
+    b = load_bundle(data_npz, data_meta)
+    teacher = freeze(load_teacher(teacher_ckpt, b.classes)[0].to(device))
+    k, parts = part
+    n_batches = -(-len(b.train_y) // spec["batch_size"])
+    batches = range(k * n_batches // parts, (k + 1) * n_batches // parts)
+    with CostMeter(device) as cost:
+        stats = teacher_statistics(
+            teacher, b.train_x, b.train_y, Normalizer(b.mean, b.std, device), spec,
+            b.num_classes, batches,
+        )  # fmt: skip
+    io.save_npz(out_npz, **stats)
+    log.info("statistics of %d layers' inputs, batches %s, in %.1fs", len(stats), batches,
+             cost.wall_s)  # fmt: skip
+
+
+def load_recovery_inputs(
+    data_npz: str,
+    data_meta: str,
+    teacher_ckpt: str | None,
     ranking: str | None,
     method: dict,
     stage_id: str,
     device,
+    teachers: list[str] | None = None,
+    stats: list[list[str]] | None = None,
 ) -> Inputs:
+    """What a recovery job's kind reads: the data, its teacher (or teachers, each with its
+    statistics shards merged), the ranking."""
+    from ddflow.recover.loop import freeze
+    from ddflow.recover.stats import finish, merge
+
     meta = io.read_json(data_meta)
     reads = kind_of(method).reads_for(method)
-    teacher, _ = load_teacher(teacher_ckpt, meta["classes"])
+    loaded = [freeze(load_teacher(p, meta["classes"])[0].to(device)) for p in teachers or []]
+    targets = [finish(merge([io.load_npz(p) for p in shards])) for shards in stats or []]
     return Inputs(
         stage_id=stage_id,
         norm=Normalizer(meta["mean"], meta["std"], device),
         device=device,
         chw=tuple(meta["image_shape_chw"]),
         bundle=load_bundle(data_npz, data_meta) if "data" in reads else None,
-        teacher=teacher.to(device),
+        teacher=load_teacher(teacher_ckpt, meta["classes"])[0].to(device) if teacher_ckpt else None,
         scores=io.load_npz(ranking, "scores")["scores"] if ranking else None,
+        teachers=loaded or None,
+        stats=targets or None,
     )
 
 
@@ -186,10 +226,12 @@ def run_recover_shard(
     runtime: dict,
     out_npz: str,
     threads: int | None = None,
+    teachers: list[str] | None = None,
+    stats: list[list[str]] | None = None,
 ) -> None:
     device = configure(runtime, threads)
     inputs = load_recovery_inputs(
-        data_npz, data_meta, teacher_ckpt, ranking, method, stage_id, device
+        data_npz, data_meta, teacher_ckpt, ranking, method, stage_id, device, teachers, stats
     )
     shard = Shard.parse(shard_name)
     resume = ShardResume(

@@ -32,6 +32,7 @@ from ddflow.data.catalog import content as data_content
 from ddflow.data.fingerprint import content_param
 from ddflow.labels.protocols import PROTOCOLS
 from ddflow.methods import kind_of
+from ddflow.methods.statmatch import stats_spec
 from ddflow.recover.shards import Shard, method_shards
 from ddflow.report.paper_figures import figure_for, file_stem
 from ddflow.resources import (
@@ -66,7 +67,16 @@ REPORT_DIR = report_dir(CFG)
 VARIANT_OF = {m: (sweep, v) for sweep, members in SWEEPS.items() for m, v in members}
 
 DATA_DIR = f"results/{DS}/data-{IDS.data}"
-TEACHER_DIR = f"results/{DS}/teacher/{CFG['teacher']['arch']}-{IDS.teacher}"
+# every teacher by name ("teacher" is the main one), and by stage id for the teacher rule
+TEACHERS = {"teacher": CFG["teacher"], **CFG["teachers"]}
+TEACHER_OF_ID = {IDS.teachers[name]: block for name, block in TEACHERS.items()}
+
+
+def teacher_dir(name):
+    return f"results/{DS}/teacher/{TEACHERS[name]['arch']}-{IDS.teachers[name]}"
+
+
+TEACHER_DIR = teacher_dir("teacher")
 DATA_NPZ = f"{DATA_DIR}/dataset.npz"
 DATA_META = f"{DATA_DIR}/meta.json"
 TEACHER_CKPT = f"{TEACHER_DIR}/teacher.pt"
@@ -157,12 +167,55 @@ def loaded_model_inputs(model_cfg):
     return inputs
 
 
+def teacher_block(wildcards):
+    """The teacher (main or named) whose stage id the path carries."""
+    if wildcards.tid not in TEACHER_OF_ID:
+        raise ValueError(
+            f"teacher {wildcards.tarch}-{wildcards.tid} is not the current config's"
+        )
+    return TEACHER_OF_ID[wildcards.tid]
+
+
 def teacher_inputs(wildcards):
-    init = loaded_model_inputs(CFG["teacher"].get("init") or {})
+    block = teacher_block(wildcards)
+    init = loaded_model_inputs(block.get("init") or {})
     return {
-        **loaded_model_inputs(CFG["teacher"]),
+        **loaded_model_inputs(block),
         **{f"init_{k}": v for k, v in init.items() if k not in ("npz", "meta")},
     }
+
+
+# every statistics pass a method asks for: stats id -> (teacher name, pass settings)
+STATS = {
+    IDS.stats(name, stats_spec(m)): (name, stats_spec(m))
+    for m in METHODS.values()
+    if "stats" in kind_of(m).reads_for(m)
+    for name in m["teachers"]
+}
+
+
+def stats_parts(name, spec):
+    """A teacher's statistics, as the parts its pass is split into."""
+    xid, k = IDS.stats(name, spec), spec["shards"]
+    arch = TEACHERS[name]["arch"]
+    return [
+        f"results/{DS}/stats/{arch}-{xid}/part{i:03d}-of{k:03d}.npz" for i in range(k)
+    ]
+
+
+def stats_inputs(wildcards):
+    name, _ = STATS[wildcards.xid]
+    return {
+        "npz": DATA_NPZ,
+        "meta": DATA_META,
+        "teacher": f"{teacher_dir(name)}/teacher.pt",
+    }
+
+
+def stats_params(wildcards):
+    if wildcards.xid not in STATS:
+        raise ValueError(f"statistics {wildcards.xid} are not the current config's")
+    return canonical_json(STATS[wildcards.xid][1])
 
 
 def ranking_inputs(wildcards):
@@ -172,10 +225,11 @@ def ranking_inputs(wildcards):
 
 
 def teacher_runtime(wildcards, attempt):
-    if teacher_is_loaded(CFG["teacher"]):
+    block = teacher_block(wildcards)
+    if teacher_is_loaded(block):
         return inference_runtime(wildcards, attempt)  # load, then one test pass
     images = train_images(CFG["dataset"], NUM_CLASSES)
-    epochs = CFG["teacher"]["epochs"] + 1  # + evaluation
+    epochs = block["epochs"] + 1  # + evaluation
     return training_runtime_min(CFG["dataset"], DEVICE, images, epochs, attempt)
 
 
@@ -224,6 +278,12 @@ def method_inputs(wildcards):
     ):
         if name in reads:
             inputs[name] = path
+    if "teachers" in reads:  # in turn order, each with its statistics
+        inputs["teachers"] = [
+            f"{teacher_dir(n)}/teacher.pt" for n in method["teachers"]
+        ]
+        for i, n in enumerate(method["teachers"]):
+            inputs[f"stats_{i}"] = stats_parts(n, stats_spec(method))
     return {**inputs, **kind_of(method).files(method)}
 
 

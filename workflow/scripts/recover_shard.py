@@ -7,7 +7,7 @@ with stage(sm) as (runtime, params):
     run_recover_shard(
         sm.input.npz,
         sm.input.meta,
-        sm.input.teacher,
+        sm.input.get("teacher"),
         sm.input.get("ranking"),
         params["method"],
         sm.wildcards.mid,
@@ -15,4 +15,6 @@ with stage(sm) as (runtime, params):
         runtime,
         sm.output[0],
         threads=sm.threads,
+        teachers=list(sm.input.get("teachers", [])),
+        stats=[list(sm.input[f"stats_{i}"]) for i in range(len(sm.input.get("teachers", [])))],
     )

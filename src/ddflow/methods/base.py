@@ -26,6 +26,8 @@ class Inputs:
     teacher: Any = None  # eval-mode nn.Module on `device`
     scores: Any = None  # the ranking: each training image's true-class probability
     features: dict | None = None  # the teacher's cached features and scores
+    teachers: list | None = None  # a multi-teacher kind's teachers, in turn order
+    stats: list | None = None  # and each one's statistics (recover/stats.py)
 
 
 class MethodKind:
@@ -63,6 +65,10 @@ class MethodKind:
 
     def check(self, where: str, method: dict) -> None:
         """Rules across keys that the schema cannot say; raise ConfigError naming `where`."""
+
+    def classes_per_shard(self, method: dict, ipc: int) -> int:
+        """An `ipc_joint` kind's class block a shard (all IPC images of its classes)."""
+        raise NotImplementedError(f"kind {self.name} plans shards by class and IPC blocks")
 
     def rehearsal(self, method: dict, ipc: int, classes: int) -> dict:
         """Keys a rehearsal (ddflow/rehearse.py) sets to cut this method's sizes to what runs in

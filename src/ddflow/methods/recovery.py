@@ -108,6 +108,12 @@ class DELT(SRe2L):
     defaults = {"crop_schedule": "cosine", "milestone": 1.0, "init": "real", "jitter": 0}
     ipc_joint = True
 
+    def classes_per_shard(self, method, ipc):
+        """DELT's class-major batches: whole classes of `ipc` images, `batch_images` at most."""
+        from ddflow.recover.shards import classes_per_batch
+
+        return classes_per_batch(method["batch_images"], ipc)
+
     def rehearsal(self, method, ipc, classes):
         """Two EarlyLate rounds of one step (IPC 2 keeps them: IPC 1 has no rounds), class-major
         batches of half the classes, mosaic starts from as few candidates as their cells need."""

@@ -71,6 +71,7 @@ class RecoverAugment:
     flip: bool = True
     jitter: int = 0
     jitter_mode: str = "positive"  # SRe2L ImageNet/CIFAR: randint(0, j); Tiny: randint(-j, j)
+    pad: int = 0  # without crop: RandomCrop(size, pad), zero padding (G-VBSM's small sets)
 
     @classmethod
     def from_method(cls, m: dict) -> RecoverAugment:
@@ -85,6 +86,7 @@ class RecoverAugment:
             flip=m["flip"],
             jitter=m["jitter"],
             jitter_mode=m["jitter_mode"],
+            pad=m.get("pad", 0),
         )
 
     def scale_bounds(self, step: int, total: int) -> tuple[float, float]:
@@ -107,6 +109,9 @@ class RecoverAugment:
                 )
             else:
                 x = crop_resize(x, sample_rrc_box(h, w, scale, rng), (h, w), self.antialias)
+        elif self.pad:  # torchvision RandomCrop(size, padding) on the batch: one window
+            top, left = rng.randint(0, 2 * self.pad), rng.randint(0, 2 * self.pad)
+            x = F.pad(x, (self.pad,) * 4)[..., top : top + h, left : left + w]
         if self.flip and rng.random() < 0.5:
             x = x.flip(-1)
         if self.jitter:

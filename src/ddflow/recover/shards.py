@@ -67,15 +67,14 @@ def method_shards(method: dict, num_classes: int, ipcs: list[int], ipc: int | No
     """A method's shards. Independent kinds: one plan up to the largest IPC (raising IPC adds
     shards). DELT (`batch_images`): class-major batches hold all of a class's images, so each
     IPC value has its own shards; `ipc` picks one value's."""
-    if kind_of(method).ipc_joint:
+    kind = kind_of(method)
+    if kind.ipc_joint:
         values = ipcs if ipc is None else [ipc]
         return sorted(
             {
                 s
                 for n in values
-                for s in plan_shards(
-                    num_classes, n, classes_per_batch(method["batch_images"], n), n
-                )
+                for s in plan_shards(num_classes, n, kind.classes_per_shard(method, n), n)
             }
         )
     shards = plan_shards(num_classes, max(ipcs), method["batch_classes"], method["ipc_per_shard"])

@@ -1,0 +1,83 @@
+"""G-VBSM and EDC: multi-teacher statistics recovery (reference-frontier.md §1, §2).
+
+Both match, for each teacher in turn, its BatchNorm running statistics and the statistics of its
+convolution inputs from a pass over the training set (the `stats` stage), in the EMA form, per
+device chunk; G-VBSM from Gaussian noise with its eigen-spectrum diversity term, EDC from real
+images with per-class targets. They share a stage (recover/statmatch.py); the kinds differ only
+in defaults, and presets carry each released script.
+"""
+
+from __future__ import annotations
+
+from ddflow.errors import ConfigError
+from ddflow.methods.base import Inputs, MethodKind, register
+
+
+def stats_spec(method: dict) -> dict:
+    """What a teacher's statistics pass depends on for this method (its stage id's slice)."""
+    return {**method["stats"], "patch": method["patch"], "per_class": method["class_weight"] > 0}
+
+
+@register
+class GVBSM(MethodKind):
+    name = "gvbsm"
+    schema = "statmatch_method"
+    stage = "statmatch"
+    version = 1
+    code = ("recover/statmatch.py", "recover/terms.py", "recover/loop.py", "recover/augment.py",
+            "recover/bn_loss.py", "methods/statmatch.py", "presets.py")  # fmt: skip
+    sharded = True
+    ipc_joint = True  # class-major global batches: each IPC value has its own shards
+    reads = frozenset({"data", "teachers", "stats"})
+
+    def reads_for(self, method):
+        return {"teachers", "stats"} | ({"data"} if method["init"] == "real" else set())
+
+    def check(self, where, method):
+        if method["batch_size"] % method["stat_group"]:
+            raise ConfigError(
+                f"config key '{where}.stat_group': {method['stat_group']} does not divide "
+                f"batch_size {method['batch_size']}; give the images each of the authors' devices "
+                "matched (batch_size / GPUs)"
+            )
+        if method["min_scale"] > method["max_scale"]:
+            raise ConfigError(f"config key '{where}.min_scale': larger than max_scale")
+
+    def upstream(self, ids, method):
+        names = method["teachers"]
+        spec = stats_spec(method)
+        return {"teachers": [ids.teachers[n] for n in names],
+                "stats": [ids.stats(n, spec) for n in names]}  # fmt: skip
+
+    def classes_per_shard(self, method, ipc):
+        from ddflow.recover.statmatch import classes_per_shard
+
+        return classes_per_shard(ipc, method["batch_size"], method["shard_batches"])
+
+    def rehearsal(self, method, ipc, classes):
+        """Two steps; global batches of one class's images over two devices, so a stand-in's few
+        classes make several shards and chunks; a statistics pass of small batches."""
+        return {"iterations": 2, "batch_size": 2 * ipc, "stat_group": ipc,
+                "stats": {**method.get("stats", {}), "batch_size": 8}}  # fmt: skip
+
+    def recover(self, inputs: Inputs, method, shard, log_every, resume, pack):
+        from ddflow.recover.statmatch import real_starts, recover_statmatch_shard
+
+        init = None
+        if method["init"] == "real":
+            init = real_starts(inputs.bundle, shard, inputs.norm, inputs.stage_id, method["seed"])
+        return recover_statmatch_shard(
+            inputs.teachers, inputs.stats, inputs.norm, inputs.chw, method, inputs.stage_id,
+            shard, inputs.device, log_every, init,
+        )  # fmt: skip
+
+
+@register
+class EDC(GVBSM):
+    name = "edc"
+    # the released recover.py: class targets at 0.5, real starts, RandomResizedCrop(0.5, 1) and
+    # a flip, no roll; the spectrum flag is passed but unused and no script drops conv terms
+    defaults = {
+        "class_weight": 0.5, "init": "real", "dd_weight": 0.0, "drop_rate": 0.0, "crop": True,
+        "min_scale": 0.5, "jitter": 0, "pad": 0, "iterations": 1000,
+    }  # fmt: skip
