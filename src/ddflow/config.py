@@ -394,6 +394,9 @@ def _check_student(cfg: dict, schema: dict) -> None:
         st["label_budget"] = [st["label_budget"]]
     for budget in st["label_budget"]:
         _fill_defaults(schema["$defs"]["label_budget"], budget)
+    if st.get("tv_randaugment") is not None:  # {} is on, with torchvision's defaults
+        _fill_defaults(schema["properties"]["student"]["properties"]["tv_randaugment"] | {
+            "type": "object"}, st["tv_randaugment"])  # fmt: skip
     for label in st["labels"]:
         PROTOCOLS[label].check(st)
 
@@ -668,6 +671,7 @@ def student_protocols(student: dict) -> dict[str, dict]:
 # every id from before they existed holds.
 LATER_STUDENT_DEFAULTS = {
     "optimizer": "adamw", "augment": "views", "relabel_model": None, "precision": "fp32",
+    "loss": "kl", "ema_decay": None, "micro_batch": None, "tv_randaugment": None,
 }  # fmt: skip
 
 
@@ -681,6 +685,10 @@ def student_result_keys(recipe: dict) -> dict:
         drop |= {"relabel_seed"}
     if recipe["labels"] != "hybrid":
         drop |= {"hard_weight"}
+    if recipe.get("loss", "kl") != "mse_gt":
+        drop |= {"ce_weight"}
+    if recipe["schedule"] != "linear_to":
+        drop |= {"schedule_end"}
     return {k: v for k, v in recipe.items() if k not in drop}
 
 

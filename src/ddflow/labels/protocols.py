@@ -58,9 +58,30 @@ class Protocol:
     def loss(self, logits, x, view, y, soft) -> torch.Tensor:
         raise NotImplementedError
 
+    def soft_loss(self, logits, target, y) -> torch.Tensor:
+        """student.loss against a teacher's logits: KL at the temperature, or mse_gt."""
+        from ddflow.labels.soft import kd_loss, mse_gt
+
+        if self.cfg.get("loss", "kl") == "mse_gt":
+            return mse_gt(logits, target, y, self.cfg["ce_weight"])
+        return kd_loss(logits, target, self.cfg["temperature"], self.cfg["t2_factor"])
+
+
+def _whole_batch(student: dict, name: str) -> None:
+    """A protocol whose CutMix-weighted hard term reads the whole batch's labels."""
+    if student.get("micro_batch"):
+        raise ConfigError(
+            f"config key 'student.micro_batch': the {name} protocol weights CutMix's hard "
+            "labels over the whole batch; use it with online or stored labels only"
+        )
+
 
 class Hard(Protocol):
     needs_hard = True
+
+    @staticmethod
+    def check(student):
+        _whole_batch(student, "hard")
 
     def loss(self, logits, x, view, y, soft):
         return hard_loss(logits, y, view)
@@ -76,9 +97,7 @@ class Online(Protocol):
         self.teacher = OnlineTeacher(teacher)
 
     def loss(self, logits, x, view, y, soft):
-        from ddflow.labels.soft import kd_loss
-
-        return kd_loss(logits, self.teacher(x), self.cfg["temperature"], self.cfg["t2_factor"])
+        return self.soft_loss(logits, self.teacher(x), y)
 
 
 class Hybrid(Online):
@@ -87,6 +106,15 @@ class Hybrid(Online):
     cross-entropy's scale and the hybrid would train as hard labels alone."""
 
     needs_hard = True
+
+    @staticmethod
+    def check(student):
+        _whole_batch(student, "hybrid")
+        if student.get("loss", "kl") != "kl":
+            raise ConfigError(
+                "config key 'student.loss': the hybrid protocol is KL x T^2 plus its own hard "
+                "term; mse_gt is for online and stored labels"
+            )
 
     def loss(self, logits, x, view, y, soft):
         from ddflow.labels.soft import kd_loss
@@ -107,12 +135,18 @@ class Stored(Protocol):
                 "config key 'student.augment': stored labels replay the drawn views, which DSA "
                 "replaces; set student.augment: views or drop 'stored' from student.labels"
             )
-        if student["randaugment"]:
+        if student.get("loss") == "mse_gt" and any(b.get("topk") for b in student["label_budget"]):
             raise ConfigError(
-                "config key 'student.randaugment': stored labels replay crops, flips and CutMix "
-                "only (as FKD does); set student.randaugment: null or drop 'stored' from "
-                "student.labels"
+                "config key 'student.loss': mse_gt regresses every logit, which a top-k label "
+                "budget leaves out; use loss kl with top-k budgets"
             )
+        for key in ("randaugment", "tv_randaugment"):
+            if student.get(key) is not None:
+                raise ConfigError(
+                    f"config key 'student.{key}': stored labels replay crops, flips and CutMix "
+                    f"only (as FKD does); set student.{key}: null or drop 'stored' from "
+                    "student.labels"
+                )
 
     def __init__(self, *args, stored: StoredLabels, **kw):
         super().__init__(*args)
@@ -123,11 +157,7 @@ class Stored(Protocol):
         return self.stored.epoch(epoch)
 
     def loss(self, logits, x, view, y, soft):
-        from ddflow.labels.soft import kd_loss
-
-        return kd_loss(
-            logits, soft.to(logits.device), self.cfg["temperature"], self.cfg["t2_factor"]
-        )
+        return self.soft_loss(logits, soft.to(logits.device), y)
 
 
 PROTOCOLS: dict[str, type[Protocol]] = {

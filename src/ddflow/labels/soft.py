@@ -25,6 +25,15 @@ def kd_loss(
     return loss * temperature**2 if t2_factor else loss
 
 
+def mse_gt(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor, weight: float
+) -> torch.Tensor:
+    """G-VBSM's and EDC's student loss: MSE between the logits (mean over batch x classes) plus
+    weight x cross-entropy on each image's own class (CutMix or not, as released)."""
+    s = student_logits.float()
+    return F.mse_loss(s, teacher_logits.float()) + weight * F.cross_entropy(s, labels)
+
+
 class OnlineTeacher:
     """Frozen teacher in eval mode (fixes SRe2L-CIFAR's train-mode teacher quirk)."""
 

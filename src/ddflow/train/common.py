@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 
@@ -173,6 +174,51 @@ def rand_augment(config: str, image_size: int, mean: list[float]):
         return np.stack(out)
 
     return apply
+
+
+def tv_rand_augment(spec: dict):
+    """torchvision's RandAugment (EDC's direct training: num_ops 2, magnitude 9), per image on
+    uint8 HWC arrays, before the views' crops and flips (as its transform order has it)."""
+    from PIL import Image
+    from torchvision.transforms import RandAugment
+
+    ra = RandAugment(num_ops=spec["num_ops"], magnitude=spec["magnitude"])
+
+    def apply(images: np.ndarray) -> np.ndarray:
+        out = []
+        for img in images:
+            arr = np.asarray(ra(Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)))
+            out.append(arr[..., None] if arr.ndim == 2 else arr)
+        return np.stack(out)
+
+    return apply
+
+
+class WeightEMA:
+    """An exponential moving average of a model's weights, advanced every step, evaluated in
+    their place (EDC: decay 0.99; the live BatchNorm buffers stay, as its swap leaves them)."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.params = [p.detach().clone() for p in model.parameters()]
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        torch._foreach_lerp_(self.params, [p.detach() for p in model.parameters()],
+                             1.0 - self.decay)  # fmt: skip
+
+    @contextlib.contextmanager
+    def swapped(self, model: nn.Module):
+        live = [p.detach().clone() for p in model.parameters()]
+        with torch.no_grad():
+            for p, e in zip(model.parameters(), self.params):
+                p.copy_(e)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, saved in zip(model.parameters(), live):
+                    p.copy_(saved)
 
 
 class Precision:

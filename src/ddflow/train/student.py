@@ -11,6 +11,7 @@ it (it selects on test).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 
@@ -27,11 +28,13 @@ from ddflow.models import build_model
 from ddflow.progress import Tracker
 from ddflow.train.common import (
     Precision,
+    WeightEMA,
     check_finite,
     evaluate,
     param_groups,
     rand_augment,
     seed_everything,
+    tv_rand_augment,
 )
 from ddflow.train.dsa import dsa
 from ddflow.train.views import render
@@ -39,9 +42,15 @@ from ddflow.train.views import render
 log = logging.getLogger(__name__)
 
 
-def epoch_lr_factor(epoch: int, epochs: int, schedule: str) -> float:
-    """half_cosine ends at 0.5 x lr (RDED/DELT); cosine ends at 0 (SRe2L ImageNet)."""
-    span = 2 * epochs if schedule == "half_cosine" else epochs
+def epoch_lr_factor(epoch: int, epochs: int, schedule: str, end: float = 0.5) -> float:
+    """half_cosine ends at 0.5 x lr (RDED/DELT); cosine ends at 0 (SRe2L ImageNet); linear_to
+    falls linearly to `end` (EDC ImageNet: its "cos" runs this way, to 0.5); cos2 is EDC
+    CIFAR-100's: the half cosine to 5/6 of training, then its value there times (1 - e/E)."""
+    if schedule == "linear_to":
+        return 1.0 - (1.0 - end) * epoch / epochs
+    if schedule == "cos2" and epoch > epochs * 5 / 6:
+        return 0.5 * (1 + math.cos(math.pi * 5 / 12)) * (1 - epoch / epochs)
+    span = 2 * epochs if schedule in ("half_cosine", "cos2") else epochs
     return 0.5 * (1 + math.cos(math.pi * epoch / span))
 
 
@@ -58,6 +67,7 @@ def student_step(
     fast: Precision,
     step: tuple,
     dsa_gen: torch.Generator | None = None,
+    micro: int | None = None,
 ) -> torch.Tensor:
     """One optimisation step on a prepared batch (uint8 host images, labels, view, stored
     logits); returns the loss on the device, unread: the host syncs once an epoch, not per step.
@@ -67,11 +77,20 @@ def student_step(
     x = fast.layout(render(norm.to_tensor(batch), view))  # normalized per batch
     if dsa_gen is not None:
         x = dsa(x, dsa_gen)
-    with fast.autocast():
-        logits = model(x)
-        loss = protocol.loss(logits, x, view, labels.to(device, non_blocking=True), view_soft)
+    y = labels.to(device, non_blocking=True)
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    if micro is None:
+        with fast.autocast():
+            loss = protocol.loss(model(x), x, view, y, view_soft)
+        loss.backward()
+    else:  # the authors' accumulation steps: BatchNorm sees each micro-batch alone
+        loss = 0.0
+        for part in torch.arange(len(x), device=device).split(micro):
+            soft = None if view_soft is None else view_soft[part.cpu()]
+            with fast.autocast():
+                term = protocol.loss(model(x[part]), x[part], view, y[part], soft)
+            (term * (len(part) / len(x))).backward()
+            loss = loss + term.detach() * (len(part) / len(x))
     opt.step()
     return loss.detach()
 
@@ -107,9 +126,12 @@ def train_student(
         opt = torch.optim.AdamW(groups, lr=cfg["lr"])
     epochs = cfg["epochs"]
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda e: epoch_lr_factor(e, epochs, cfg["schedule"])
+        opt, lambda e: epoch_lr_factor(e, epochs, cfg["schedule"], cfg.get("schedule_end", 0.5))
     )
     ra = rand_augment(cfg["randaugment"], h, bundle.mean) if cfg["randaugment"] else None
+    if cfg.get("tv_randaugment") is not None:
+        ra = tv_rand_augment(cfg["tv_randaugment"])
+    ema = WeightEMA(model, cfg["ema_decay"]) if cfg.get("ema_decay") else None
     n = len(images)
     bs = min(batch_size_for(cfg["batch_size"], n // bundle.num_classes), n)
     y = np.asarray(targets if targets is not None else np.zeros(n), np.int64)
@@ -135,16 +157,21 @@ def train_student(
         batches = zip(views, split_soft(soft, views), prefetch(views, load))
         for b, (view, (_, view_soft), (batch, labels)) in enumerate(batches, 1):
             step = (batch, labels, view, view_soft)
-            loss_sum += student_step(model, protocol, opt, norm, fast, step, dsa_gen) * len(labels)
+            loss = student_step(model, protocol, opt, norm, fast, step, dsa_gen,
+                                cfg.get("micro_batch"))  # fmt: skip
+            loss_sum += loss * len(labels)
+            if ema:
+                ema.update(model)
             tracker.tick(epoch - 1 + b / len(views))
         loss_mean = loss_sum.item() / n
         sched.step()
         check_finite(f"student (seed {seed})", epoch, loss_mean, model, "student.lr")
         point = {"epoch": epoch, "train_loss": loss_mean}
         if epoch % cfg["eval_every"] == 0 or epoch == epochs:
-            point["test_top1"] = evaluate(model, bundle.test_x, bundle.test_y, norm)
-            if bundle.val_x is not None:
-                point["val_top1"] = evaluate(model, bundle.val_x, bundle.val_y, norm)
+            with ema.swapped(model) if ema else contextlib.nullcontext():
+                point["test_top1"] = evaluate(model, bundle.test_x, bundle.test_y, norm)
+                if bundle.val_x is not None:
+                    point["val_top1"] = evaluate(model, bundle.val_x, bundle.val_y, norm)
             log.info(
                 "student seed %d epoch %d/%d loss %.4f test top-1 %.2f",
                 seed,
