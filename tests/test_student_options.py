@@ -130,3 +130,30 @@ def test_the_new_keys_change_no_id_unless_set():
     assert StageIds(_cfg(ce_weight=0.5)).students == plain  # only with mse_gt
     assert StageIds(_cfg(loss="mse_gt")).students != plain
     assert StageIds(_cfg(schedule_end=0.2)).students == plain  # only with linear_to
+
+
+def test_an_ensemble_labels_as_g_vbsm_combines_its_teachers():
+    """norm_mean as the released relabel writes it: stack, divide by each teacher's norm over
+    (batch, classes), times their mean, then the mean; mean is the plain average."""
+    from ddflow.labels.soft import Ensemble
+
+    torch.manual_seed(0)
+    teachers = [torch.nn.Linear(6, 4) for _ in range(3)]
+    x = torch.randn(5, 6)
+    with torch.no_grad():
+        out = torch.stack([t(x) for t in teachers], 0)
+        norm = torch.norm(out, dim=[1, 2], keepdim=True)
+        released = (out / norm * norm.mean(0, keepdim=True)).mean(0)
+        torch.testing.assert_close(Ensemble(teachers, "norm_mean")(x), released)
+        torch.testing.assert_close(Ensemble(teachers, "mean")(x), out.mean(0))
+
+
+def test_relabel_teachers_enter_the_ids_only_when_set():
+    cfg = {**BASE, "teachers": {"b": {"arch": "convnet_d2_in"}}}
+    plain = StageIds(validate_config({**cfg, "student": {"labels": "stored"}}))
+    both = {"labels": "stored", "relabel_teachers": ["teacher", "b"]}
+    ens = StageIds(validate_config({**cfg, "student": both}))
+    assert plain.students != ens.students and plain.relabel("r", 2) != ens.relabel("r", 2)
+    assert ens.labeler_slice()["relabel_teachers"] == [ens.teacher, ens.teachers["b"]]
+    with pytest.raises(ConfigError, match="'student.relabel_teachers': \\['c'\\] are not"):
+        validate_config({**cfg, "student": {"relabel_teachers": ["c"]}})

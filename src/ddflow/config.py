@@ -365,6 +365,17 @@ def _check_teachers(cfg: dict, schema: dict) -> None:
         except ConfigError as e:
             raise ConfigError(str(e).replace("'teacher.", f"'teachers.{name}.")) from None
     known = ["teacher", *cfg["teachers"]]
+    unknown = [t for t in cfg["student"].get("relabel_teachers") or [] if t not in known]
+    if unknown:
+        raise ConfigError(
+            f"config key 'student.relabel_teachers': {unknown} are not teachers of this config; "
+            f"choose from {known}"
+        )
+    if cfg["student"].get("relabel_teachers") and cfg["student"].get("relabel_model"):
+        raise ConfigError(
+            "config key 'student.relabel_teachers': the students' labels come from relabel_model "
+            "or from relabel_teachers; set one"
+        )
     for name, method in cfg["methods"].items():
         unknown = [t for t in method.get("teachers", []) if t not in known]
         if unknown:
@@ -672,6 +683,7 @@ def student_protocols(student: dict) -> dict[str, dict]:
 LATER_STUDENT_DEFAULTS = {
     "optimizer": "adamw", "augment": "views", "relabel_model": None, "precision": "fp32",
     "loss": "kl", "ema_decay": None, "micro_batch": None, "tv_randaugment": None,
+    "relabel_teachers": None,
 }  # fmt: skip
 
 
@@ -689,6 +701,8 @@ def student_result_keys(recipe: dict) -> dict:
         drop |= {"ce_weight"}
     if recipe["schedule"] != "linear_to":
         drop |= {"schedule_end"}
+    if not recipe.get("relabel_teachers"):
+        drop |= {"ensemble"}
     return {k: v for k, v in recipe.items() if k not in drop}
 
 
@@ -736,6 +750,7 @@ class StageIds:
             "teacher": self.teacher,
             "student": student_result_keys(self.protocols[protocol]),
             "v": ALGO_VERSION["student"],
+            **self.labeler_slice(),
         }
 
     def application_slice(self, key: str, protocol: str) -> dict:
@@ -763,7 +778,16 @@ class StageIds:
             "seed": st["relabel_seed"],
             "v": ALGO_VERSION["relabel"],
             **({"relabel_model": st["relabel_model"]} if st["relabel_model"] else {}),
+            **self.labeler_slice(),
         }
+
+    def labeler_slice(self) -> dict:
+        """The ensemble that labels the students' images, when it is not the teacher."""
+        names = self.cfg["student"].get("relabel_teachers")
+        if not names:
+            return {}
+        return {"relabel_teachers": [self.teachers[n] for n in names],
+                "ensemble": self.cfg["student"]["ensemble"]}  # fmt: skip
 
     def relabel(self, method: str, ipc: int) -> str:
         return short_hash(self.relabel_slice(method, ipc))

@@ -66,9 +66,20 @@ def load_teacher(path: str, classes: list[str]) -> tuple[torch.nn.Module, dict]:
     return model.eval(), meta
 
 
-def load_labeler(teacher_ckpt: str | None, relabel_model: dict | None, bundle) -> torch.nn.Module:
-    """The model that labels a student's images: the recovery teacher, or a loaded relabel model
-    (student.relabel_model: CDA Table 19)."""
+def load_labeler(
+    teacher_ckpt: str | None,
+    relabel_model: dict | None,
+    bundle,
+    ensemble: tuple[list[str], str] | None = None,
+) -> torch.nn.Module:
+    """The model that labels a student's images: the recovery teacher, a loaded relabel model
+    (student.relabel_model: CDA Table 19), or an ensemble of teachers (student.relabel_teachers:
+    (their checkpoints, how their logits combine))."""
+    if ensemble:
+        from ddflow.labels.soft import Ensemble
+
+        paths, mode = ensemble
+        return Ensemble([load_teacher(p, bundle.classes)[0] for p in paths], mode).eval()
     if relabel_model:
         model, _ = load_pretrained(
             relabel_model, bundle.classes, bundle.image_shape, bundle.mean, bundle.std,
@@ -78,9 +89,19 @@ def load_labeler(teacher_ckpt: str | None, relabel_model: dict | None, bundle) -
     return load_teacher(teacher_ckpt, bundle.classes)[0]
 
 
-def labeler_identity(teacher_stage_id: str, relabel_model: dict | None) -> dict:
-    """Who labels a set, as stored labels record it: a loaded relabel model, or the teacher."""
+def labeler_identity(
+    teacher_stage_id: str, relabel_model: dict | None, labelers=None, mode: str = "mean"
+) -> dict:
+    """Who labels a set, as stored labels record it: an ensemble (its teachers' stage ids, read
+    beside their checkpoints, and how they combine), a loaded relabel model, or the teacher."""
+    if labelers:
+        ids = [io.read_json(Path(p).with_name("metrics.json"))["stage_id"] for p in labelers]
+        return {"relabel_teachers": ids, "ensemble": mode}
     return {"relabel_model": relabel_model} if relabel_model else {"teacher": teacher_stage_id}
+
+
+def _ensemble(labelers: list[str] | None, cfg: dict) -> tuple[list[str], str] | None:
+    return (labelers, cfg.get("ensemble", "mean")) if labelers else None
 
 
 def run_teacher(
@@ -409,12 +430,15 @@ def run_relabel(
     runtime: dict,
     out_npz: str,
     threads: int | None = None,
+    labelers: list[str] | None = None,
 ) -> None:
     """FKD relabel of one epoch range: the views and the teacher's fp16 logits (§1.5), with
     what they label (set, labeler, recipe, classes) so no other student can take them."""
     device = configure(runtime, threads)
     bundle = load_bundle(data_npz, data_meta)
-    teacher = load_labeler(teacher_ckpt, params.get("relabel_model"), bundle)
+    teacher = load_labeler(
+        teacher_ckpt, params.get("relabel_model"), bundle, _ensemble(labelers, params)
+    )
     images, _, _ = read_distilled(images_dir, manifest_path, bundle.classes)
     views = params["views"]
     bs = min(batch_size_for(views["batch_size"], len(images) // bundle.num_classes), len(images))
@@ -435,8 +459,10 @@ def run_relabel(
         )
     teacher_id = io.read_json(teacher_metrics)["stage_id"]
     identity = label_identity(
-        manifest_path, labeler_identity(teacher_id, params.get("relabel_model")), views,
-        params["seed"], bundle.num_classes,
+        manifest_path,
+        labeler_identity(teacher_id, params.get("relabel_model"), labelers,
+                         params.get("ensemble", "mean")),
+        views, params["seed"], bundle.num_classes,
     )  # fmt: skip
     io.save_npz(
         out_npz,
@@ -497,6 +523,7 @@ def run_student(
     out_json: str,
     threads: int | None = None,
     label_shards: list[str] | None = None,
+    labelers: list[str] | None = None,
 ) -> None:
     """One student under cfg['labels']; the teacher is loaded only when the protocol runs it."""
     device, bundle, images, targets, manifest = _load_set(
@@ -505,12 +532,15 @@ def run_student(
     protocol = PROTOCOLS[cfg["labels"]]
     teacher, stored, labels_cost = None, None, {}
     if protocol.needs_teacher:
-        teacher = load_labeler(teacher_ckpt, cfg.get("relabel_model"), bundle)
+        teacher = load_labeler(
+            teacher_ckpt, cfg.get("relabel_model"), bundle, _ensemble(labelers, cfg)
+        )
     if protocol.needs_stored:
+        labeler = labeler_identity(io.read_json(teacher_metrics)["stage_id"],
+                                   cfg.get("relabel_model"), labelers, cfg.get("ensemble"))
         expected = label_identity(
-            manifest_path,
-            labeler_identity(io.read_json(teacher_metrics)["stage_id"], cfg.get("relabel_model")),
-            {k: cfg[k] for k in VIEW_KEYS}, cfg["relabel_seed"], bundle.num_classes,
+            manifest_path, labeler, {k: cfg[k] for k in VIEW_KEYS}, cfg["relabel_seed"],
+            bundle.num_classes,
         )  # fmt: skip
         shards = [read_label_shard(p, expected) for p in label_shards]
         stored = StoredLabels(
@@ -546,6 +576,7 @@ def run_incremental(
     runtime: dict,
     out_json: str,
     threads: int | None = None,
+    labelers: list[str] | None = None,
 ) -> None:
     """Class-incremental learning on one set under one protocol and student seed."""
     from ddflow.applications.incremental import run_incremental as incremental
@@ -555,7 +586,7 @@ def run_incremental(
     )
     protocol = PROTOCOLS[cfg["labels"]]
     teacher = (
-        load_labeler(teacher_ckpt, cfg.get("relabel_model"), bundle)
+        load_labeler(teacher_ckpt, cfg.get("relabel_model"), bundle, _ensemble(labelers, cfg))
         if protocol.needs_teacher
         else None
     )

@@ -351,6 +351,8 @@ def student_inputs(wildcards):
     protocol = PROTOCOLS[student_recipe(wildcards)["labels"]]
     if protocol.needs_teacher:
         inputs["teacher"] = TEACHER_CKPT
+    if LABELERS and (protocol.needs_teacher or protocol.needs_stored):
+        inputs["labelers"] = LABELERS
     if protocol.needs_stored:
         inputs["labels"] = relabel_outputs(wildcards.method, int(wildcards.ipc))
     return inputs
@@ -453,8 +455,30 @@ def relabel_params(wildcards):
             "seed": st["relabel_seed"],
             "epochs": [int(wildcards.first), int(wildcards.last)],
             **({"relabel_model": st["relabel_model"]} if st["relabel_model"] else {}),
+            **IDS.labeler_slice(),
         }
     )
+
+
+# The teachers whose combined logits label the students (student.relabel_teachers), or none.
+LABELERS = [
+    f"{teacher_dir(n)}/teacher.pt" for n in CFG["student"]["relabel_teachers"] or []
+]
+
+
+def relabel_inputs(wildcards):
+    distilled = (
+        f"results/{DS}/distilled/{wildcards.method}-{wildcards.mid}/ipc{wildcards.ipc}"
+    )
+    return {
+        "images": f"{distilled}/images",
+        "manifest": f"{distilled}/manifest.json",
+        "npz": DATA_NPZ,
+        "meta": DATA_META,
+        "teacher": TEACHER_CKPT,
+        "teacher_metrics": TEACHER_METRICS,
+        **({"labelers": LABELERS} if LABELERS else {}),
+    }
 
 
 def distilled_sets():

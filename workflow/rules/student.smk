@@ -1,11 +1,6 @@
 rule relabel:
     input:
-        images="results/{ds}/distilled/{method}-{mid}/ipc{ipc}/images",
-        manifest="results/{ds}/distilled/{method}-{mid}/ipc{ipc}/manifest.json",
-        npz=DATA_NPZ,
-        meta=DATA_META,
-        teacher=TEACHER_CKPT,
-        teacher_metrics=TEACHER_METRICS,
+        unpack(relabel_inputs),
     output:
         "results/{ds}/labels/{method}-{mid}/ipc{ipc}/relabel-{rid}/epochs{first}-{last}.npz",
     log:

@@ -15,4 +15,5 @@ with stage(sm) as (runtime, params):
         runtime,
         sm.output[0],
         threads=sm.threads,
+        labelers=list(sm.input.get("labelers", [])) or None,
     )

@@ -18,4 +18,5 @@ with stage(sm) as (runtime, params):
         sm.output[0],
         threads=sm.threads,
         label_shards=list(sm.input.get("labels", [])),
+        labelers=list(sm.input.get("labelers", [])) or None,
     )

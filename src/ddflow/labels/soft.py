@@ -34,6 +34,23 @@ def mse_gt(
     return F.mse_loss(s, teacher_logits.float()) + weight * F.cross_entropy(s, labels)
 
 
+class Ensemble(nn.Module):
+    """Several teachers labelling as one (G-VBSM's and EDC's relabel and online ensembles): the
+    mean of their logits, or with norm_mean each teacher's logits of the batch first rescaled to
+    the teachers' mean Frobenius norm (G-VBSM ImageNet)."""
+
+    def __init__(self, teachers: list[nn.Module], mode: str = "mean"):
+        super().__init__()
+        self.members, self.mode = nn.ModuleList(teachers), mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = torch.stack([m(x).float() for m in self.members])  # (teachers, batch, classes)
+        if self.mode == "norm_mean":
+            norms = torch.linalg.matrix_norm(logits, keepdim=True)
+            logits = logits / norms * norms.mean(0, keepdim=True)
+        return logits.mean(0)
+
+
 class OnlineTeacher:
     """Frozen teacher in eval mode (fixes SRe2L-CIFAR's train-mode teacher quirk)."""
 
