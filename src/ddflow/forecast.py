@@ -172,6 +172,7 @@ def forecast(cfg: dict, data: DataSize | None = None) -> list[Stage]:
     ipcs = sorted(cfg["ipc"])
     tcfg = cfg["teacher"]
     teacher = count_model(tcfg["arch"], _loaded_outputs(tcfg, n), chw)
+    named = {"teacher": tcfg, **cfg.get("teachers", {})}
     rows = []
 
     # data
@@ -219,18 +220,30 @@ def forecast(cfg: dict, data: DataSize | None = None) -> list[Stage]:
             iters = sum(_image_iterations(m, s.c1 - s.c0, s.i1 - s.i0) for s in shards)
             batch = max(_batch_images(m, s.c1 - s.c0, s.i1 - s.i0) for s in shards)
             batch *= cfg["runtime"].get("pack_batches", 1) if not kind.ipc_joint else 1
+            # teachers in turn: a step costs the mean of theirs, a batch the largest's memory
+            models = [count_model(named[t]["arch"], _loaded_outputs(named[t], n), chw)
+                      for t in m.get("teachers", ["teacher"])]  # fmt: skip
+            if "stats" in kind.reads_for(m):
+                rows.append(Stage(f"stats {name}", len(models) * m["stats"]["shards"],
+                                  f"{len(models)} teacher passes over {d.train:,} images",
+                                  d.train * sum(t.flops for t in models), "inference",
+                                  models[0].arch, size, host=JOB_BASE + held))  # fmt: skip
+            teacher_flops = sum(t.flops for t in models) / len(models)
             s = Stage(
                 f"recover {name}",
                 len(shards),
                 f"{iters:,} image-iterations",
-                iters * RECOVER_FORWARDS * teacher.flops,
+                iters * RECOVER_FORWARDS * teacher_flops,
                 "recover",
                 tcfg["arch"],
                 size,
             )
             s.disk = n * max(ipcs) * px + sum(n * i * px for i in ipcs)  # shards + sets
-            s.device = batch * (STEP_MEMORY * teacher.activations + 3 * 4 * px) + teacher.weights
-            s.largest = batch * teacher.largest
+            big = max(models, key=lambda t: t.activations)
+            s.device = batch * (STEP_MEMORY * big.activations + 3 * 4 * px) + sum(
+                t.weights for t in models
+            )
+            s.largest = batch * big.largest
             s.host = JOB_BASE + (held if "data" in kind.reads_for(m) else 0) + teacher.weights
             rows.append(s)
         elif m["kind"] == "rded":
@@ -256,30 +269,36 @@ def forecast(cfg: dict, data: DataSize | None = None) -> list[Stage]:
     if st.get("relabel_model"):
         labeler = count_model(st["relabel_model"]["arch"], _loaded_outputs(st["relabel_model"], n),
                               chw)  # fmt: skip
+    # an ensemble labels with all its teachers: their forwards add up, their weights too
+    ensemble = [count_model(named[t]["arch"], _loaded_outputs(named[t], n), chw)
+                for t in st.get("relabel_teachers") or []]  # fmt: skip
+    label_flops = sum(t.flops for t in ensemble) or labeler.flops
+    label_weights = sum(t.weights for t in ensemble) or labeler.weights
     if any(p["labels"] == "stored" for p in protocols.values()):
         passes = sum(imgs for _, _, imgs in sets) * st["epochs"]
         per_epoch = [imgs * 2 * n + view_bytes(st, imgs, batch_size_for(st["batch_size"], ipc))
                      for _, ipc, imgs in sets]  # fmt: skip
         jobs = len(sets) * math.ceil(st["epochs"] / st["relabel_epochs_per_shard"])
         s = Stage("relabel", jobs, f"{passes:,} teacher forwards ({st['epochs']} epochs of views)",
-                  passes * labeler.flops, "inference", labeler.arch, size)  # fmt: skip
+                  passes * label_flops, "inference", labeler.arch, size)  # fmt: skip
         s.disk = sum(per_epoch) * st["epochs"]
         budgets = [p["label_budget"] for p in protocols.values() if p["labels"] == "stored"]
         for b in budgets:
             at = sum(label_bytes(b, st, imgs, batch_size_for(st["batch_size"], ipc), n)
                      for _, ipc, imgs in sets)  # fmt: skip
             s.notes.append(f"labels at budget {json.dumps(b, sort_keys=True)}: {_human(at)}")
-        s.host = JOB_BASE + max(per_epoch) * st["relabel_epochs_per_shard"] + labeler.weights
-        s.device = labeler.weights + 64 * labeler.activations
+        s.host = JOB_BASE + max(per_epoch) * st["relabel_epochs_per_shard"] + label_weights
+        s.device = label_weights + 64 * labeler.activations
         rows.append(s)
     seeds = len(st["seeds"])
     image_epochs = sum(imgs for _, _, imgs in sets) * st["epochs"] * seeds * len(protocols)
     online = sum(p["labels"] in ("online", "hybrid") for p in protocols.values())
     flops = image_epochs * TRAIN_FORWARDS * student.flops
-    flops += sum(imgs for _, _, imgs in sets) * st["epochs"] * seeds * online * labeler.flops
+    flops += sum(imgs for _, _, imgs in sets) * st["epochs"] * seeds * online * label_flops
     evals = math.ceil(st["epochs"] / st["eval_every"]) * d.test * student.flops
     flops += evals * len(sets) * seeds * len(protocols)
     batch = max(batch_size_for(st["batch_size"], ipc) for ipc in ipcs)
+    batch = min(batch, st.get("micro_batch") or batch)  # what one forward holds
     s = Stage(
         "student",
         len(sets) * seeds * len(protocols),
@@ -290,7 +309,7 @@ def forecast(cfg: dict, data: DataSize | None = None) -> list[Stage]:
         size,
     )
     s.device = (STEP_MEMORY * batch * student.activations + 4 * student.weights
-                + labeler.weights + batch * 3 * labeler.largest)  # fmt: skip
+                + label_weights + batch * 3 * labeler.largest)  # fmt: skip
     s.largest = batch * max(student.largest, labeler.largest)
     # the set decoded (its PNGs, then stacked: twice its pixels) beside the test split in memory
     s.host = JOB_BASE + (0 if d.storage == "files" else d.test * px) + 2 * n * max(ipcs) * px
@@ -306,7 +325,8 @@ def forecast(cfg: dict, data: DataSize | None = None) -> list[Stage]:
 
 def _image_iterations(m: dict, classes: int, ipcs: int) -> int:
     """A shard's image-iterations: every image x its steps (DELT's rounds: fewer for late ones)."""
-    if not kind_of(m).ipc_joint or not m.get("early_late", True):
+    rounds = kind_of(m).ipc_joint and "round_iterations" in m and m.get("early_late", True)
+    if not rounds:  # every image all its iterations (no EarlyLate rounds: not DELT)
         return classes * ipcs * m["iterations"]
     from ddflow.recover.early_late import image_groups, iterations_per_image
 
@@ -315,8 +335,11 @@ def _image_iterations(m: dict, classes: int, ipcs: int) -> int:
 
 
 def _batch_images(m: dict, classes: int, ipcs: int) -> int:
-    """Images optimised together: class-balanced (one IPC index of the shard's classes) or
-    DELT's class-major batches (every IPC image of the shard's classes)."""
+    """Images optimised together: class-balanced (one IPC index of the shard's classes), DELT's
+    class-major batches (every IPC image of the shard's classes), or a global batch of the
+    statistics-matching kinds (its per-device chunks in one forward)."""
+    if "stat_group" in m:
+        return min(m["batch_size"], classes * ipcs)
     return classes * (ipcs if kind_of(m).ipc_joint else 1)
 
 

@@ -183,15 +183,16 @@ def standin_config(
         ds["val_per_class"] = 1
     cfg["ipc"] = stand_ipcs
 
-    # teacher and every other loaded model
+    # teachers (the main one and the named ones) and every other loaded model
     teacher = cfg.setdefault("teacher", {})
-    if not _is_loaded(teacher):
-        teacher["epochs"] = 2
-        teacher["batch_size"] = min(teacher.get("batch_size", 128), 8)
-        if teacher.get("warmup_epochs"):
-            teacher["warmup_epochs"] = 1
+    for block in [teacher, *(cfg.get("teachers") or {}).values()]:
+        if not _is_loaded(block):
+            block["epochs"] = 2
+            block["batch_size"] = min(block.get("batch_size", 128), 8)
+            if block.get("warmup_epochs"):
+                block["warmup_epochs"] = 1
     weights = {}
-    for key in LOADED:
+    for key in [*LOADED, *(f"teachers.{n}" for n in cfg.get("teachers") or {})]:
         block = _get(cfg, key)
         if key == "teacher.init" and isinstance(block, dict):
             block = {**block, "arch": teacher["arch"]}

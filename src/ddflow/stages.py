@@ -536,8 +536,12 @@ def run_student(
             teacher_ckpt, cfg.get("relabel_model"), bundle, _ensemble(labelers, cfg)
         )
     if protocol.needs_stored:
-        labeler = labeler_identity(io.read_json(teacher_metrics)["stage_id"],
-                                   cfg.get("relabel_model"), labelers, cfg.get("ensemble"))
+        labeler = labeler_identity(
+            io.read_json(teacher_metrics)["stage_id"],
+            cfg.get("relabel_model"),
+            labelers,
+            cfg.get("ensemble"),
+        )
         expected = label_identity(
             manifest_path, labeler, {k: cfg[k] for k in VIEW_KEYS}, cfg["relabel_seed"],
             bundle.num_classes,

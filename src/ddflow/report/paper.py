@@ -40,7 +40,12 @@ STUDENT_KEYS = {
     "student_batch_size": "batch_size",
     "labels": "labels",
 }
-PAPER_NAMES = {"cda": "CDA (Yin & Shen, Dataset Distillation in Large Data Era)", "delt": "DELT"}
+PAPER_NAMES = {
+    "cda": "CDA (Yin & Shen, Dataset Distillation in Large Data Era)",
+    "delt": "DELT",
+    "gvbsm": "G-VBSM (Shao et al., Generalized Large-Scale Data Condensation, CVPR 2024)",
+    "edc": "EDC (Shao et al., Elucidating the Design Space of Dataset Condensation, NeurIPS 2024)",
+}
 
 
 def load_published(source=None) -> pd.DataFrame:

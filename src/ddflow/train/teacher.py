@@ -83,7 +83,10 @@ def train_teacher(bundle: DatasetBundle, cfg: dict, device: torch.device):
     n = len(bundle.train_y)
     steps_per_epoch = math.ceil(n / cfg["batch_size"])
     total, warmup = cfg["epochs"] * steps_per_epoch, cfg["warmup_epochs"] * steps_per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, total, warmup))
+    constant = cfg.get("schedule") == "constant"
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 1.0 if constant else warmup_cosine(s, total, warmup)
+    )
     labels = np.asarray(bundle.train_y, np.int64)
     curve = []
     tracker = Tracker("teacher", cfg["epochs"], "epoch")
