@@ -734,6 +734,7 @@ def _label_student(tmp_path, monkeypatch, *, metrics=None, recipe_change=None, s
     from ddflow.config import VIEW_KEYS, student_protocols
     from ddflow.data.pixels import Normalizer
     from ddflow.distilled import write_distilled
+    from ddflow.labels.budget import LabelBudget
     from ddflow.labels.stored import label_identity, relabel
 
     bundle = _digits_bundle(tmp_path)
@@ -755,7 +756,7 @@ def _label_student(tmp_path, monkeypatch, *, metrics=None, recipe_change=None, s
                    range(1, 3))  # fmt: skip
     views = {k: recipe[k] for k in VIEW_KEYS}
     identity = label_identity(str(set_dir / "m.json"), {"teacher": "t1"}, views,
-                              recipe["relabel_seed"], 10)  # fmt: skip
+                              recipe["relabel_seed"], 10, LabelBudget().slice())  # fmt: skip
     (tmp_path / "t.json").write_text(json.dumps(metrics or {"test_top1": 50.0, "stage_id": "t1"}))
     label_file = tmp_path / "epochs0001-0002.npz"
     (shard or save_npz)(label_file, **made, wall_s=np.asarray(1.0),
@@ -815,8 +816,8 @@ def test_stored_labels_without_a_checksum_are_refused(tmp_path, monkeypatch):
 
 def test_stored_labels_with_nan_name_the_file_not_the_lr(tmp_path, monkeypatch):
     def with_nan(path, **arrays):
-        arrays["logits"] = arrays["logits"].copy()
-        arrays["logits"][0, 3, 1] = np.nan
+        arrays["values"] = arrays["values"].copy()
+        arrays["values"][3, 1] = np.nan
         from ddflow.io import NPZ_CHECKSUM, _arrays_sha256
 
         np.savez(path, **arrays, **{NPZ_CHECKSUM: np.array(_arrays_sha256(arrays))})
@@ -824,7 +825,7 @@ def test_stored_labels_with_nan_name_the_file_not_the_lr(tmp_path, monkeypatch):
     run, _, label_file = _label_student(tmp_path, monkeypatch, shard=with_nan)
     with pytest.raises(CorruptArtifactError) as e:
         run()
-    assert f"'{label_file}' holds 1 non-finite value(s) in 'logits'" in str(e.value)
+    assert f"'{label_file}' holds 1 non-finite value(s) in 'values'" in str(e.value)
     assert "student.lr" not in str(e.value)
 
 
@@ -843,7 +844,8 @@ def test_stored_labels_over_another_class_count_are_refused(tmp_path, monkeypatc
     from ddflow.labels.stored import LabelError
 
     def nine_classes(path, **arrays):
-        save_npz(path, **{**arrays, "logits": arrays["logits"][..., :9]})
+        save_npz(path, **{**arrays, "values": arrays["values"][:, :9],
+                          "num_classes": np.asarray(9, np.int32)})  # fmt: skip
 
     run, _, label_file = _label_student(tmp_path, monkeypatch, shard=nine_classes)
     with pytest.raises(LabelError, match="hold logits over 9 classes, the data has 10"):

@@ -41,11 +41,15 @@ def test_a_models_flops_and_parameters_are_counted_exactly():
 
 
 @pytest.mark.parametrize(
-    "budget", [{}, {"topk": 3}, {"dtype": "int8"}, {"topk": 4, "dtype": "int8", "keep": 0.5}]
-)
+    "budget",
+    [{}, {"topk": 3}, {"dtype": "int8"}, {"topk": 4, "dtype": "int8", "keep": 0.5},
+     {"keep": 0.3, "keep_unit": "batch"}, {"keep": 0.3, "keep_unit": "batch",
+                                           "pool_skip_last": False}],
+)  # fmt: skip
 def test_label_bytes_at_a_budget_are_what_the_student_reads(budget):
     from ddflow.data.pixels import Normalizer
-    from ddflow.labels.stored import LabelBudget, StoredLabels, relabel
+    from ddflow.labels.budget import LabelBudget
+    from ddflow.labels.stored import StoredLabels, at_budget, relabel
 
     student = {"labels": "stored", "epochs": 4, "batch_size": 8}
     cfg = validate_config({"dataset": {"name": "d", "source": "mnist-embedded"}, "ipc": [3],
@@ -55,7 +59,8 @@ def test_label_bytes_at_a_budget_are_what_the_student_reads(budget):
     images = np.random.default_rng(0).integers(0, 255, (30, 8, 8, 1), dtype=np.uint8)
     teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)).eval()
     stored = relabel(images, teacher, Normalizer([0.5], [0.2]), recipe, 8, 0, range(1, 5))
-    read = StoredLabels(stored, LabelBudget.from_config(budget), 0)
+    b = LabelBudget.from_config(budget)
+    read = StoredLabels(at_budget(stored, b, recipe["relabel_seed"]), b)
     assert label_bytes(budget, recipe, 30, 8, 10) == read.bytes["logits"] + read.bytes["views"]
 
 

@@ -10,11 +10,12 @@ import torch.nn.functional as F
 from ddflow.config import VIEW_KEYS, StageIds, student_protocols, validate_config
 from ddflow.data.datasets import DatasetBundle
 from ddflow.data.pixels import Normalizer
+from ddflow.labels.budget import LabelBudget
 from ddflow.labels.protocols import hard_loss
 from ddflow.labels.stored import (
-    LabelBudget,
     LabelError,
     StoredLabels,
+    at_budget,
     label_identity,
     merge_shards,
     relabel,
@@ -71,7 +72,8 @@ def _stored(bundle, images, recipe, teacher, budget=None, shards=((1, 3),)):
         relabel(images, teacher, norm, recipe, 5, recipe["relabel_seed"], range(a, b + 1))
         for a, b in shards
     ]
-    return StoredLabels(merge_shards(parts), budget or LabelBudget(), recipe["relabel_seed"])
+    budget = budget or LabelBudget()
+    return StoredLabels(at_budget(merge_shards(parts), budget, recipe["relabel_seed"]), budget)
 
 
 def test_a_stored_label_student_equals_the_online_student_with_fp16_teacher_logits(monkeypatch):
@@ -116,9 +118,11 @@ def test_relabel_shards_by_epoch_range_hold_the_bytes_of_one_job():
     assert sorted(whole) == sorted(merged)
     for k in whole:
         assert np.array_equal(whole[k], merged[k]), k
-    assert whole["logits"].dtype == np.float16 and whole["logits"].shape == (3, 12, 4)
+    assert whole["values"].dtype == np.float16 and whole["values"].shape == (3 * 12, 4)
+    assert whole["batch_epoch"].tolist() == [1, 1, 1, 2, 2, 2, 3, 3, 3]
+    assert whole["batch_len"].tolist() == [5, 5, 2] * 3
     # each stored logit row is the teacher's output on the stored view of that image
-    views, logits = StoredLabels(whole, LabelBudget(), 42).epoch(2)
+    views, logits = StoredLabels(whole, LabelBudget()).epoch(2, 0)
     x = render(norm.to_tensor(images[views[1].idx]), views[1])
     with torch.no_grad():
         expect = _teacher()(x).half().float()
@@ -158,8 +162,9 @@ def test_a_stored_label_student_never_loads_the_teacher(tmp_path, monkeypatch):
     shard = relabel(images, _teacher(), Normalizer(bundle.mean, bundle.std, CPU), recipe, 5, 0,
                     range(1, 4))  # fmt: skip
     identity = label_identity(
-        str(tmp_path / "m.json"), {"teacher": "t1"}, {k: recipe[k] for k in VIEW_KEYS}, 0, 4
-    )
+        str(tmp_path / "m.json"), {"teacher": "t1"}, {k: recipe[k] for k in VIEW_KEYS}, 0, 4,
+        LabelBudget().slice(),
+    )  # fmt: skip
     io.save_npz(tmp_path / "l.npz", **shard, wall_s=np.asarray(2.0),
                 identity_json=np.array(json.dumps(identity)))  # fmt: skip
 
@@ -176,8 +181,10 @@ def test_a_stored_label_student_never_loads_the_teacher(tmp_path, monkeypatch):
     )  # fmt: skip
     r = json.loads(out.read_text())
     assert r["labels"]["teacher_at_training"] is False and "teacher_bytes" not in r["labels"]
-    views_bytes = sum(shard[k].nbytes for k in ("idx", "boxes", "flips", "mix", "mix_perm"))
-    assert r["labels"]["label_bytes"] == shard["logits"].nbytes + views_bytes
+    keys = ("idx", "boxes", "flips", "mix", "mix_perm", "batch_epoch", "batch_index", "batch_len")
+    views_bytes = sum(shard[k].nbytes for k in keys)
+    assert r["labels"]["label_array_bytes"] == shard["values"].nbytes + views_bytes
+    assert r["labels"]["label_bytes"] == (tmp_path / "l.npz").stat().st_size  # on disk
     assert r["distill_cost"]["relabel_wall_s"] == 2.0 and r["teacher_top1"] == 55.0
 
 
@@ -208,10 +215,10 @@ def test_label_budgets_encode_what_they_say():
 
 def test_a_kept_share_of_epochs_is_cycled_and_counted():
     bundle, images = _bundle(), _bundle().train_x[:10]
-    recipe = student_protocols(_recipe("stored")["student"])["stored"]
+    recipe = student_protocols(_recipe("stored", epochs=4)["student"])["stored"]
     labels = _stored(bundle, images, recipe, _teacher(), LabelBudget(keep=0.5), ((1, 4),))
     assert len(labels.kept) == 2 and set(labels.kept) <= {1, 2, 3, 4}
-    first = [labels.epoch(e)[0][0].idx.tolist() for e in (1, 2, 3, 4)]
+    first = [labels.epoch(e, 0)[0][0].idx.tolist() for e in (1, 2, 3, 4)]
     assert first[0] == first[2] and first[1] == first[3] and first[0] != first[1]
     full = _stored(bundle, images, recipe, _teacher(), None, ((1, 4),))
     assert labels.bytes["logits"] * 2 == full.bytes["logits"]
@@ -292,11 +299,10 @@ def test_replayed_views_are_the_drawn_views_field_by_field():
     norm = Normalizer(bundle.mean, bundle.std, CPU)
     for over in ({}, {"min_scale": 1.0, "max_scale": 1.0, "hflip": False, "cutmix": 0.0}):
         recipe = student_protocols(_recipe("stored", **over)["student"])["stored"]
-        stored = StoredLabels(
-            relabel(images, _teacher(), norm, recipe, 5, 3, range(1, 3)), LabelBudget(), 3
-        )
+        stored = StoredLabels(relabel(images, _teacher(), norm, recipe, 5, 3, range(1, 3)),
+                              LabelBudget())  # fmt: skip
         for epoch in (1, 2):
-            replayed, _ = stored.epoch(epoch)
+            replayed, _ = stored.epoch(epoch, 0)
             drawn = draw_epoch(12, 5, (12, 12), recipe, 3, epoch)
             for r, d in zip(replayed, drawn, strict=True):
                 assert np.array_equal(r.idx, d.idx) and np.array_equal(r.flips, d.flips)
@@ -331,21 +337,12 @@ def test_budget_from_config_and_the_encodings_shapes_and_types():
 
 
 def test_kept_epochs_follow_the_seed_and_keep_at_least_one():
-    epochs = np.arange(1, 21)
     budget = LabelBudget(keep=0.25)
-    a = budget.kept_epochs(epochs, 42)
-    assert len(a) == 5 and np.array_equal(a, budget.kept_epochs(epochs, 42))
-    assert any(not np.array_equal(a, budget.kept_epochs(epochs, s)) for s in (1, 2, 3))
-    assert len(LabelBudget(keep=0.1).kept_epochs(np.arange(1, 5), 0)) == 1  # ceil(0.4)
-    rng = np.random.default_rng(0)
-    stored = {
-        "idx": np.tile(np.arange(4, dtype=np.int32), (20, 1)), "flips": np.zeros((20, 4), bool),
-        "logits": rng.normal(size=(20, 4, 3)).astype(np.float16), "epochs": epochs,
-        "batch_size": np.asarray(4),
-    }  # fmt: skip
-    s42, s7 = StoredLabels(stored, budget, 42), StoredLabels(stored, budget, 7)
-    assert np.array_equal(s42.kept, a) and not np.array_equal(s42.kept, s7.kept)
-    assert s42.num_classes == 3
+    a = budget.kept_epochs(20, 42)
+    assert len(a) == 5 and a == budget.kept_epochs(20, 42) and a == sorted(a)
+    assert any(a != budget.kept_epochs(20, s) for s in (1, 2, 3))
+    assert len(LabelBudget(keep=0.1).kept_epochs(4, 0)) == 1  # ceil(0.4)
+    assert budget.kept(20, 3, 42) == {e: [0, 1, 2] for e in a}  # every batch of a kept epoch
 
 
 def test_hard_and_stored_losses_by_hand():
@@ -412,10 +409,10 @@ def test_int8_steps_are_per_view_ties_keep_the_lowest_class_and_decoding_is_floa
     assert top.decode(enc, 100).dtype == np.float32
     assert LabelBudget().decode(LabelBudget().encode(ties), 100).dtype == np.float32
     rng = np.random.default_rng(1)
-    labels = {
-        "logits": rng.normal(size=(2, 4, 7)).astype(np.float16),
-        "epochs": np.array([1, 2]),
-        "idx": np.zeros((2, 4), np.int32),
-    }
-    stored = StoredLabels(labels, top, seed=0)
-    assert stored.logits.shape == (2, 4, 7) and (np.isfinite(stored.logits).sum(-1) == 3).all()
+    records = {"values": rng.normal(size=(8, 7)).astype(np.float16), "batch_len": np.array([4, 4]),
+               "batch_epoch": np.array([1, 2]), "batch_index": np.array([0, 0]),
+               "num_classes": np.asarray(7), "epochs_total": np.asarray(2),
+               "idx": np.zeros(8, np.int32), "flips": np.zeros(8, bool)}  # fmt: skip
+    records = {**records, **top.encode(records.pop("values"))}
+    stored = StoredLabels(records, top)
+    assert stored.logits.shape == (8, 7) and (np.isfinite(stored.logits).sum(-1) == 3).all()

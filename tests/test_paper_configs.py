@@ -198,7 +198,7 @@ def test_a_paper_renders_only_its_own_tables_from_a_config_serving_both(tmp_path
     cells = tmp_path / report_dir(cfg) / "paper" / "cells.csv"
     cells.parent.mkdir(parents=True)
     pd.DataFrame(
-        columns=["experiment", "table", "method", "kind", "ipc", "student", "top1_mean"]
+        columns=["experiment", "scale", "table", "method", "kind", "ipc", "student", "top1_mean"]
     ).to_csv(cells, index=False)
     items = render_paper("cda", "mini", {ROOT / "x.yaml": cfg}, tmp_path / "out", {})
     names = [i["name"] for i in items]

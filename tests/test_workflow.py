@@ -68,7 +68,8 @@ def test_full_run_outputs(run):
     assert not list(run.glob("results/**/.*.tmp*")), "temp files left behind"
     # every training job's metrics beside its log: per epoch, per logged recovery step
     rows = list(csv.DictReader(student.with_name("seed0.metrics.csv").open()))
-    assert [(r["step"], r["metric"]) for r in rows if r["metric"] != "test_top1"] == [
+    trained = [r for r in rows if r["metric"] not in ("test_top1", "progress")]  # not file loops
+    assert [(r["step"], r["metric"]) for r in trained] == [
         ("1", "train_loss"), ("2", "train_loss")]  # fmt: skip
     assert float(rows[-1]["value"]) == result["top1_last"] and rows[-1]["total"] == "2"
     [teacher] = run.glob("results/tiny/teacher/*/teacher.metrics.csv")
@@ -471,11 +472,102 @@ def test_every_protocol_runs_and_only_online_labels_load_the_teacher(run):
     stored = [r for r in cost if r["protocol"] == "stored"]
     # 20 images x 2 epochs x 10 classes x fp16, plus each view's index, box, flip, CutMix
     assert all(int(r["label_bytes"]) > 20 * 2 * 10 * 2 for r in stored)
-    # a smaller label budget reruns only the stored students: relabel is reused
+    # a smaller label budget reruns only the stored students; relabel is reused, and the
+    # budget's files are made from its files
     plan = planned(run, {**PROTOCOLS, "student": {**PROTOCOLS["student"],
                                                  "label_budget": {"topk": 3}}})  # fmt: skip
-    assert not [p for p in plan if "/labels/" in p or "/distilled/" in p]
+    assert not [p for p in plan if "/distilled/" in p]
+    labels = [p for p in plan if "/labels/" in p]
+    assert len(labels) == 4 and all("/budget-" in p for p in labels)  # 2 sets x 2 ranges
     assert len([p for p in plan if "/students/" in p]) == 2
+
+
+BUDGETS = {
+    **PROTOCOLS,
+    "student": {
+        **PROTOCOLS["student"],
+        "labels": ["stored"],
+        "label_budget": [
+            {},
+            {"topk": 3, "dtype": "int8"},
+            {"keep": 0.5, "keep_unit": "batch", "generate": "kept"},
+        ],
+    },
+    "report": {"name": "budgets"},
+}
+
+
+def test_label_budgets_are_stored_at_their_size_and_swept(run):
+    """Each budget's files hold what its students read, on disk; LPLD's pool labels only its
+    batches (epoch 1 of 2: the first two of four batches, the second the last of its epoch, so
+    only one is stored); the sweep's table lists every method and the random subset."""
+    from ddflow.config import StageIds, validate_config
+    from ddflow.forecast import label_bytes
+    from ddflow.io import load_npz
+
+    jobs = _job_inputs(run, BUDGETS)
+    made = [(o.split("/budget-")[1], i) for rule, o, i in jobs if rule == "label_budget"]
+    ids = StageIds(validate_config(yaml.safe_load(yaml.safe_dump(BUDGETS))))
+    top, pool = (ids.budget(p) for p in ("stored-top3-int8", "stored-batches0.5"))
+    assert sorted(k for k, _ in made) == sorted(
+        [f"{top}/epochs0001-0001.npz", f"{top}/epochs0002-0002.npz",
+         f"{pool}/epochs0001-0001.npz"] * 2
+    )  # fmt: skip
+    assert all("/relabel-" in i for k, i in made if k.startswith(top))
+    assert not [i for k, i in made if k.startswith(pool) and "/relabel-" in i]
+    run_workflow(run, BUDGETS)
+    recipe = ids.protocols["stored-batches0.5"]
+    for method in ("sre2l", "random"):
+        folder = next(run.glob(f"results/tiny/labels/{method}-*/ipc2/relabel-*"))
+        for protocol, budget in (("stored-top3-int8", top), ("stored-batches0.5", pool)):
+            paths = sorted(folder.glob(f"budget-{budget}/*.npz"))
+            arrays = [load_npz(p) for p in paths]
+            label_keys = ("values", "q", "lo", "step", "index", "idx", "flips", "boxes", "mix",
+                          "mix_perm", "batch_epoch", "batch_index", "batch_len")  # fmt: skip
+            held = sum(a[k].nbytes for a in arrays for k in label_keys if k in a)
+            assert held == label_bytes(ids.protocols[protocol]["label_budget"], recipe, 20, 10, 10)
+            sid = ids.students[protocol]
+            [result] = run.glob(f"results/tiny/students/{method}-*/ipc2/student-{sid}/seed0.json")
+            read = json.loads(result.read_text())["labels"]
+            assert read["label_bytes"] == sum(p.stat().st_size for p in paths)
+            assert read["label_array_bytes"] == held < read["full_label_bytes"]
+        [pool_file] = arrays
+        assert pool_file["batch_epoch"].tolist() == [1] and pool_file["batch_index"].tolist() == [0]
+    table = list(csv.DictReader((run / "results/tiny/reports/budgets/tables/label_budgets.csv")
+                                .open()))  # fmt: skip
+    assert {(r["method"], r["protocol"]) for r in table} == {
+        (m, p) for m in ("sre2l", "random") for p in ("stored", "stored-top3-int8",
+                                                    "stored-batches0.5")
+    }  # fmt: skip
+    for r in table:  # the arrays: FKD's exactly for the full labels, fewer for every budget
+        array, full = int(r["label_array_bytes"]), int(r["full_label_bytes"])
+        assert array == full if r["protocol"] == "stored" else array < full
+        assert float(r["fewer_bytes"]) == round(full / array, 1)
+    md = (run / "results/tiny/reports/budgets/tables/label_budgets.md").read_text()
+    assert "| sre2l (IPC 2) " in md and "| random (IPC 2) " in md and "4x)" in md
+    # export ships a budget's files as they are on disk, or every budget's
+    pytest.importorskip("datasets", reason="pip install -e '.[test]' installs it")
+    [set_dir] = run.glob("results/tiny/distilled/sre2l-*/ipc2")
+    out = run / "export-pool"
+    done = subprocess.run(["ddflow", "export", str(set_dir), str(out), "--labels",
+                           "stored-batches0.5"], capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    index = json.loads((out / "labels" / "index.json").read_text())
+    [(where, entry)] = index.items()
+    assert where.endswith(f"budget-{pool}") and entry["protocol"] == "stored-batches0.5"
+    [shipped] = (out / "labels" / where).glob("*.npz")
+    [source] = run.glob(f"results/tiny/labels/sre2l-*/ipc2/{where}/*.npz")
+    assert shipped.read_bytes() == source.read_bytes() and entry["bytes"] == source.stat().st_size
+    assert f"protocol `stored-batches0.5`, 1 file(s), {entry['bytes']:,} bytes" in (
+        out / "README.md").read_text()  # fmt: skip
+    every = run / "export-all"
+    assert subprocess.run(["ddflow", "export", str(set_dir), str(every)]).returncode == 0
+    protocols = {e["protocol"] for e in json.loads((every / "labels/index.json").read_text())
+                 .values()}  # fmt: skip
+    assert {"stored", "stored-top3-int8", "stored-batches0.5"} <= protocols
+    wrong = subprocess.run(["ddflow", "export", str(set_dir), str(run / "x"), "--labels",
+                            "stored-top7"], capture_output=True, text=True)  # fmt: skip
+    assert wrong.returncode != 0 and "no stored labels of that protocol" in wrong.stderr
 
 
 def test_coreset_and_external_kinds_end_to_end(run):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ddflow.config import ConfigError, check_incremental_steps
+from ddflow.config import ConfigError, batch_size_for, check_incremental_steps
 from ddflow.data.catalog import check_ipc_fits, class_names, num_classes
 
 
@@ -22,7 +22,7 @@ def check_experiment(cfg: dict, list_folders: bool = False) -> int:
     n = num_classes(ds)
     check_ipc_fits(ds, sorted(cfg["ipc"]), list_folders)
     check_incremental_steps(cfg["incremental"], n)
-    _check_budgets(cfg["student"]["label_budget"], n)
+    _check_budgets(cfg["student"], sorted(cfg["ipc"]), n)
     snaps = cfg["report"]["snapshots"]
     if snaps and max(snaps["classes"]) >= n:
         raise ConfigError(
@@ -37,10 +37,19 @@ def check_experiment(cfg: dict, list_folders: bool = False) -> int:
     return n
 
 
-def _check_budgets(budgets: list[dict], n: int) -> None:
+def _check_budgets(student: dict, ipcs: list[int], n: int) -> None:
+    budgets = student["label_budget"]
     for i, b in enumerate(budgets):
+        where = "student.label_budget" + (f".{i}" if len(budgets) > 1 else "")
+        if b["keep_unit"] == "batch" and b["pool_skip_last"]:
+            one = [ipc for ipc in ipcs if batch_size_for(student["batch_size"], ipc) >= n * ipc]
+            if one:
+                raise ConfigError(
+                    f"config key '{where}.pool_skip_last': at IPC {one[0]} a student epoch is one "
+                    "batch, the last of its epoch, which the pool never draws; set "
+                    "pool_skip_last: false or a smaller student.batch_size"
+                )
         if b.get("topk") and b["topk"] >= n:
-            where = "student.label_budget" + (f".{i}" if len(budgets) > 1 else "")
             raise ConfigError(
                 f"config key '{where}.topk': {b['topk']} of {n} classes keeps every logit, so "
                 f"it prunes nothing; choose a top-k below {n}, or remove topk"

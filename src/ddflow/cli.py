@@ -37,10 +37,10 @@ def _describe(path: str, list_jobs: bool) -> None:
     ids = StageIds(cfg)
     ds = cfg["dataset"]["name"]
     print(f"dataset {ds}: {cfg['dataset']['source']}, {n_classes} classes, data id {ids.data}")
-    print(
-        f"teacher {cfg['teacher']['arch']}: results/{ds}/teacher/"
-        f"{cfg['teacher']['arch']}-{ids.teacher}"
-    )
+    for name, tid in ids.teachers.items():
+        arch = (cfg["teachers"].get(name) or cfg["teacher"])["arch"]
+        label = arch if name == "teacher" else f"{name} {arch}"
+        print(f"teacher {label}: results/{ds}/teacher/{arch}-{tid}")
     n_students = 0
     for name, m in cfg["methods"].items():
         line = f"method {name} ({m['kind']}): results/{ds}/distilled/{name}-{ids.method(name)}"
@@ -122,6 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out", help="the folder to write")
     p.add_argument("--push-to-hub", metavar="REPO", help="also upload it as this dataset repo")
     p.add_argument(
+        "--labels",
+        metavar="PROTOCOL",
+        help="ship only the stored labels of this protocol (a label budget's name, e.g. "
+        "stored-top100-int8), or none; default: every budget's",
+    )
+    p.add_argument(
         "--overwrite",
         action="store_true",
         help="replace OUT if an earlier ddflow export wrote it (never a folder of your own)",
@@ -185,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "export":
             from ddflow.export import export
 
-            out = export(args.set, args.out, args.push_to_hub, args.overwrite)
+            out = export(args.set, args.out, args.push_to_hub, args.overwrite, args.labels)
             print(f"ddflow: wrote {out}")
             return 0
         if args.command == "status":

@@ -36,9 +36,10 @@ STAGE_CODE = {
                 "models/registry.py", "models/pretrained.py"],
     "features": ["select/ranking.py", "select/coreset.py", "metrics/diversity.py"],
     "student": ["train/student.py", "train/common.py", "train/views.py", "train/dsa.py",
-                "labels/soft.py", "labels/protocols.py", "labels/stored.py", "models/convnet.py",
+                "labels/soft.py", "labels/protocols.py", "labels/stored.py", "labels/budget.py",
+                "models/convnet.py",
                 "models/resnet.py", "models/registry.py"],
-    "relabel": ["labels/stored.py", "train/views.py", "recover/augment.py"],
+    "relabel": ["labels/stored.py", "labels/budget.py", "train/views.py", "recover/augment.py"],
     "stats": ["recover/stats.py", "train/common.py"],
 }  # fmt: skip
 STAGE_CODE["teacher"] += ["models/vgg.py", "models/small.py"]
@@ -403,8 +404,16 @@ def _check_student(cfg: dict, schema: dict) -> None:
         st["labels"] = [st["labels"]]
     if isinstance(st["label_budget"], dict):
         st["label_budget"] = [st["label_budget"]]
-    for budget in st["label_budget"]:
+    seen: dict[str, int] = {}
+    for i, budget in enumerate(st["label_budget"]):
         _fill_defaults(schema["$defs"]["label_budget"], budget)
+        name = budget_name(budget)
+        if name in seen:
+            raise ConfigError(
+                f"config key 'student.label_budget.{i}': the same budget as entry {seen[name]} "
+                f"({name}; generate changes how labels are made, not what they are); drop one"
+            )
+        seen[name] = i
     if st.get("tv_randaugment") is not None:  # {} is on, with torchvision's defaults
         _fill_defaults(schema["properties"]["student"]["properties"]["tv_randaugment"] | {
             "type": "object"}, st["tv_randaugment"])  # fmt: skip
@@ -659,11 +668,28 @@ def teacher_is_loaded(teacher: dict) -> bool:
 VIEW_KEYS = ("epochs", "batch_size", "min_scale", "max_scale", "hflip", "cutmix")
 
 
-def _budget_name(b: dict) -> str:
+def batch_size_for(batch_size: int | dict, ipc: int) -> int:
+    """One size for every IPC, or the recipe's size at this IPC (scripts scale it with IPC)."""
+    return batch_size if isinstance(batch_size, int) else batch_size[str(ipc)]
+
+
+def budget_name(b: dict) -> str:
     parts = [f"top{b['topk']}"] if b["topk"] else []
     parts += ["int8"] if b["dtype"] == "int8" else []
-    parts += [f"keep{b['keep']:g}"] if b["keep"] < 1 else []
+    if b.get("keep_unit") == "batch":  # LPLD's pool of batches, drawn with replacement
+        parts += [f"batches{b['keep']:g}"] + ([] if b["pool_skip_last"] else ["all"])
+    else:
+        parts += [f"keep{b['keep']:g}"] if b["keep"] < 1 else []
     return "-".join(["stored", *parts])
+
+
+def budget_slice(b: dict) -> dict:
+    """A label budget as ids see it: the batch unit's keys only when set (older ids hold), and
+    never `generate`, which changes how the labels are made, not what they are."""
+    out = {"topk": b["topk"], "dtype": b["dtype"], "keep": b["keep"]}
+    if b.get("keep_unit") == "batch":
+        out |= {"keep_unit": "batch", "pool_skip_last": b["pool_skip_last"]}
+    return out
 
 
 def student_protocols(student: dict) -> dict[str, dict]:
@@ -672,7 +698,7 @@ def student_protocols(student: dict) -> dict[str, dict]:
     for label in student["labels"]:
         budgets = student["label_budget"] if label == "stored" else [None]
         for b in budgets:
-            name = _budget_name(b) if b else label
+            name = budget_name(b) if b else label
             recipe = {k: v for k, v in student.items() if k != "label_budget"}
             out[name] = {**recipe, "labels": label, **({"label_budget": b} if b else {})}
     return out
@@ -703,7 +729,10 @@ def student_result_keys(recipe: dict) -> dict:
         drop |= {"schedule_end"}
     if not recipe.get("relabel_teachers"):
         drop |= {"ensemble"}
-    return {k: v for k, v in recipe.items() if k not in drop}
+    out = {k: v for k, v in recipe.items() if k not in drop}
+    if "label_budget" in out:
+        out["label_budget"] = budget_slice(out["label_budget"])
+    return out
 
 
 def teacher_result_keys(teacher: dict) -> dict:
@@ -791,6 +820,11 @@ class StageIds:
 
     def relabel(self, method: str, ipc: int) -> str:
         return short_hash(self.relabel_slice(method, ipc))
+
+    def budget(self, protocol: str) -> str:
+        """The id of a stored protocol's label files (under its relabel's folder)."""
+        return short_hash({"budget": budget_slice(self.protocols[protocol]["label_budget"]),
+                           "v": ALGO_VERSION["relabel"]})  # fmt: skip
 
     def ranking_name(self) -> str:
         """The ranking's file stem: a separate ranker's, or the teacher's."""

@@ -1,7 +1,8 @@
 """`ddflow export`: a distilled set in the Hugging Face `datasets` format, with what reuses it.
 
 The folder holds the set (`dataset/`, `datasets.load_from_disk`; image, label with the class
-names, ipc_index), its manifest, the stored labels if a relabel ran, the teacher as safetensors
+names, ipc_index), its manifest, the stored labels if a relabel ran (every label budget's files,
+or the one `--labels` names, each at its size on disk), the teacher as safetensors
 with its metadata, the experiment's config, and a dataset card (README.md) with the method, the
 teacher and its accuracy, the IPC, the stage ids, the accuracy table and the command that made
 it. `--push-to-hub` uploads the folder as a dataset repository.
@@ -40,9 +41,31 @@ def _lineage(set_dir: Path, manifest: dict) -> dict:
     return {
         "teacher": Path(teachers[0]) if teacher_id and teachers else None,
         "students": sorted(glob.glob(str(ds_root / "students" / name / ipc / "*" / "seed*.json"))),
-        "labels": sorted(glob.glob(str(ds_root / "labels" / name / ipc / "relabel-*" / "*.npz"))),
+        "labels": _label_sets(ds_root / "labels" / name / ipc),
         "experiment": Path(sorted(experiments)[0]) if experiments else None,
     }
+
+
+def _label_sets(folder: Path) -> dict[str, dict]:
+    """Each stored-label folder of the set (a relabel's own files, each budget's), by its path
+    under labels/: its budget's protocol name and its files, read from the files' identity."""
+    import numpy as np
+
+    from ddflow.config import budget_name
+    from ddflow.labels.budget import LabelBudget
+
+    out = {}
+    for d in sorted({Path(p).parent for p in glob.glob(str(folder / "relabel-*" / "**" / "*.npz"),
+                                                         recursive=True)}):  # fmt: skip
+        files = sorted(d.glob("epochs*.npz"))
+        with np.load(files[0]) as z:
+            identity = json.loads(str(z["identity_json"])) if "identity_json" in z else {}
+        budget = LabelBudget.from_config(identity.get("budget") or {})
+        out[str(d.relative_to(folder))] = {
+            "protocol": budget_name(budget.slice()), "budget": budget.slice(),
+            "files": [str(f) for f in files], "bytes": sum(f.stat().st_size for f in files),
+        }  # fmt: skip
+    return out
 
 
 def _accuracy(students: list[str]) -> str:
@@ -58,6 +81,15 @@ def _accuracy(students: list[str]) -> str:
     ]
     head = "| label protocol | student | sets x seeds | top-1 last epoch | 95% CI |"
     return "\n".join([head, "|---|---|---|---|---|", *rows])
+
+
+def _label_lines(lineage: dict) -> str:
+    if not lineage["labels"]:
+        return "none"
+    return "".join(
+        f"\n  - `labels/{d}/`: protocol `{s['protocol']}`, {len(s['files'])} file(s), "
+        f"{s['bytes']:,} bytes" for d, s in lineage["labels"].items()
+    )  # fmt: skip
 
 
 def _card(manifest: dict, meta: dict, lineage: dict, teacher_meta: dict | None) -> str:
@@ -96,7 +128,7 @@ images of {len(manifest["classes"])} classes ({", ".join(manifest["classes"][:10
 - Stage ids: method `{manifest["method_id"]}`; upstream
   `{json.dumps({k: v for k, v in manifest["stage"].items() if k != "method"})}`
 - Teacher: {teacher}
-- Stored labels (FKD relabel): {len(lineage["labels"])} file(s) in `labels/`
+- Stored labels (FKD relabel, by label budget; `labels/index.json`): {_label_lines(lineage)}
 
 ## Accuracy
 
@@ -143,10 +175,16 @@ def check_target(src: Path, out: Path, overwrite: bool) -> None:
 
 
 def export(
-    set_dir: str, out_dir: str, push_to_hub: str | None = None, overwrite: bool = False
+    set_dir: str,
+    out_dir: str,
+    push_to_hub: str | None = None,
+    overwrite: bool = False,
+    labels: str | None = None,
 ) -> Path:
-    """Write the export folder (atomically) and, with a repository id, upload it."""
-    src, out = Path(set_dir), Path(out_dir)
+    """Write the export folder (atomically) and, with a repository id, upload it. `labels`:
+    ship only the stored labels of that protocol (a budget's name, e.g. stored-batches0.025),
+    or none."""  # fmt: skip
+    src, out, wanted = Path(set_dir), Path(out_dir), labels
     if not (src / "manifest.json").is_file():
         raise io.NotOursError(
             f"'{src}' is not a distilled set (no manifest.json): give a set's folder, "
@@ -159,6 +197,14 @@ def export(
         src / "images", src / "manifest.json", manifest["classes"]
     )
     lineage = _lineage(src, manifest)
+    if wanted is not None:
+        found = {s["protocol"] for s in lineage["labels"].values()}
+        if wanted != "none" and wanted not in found:
+            raise io.NotOursError(
+                f"--labels {wanted}: the set '{src}' has no stored labels of that protocol; it "
+                f"has {sorted(found) or 'none'} (or pass --labels none)"
+            )
+        lineage["labels"] = {d: s for d, s in lineage["labels"].items() if s["protocol"] == wanted}
     data_meta = {}
     metas = glob.glob(str(src.parents[2] / "data-*" / "meta.json"))
     for m in metas:
@@ -180,10 +226,17 @@ def export(
         }
         datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(tmp / "dataset"))
         shutil.copy(src / "manifest.json", tmp / "manifest.json")
+        for d, s in lineage["labels"].items():
+            (tmp / "labels" / d).mkdir(parents=True)
+            for p in s["files"]:
+                shutil.copy(p, tmp / "labels" / d / Path(p).name)
         if lineage["labels"]:
-            (tmp / "labels").mkdir()
-            for p in lineage["labels"]:
-                shutil.copy(p, tmp / "labels" / Path(p).name)
+            index = {
+                d: {k: v for k, v in s.items() if k != "files"}
+                | {"files": [Path(p).name for p in s["files"]]}
+                for d, s in lineage["labels"].items()
+            }
+            io.write_json(tmp / "labels" / "index.json", index)
         teacher_meta = None
         if lineage["teacher"]:
             from safetensors.torch import save_file

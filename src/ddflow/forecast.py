@@ -164,7 +164,7 @@ def _loaded_outputs(block: dict, classes: int) -> int:
 
 def forecast(cfg: dict, data: DataSize | None = None) -> list[Stage]:
     """Per-stage rows for a validated config."""
-    from ddflow.train.student import batch_size_for
+    from ddflow.config import batch_size_for
 
     d = data or data_size(cfg["dataset"])
     n, chw, px = d.classes, d.chw, d.chw[0] * d.chw[1] * d.chw[2]
@@ -286,7 +286,7 @@ def forecast(cfg: dict, data: DataSize | None = None) -> list[Stage]:
         for b in budgets:
             at = sum(label_bytes(b, st, imgs, batch_size_for(st["batch_size"], ipc), n)
                      for _, ipc, imgs in sets)  # fmt: skip
-            s.notes.append(f"labels at budget {json.dumps(b, sort_keys=True)}: {_human(at)}")
+            s.notes.append(f"labels at budget {json.dumps(b, sort_keys=True)}: {human_bytes(at)}")
         s.host = JOB_BASE + max(per_epoch) * st["relabel_epochs_per_shard"] + label_weights
         s.device = label_weights + 64 * labeler.activations
         rows.append(s)
@@ -343,26 +343,35 @@ def _batch_images(m: dict, classes: int, ipcs: int) -> int:
     return classes * (ipcs if kind_of(m).ipc_joint else 1)
 
 
-def view_bytes(student: dict, images: int, batch: int) -> int:
-    """One epoch of stored views of a set (labels/stored.py relabel): int32 image order, int16
-    crop boxes (with crops), a flip flag each, and with CutMix its box and weight a batch and an
+def view_bytes(student: dict, images: int, batch: int, batches: int | None = None) -> int:
+    """Stored views of `images` in `batches` batches (one epoch of a set unless given; labels/
+    stored.py): an int32 image row, int16 crop box (with crops) and flip flag an image; an
+    int32 epoch, position and length a batch; with CutMix its box and weight a batch and an
     int32 partner an image."""
     per_image = 4 + 1 + (8 if (student["min_scale"], student["max_scale"]) != (1.0, 1.0) else 0)
     mix = student["cutmix"] > 0
-    batches = math.ceil(images / min(batch, images))
-    return images * (per_image + (4 if mix else 0)) + (5 * 8 * batches if mix else 0)
+    if batches is None:
+        batches = math.ceil(images / min(batch, images))
+    return images * (per_image + (4 if mix else 0)) + batches * (12 + (5 * 8 if mix else 0))
 
 
 def label_bytes(budget: dict, student: dict, images: int, batch: int, n: int) -> int:
-    """What a student reads at a budget (labels/stored.py LabelBudget.encode): the kept epochs'
+    """The arrays of a set's label files at a budget (labels/budget.py): the kept batches'
     logits (fp16, or int8 with an fp16 offset and step a view; top-k with int16 class indices)
-    and their views."""
+    and their views. The files on disk add their names and checksum (about 1 KB a file)."""
+    from ddflow.labels.budget import LabelBudget, batches_per_epoch
+
     k = budget.get("topk") if budget.get("topk") and budget["topk"] < n else n
     int8 = budget.get("dtype") == "int8"
     index = 2 if n < 2**15 else 4
     per_view = k * (1 if int8 else 2) + (4 if int8 else 0) + (index * k if k < n else 0)
-    kept = max(1, math.ceil(budget.get("keep", 1.0) * student["epochs"]))
-    return kept * (images * per_view + view_bytes(student, images, batch))
+    batch = min(batch, images)
+    per_epoch = batches_per_epoch(images, batch)
+    kept = LabelBudget.from_config(budget).kept(
+        student["epochs"], per_epoch, student["relabel_seed"]
+    )
+    sizes = [min(batch, images - b * batch) for bb in kept.values() for b in bb]
+    return sum(sizes) * per_view + view_bytes(student, sum(sizes), batch, len(sizes))
 
 
 # ---- device profiles and hours ------------------------------------------------------------
@@ -415,7 +424,7 @@ def paper_hours(cfg: dict) -> list[str]:
     return out
 
 
-def _human(b: float) -> str:
+def human_bytes(b: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if b < 1024 or unit == "TB":
             return f"{b:.0f} {unit}" if unit == "B" else f"{b:.1f} {unit}"
@@ -430,9 +439,10 @@ def render(cfg: dict, rows: list[Stage]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     total = {p["device"]: 0.0 for p in found}
     for s in rows:
-        cells = [s.stage, str(s.jobs), s.work + "".join(f"; {n}" for n in s.notes),
-                 f"{s.flops / 1e12:,.1f}", _human(s.disk), _human(s.host),
-                 f"{_human(s.device)} ({_human(s.largest)})" if s.device else "-"]  # fmt: skip
+        device = f"{human_bytes(s.device)} ({human_bytes(s.largest)})" if s.device else "-"
+        work = s.work + "".join(f"; {n}" for n in s.notes)
+        cells = [s.stage, str(s.jobs), work, f"{s.flops / 1e12:,.1f}", human_bytes(s.disk),
+                 human_bytes(s.host), device]  # fmt: skip
         for p in found:
             h = hours(s, p)
             if h is None:
@@ -443,9 +453,9 @@ def render(cfg: dict, rows: list[Stage]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     flops = sum(s.flops for s in rows)
     lines.append("| total | " + str(sum(s.jobs for s in rows)) + " | | "
-                 + f"{flops / 1e12:,.1f} | {_human(sum(s.disk for s in rows))} | "
-                 + f"{_human(max(s.host for s in rows))} | "
-                 + f"{_human(max(s.device for s in rows))} | "
+                 + f"{flops / 1e12:,.1f} | {human_bytes(sum(s.disk for s in rows))} | "
+                 + f"{human_bytes(max(s.host for s in rows))} | "
+                 + f"{human_bytes(max(s.device for s in rows))} | "
                  + " | ".join(f"{total[p['device']]:,.1f}" for p in found) + " |")  # fmt: skip
     notes = [
         "",

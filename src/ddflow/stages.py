@@ -19,11 +19,12 @@ from ddflow.config import VIEW_KEYS, incremental_recipe
 from ddflow.data.datasets import check_class_map, load_bundle, prepare
 from ddflow.data.pixels import Normalizer
 from ddflow.distilled import read_distilled, write_distilled
+from ddflow.labels.budget import LabelBudget, batches_per_epoch
 from ddflow.labels.protocols import PROTOCOLS
 from ddflow.labels.stored import (
-    LabelBudget,
     LabelError,
     StoredLabels,
+    at_budget,
     check_identity,
     label_identity,
     merge_shards,
@@ -424,62 +425,77 @@ def run_relabel(
     manifest_path: str,
     data_npz: str,
     data_meta: str,
-    teacher_ckpt: str,
+    teacher_ckpt: str | None,
     teacher_metrics: str,
     params: dict,
     runtime: dict,
     out_npz: str,
     threads: int | None = None,
     labelers: list[str] | None = None,
+    source: str | None = None,
 ) -> None:
-    """FKD relabel of one epoch range: the views and the teacher's fp16 logits (§1.5), with
-    what they label (set, labeler, recipe, classes) so no other student can take them."""
+    """FKD relabel of one epoch range at a label budget (§1.5; labels/budget.py): the views and
+    the teacher's logits of the kept batches, encoded, with what they label (set, labeler,
+    recipe, classes, budget) so no other student can take them. From `source`, the relabel
+    stage's file of the range, only the budget's share is kept; otherwise only the kept batches
+    are labelled (LPLD's generation of the kept batches alone)."""
+    budget = LabelBudget.from_config(params.get("budget", {}))
     device = configure(runtime, threads)
-    bundle = load_bundle(data_npz, data_meta)
-    teacher = load_labeler(
-        teacher_ckpt, params.get("relabel_model"), bundle, _ensemble(labelers, params)
-    )
-    images, _, _ = read_distilled(images_dir, manifest_path, bundle.classes)
-    views = params["views"]
-    bs = min(batch_size_for(views["batch_size"], len(images) // bundle.num_classes), len(images))
+    classes = io.read_json(data_meta)["classes"]
+    expected = _expected_identity(manifest_path, teacher_metrics, params, labelers, len(classes))
+    views, seed = params["views"], params["seed"]
     first, last = params["epochs"]
     with CostMeter(device) as cost:
-        labels = relabel(
-            images,
-            teacher.to(device),
-            Normalizer(bundle.mean, bundle.std, device),
-            views,
-            bs,
-            params["seed"],
-            range(first, last + 1),
-        )
-    if not np.isfinite(labels["logits"].astype(np.float32)).all():
-        raise TrainingDiverged(
-            f"teacher '{teacher_ckpt}' gave non-finite logits (fp16 overflow?); nothing written"
-        )
-    teacher_id = io.read_json(teacher_metrics)["stage_id"]
-    identity = label_identity(
-        manifest_path,
-        labeler_identity(teacher_id, params.get("relabel_model"), labelers,
-                         params.get("ensemble", "mean")),
-        views, params["seed"], bundle.num_classes,
-    )  # fmt: skip
+        if source:
+            records = read_label_shard(source, {**expected, "budget": LabelBudget().slice()})
+            made_s = float(records.pop("wall_s"))
+        else:
+            bundle = load_bundle(data_npz, data_meta)
+            teacher = load_labeler(
+                teacher_ckpt, params.get("relabel_model"), bundle, _ensemble(labelers, params)
+            )
+            images, _, _ = read_distilled(images_dir, manifest_path, bundle.classes)
+            bs = min(batch_size_for(views["batch_size"], len(images) // len(classes)), len(images))
+            kept = None
+            if not budget.full:
+                kept = budget.kept(views["epochs"], batches_per_epoch(len(images), bs), seed)
+            norm = Normalizer(bundle.mean, bundle.std, device)
+            records = relabel(images, teacher.to(device), norm, views, bs, seed,
+                              range(first, last + 1), kept)  # fmt: skip
+            if not np.isfinite(records["values"].astype(np.float32)).all():
+                raise TrainingDiverged(
+                    f"teacher '{teacher_ckpt}' gave non-finite logits (fp16 overflow?); nothing "
+                    "written"
+                )
+            made_s = 0.0
+        if not budget.full:
+            records = at_budget(records, budget, seed)
     io.save_npz(
         out_npz,
-        **labels,
-        wall_s=np.asarray(cost.as_dict()["wall_s"], np.float64),
-        identity_json=np.array(json.dumps(identity, sort_keys=True)),
+        **records,
+        wall_s=np.asarray(made_s + cost.as_dict()["wall_s"], np.float64),
+        identity_json=np.array(json.dumps({**expected, "budget": budget.slice()}, sort_keys=True)),
     )
+
+
+def _expected_identity(manifest_path, teacher_metrics, params, labelers, num_classes) -> dict:
+    """What labels of this set, labeler, views recipe and classes record (the budget aside)."""
+    labeler = labeler_identity(
+        io.read_json(teacher_metrics)["stage_id"], params.get("relabel_model"), labelers,
+        params.get("ensemble", "mean"),
+    )  # fmt: skip
+    return label_identity(manifest_path, labeler, params["views"], params["seed"], num_classes,
+                          None)  # fmt: skip
 
 
 def read_label_shard(path: str, expected: dict) -> dict[str, np.ndarray]:
-    """A relabel shard, once its checksum, finiteness and identity hold for this student."""
+    """A label file, once its checksum, finiteness and identity hold for this student."""
     z = io.load_npz(path)
     recorded = json.loads(str(z.pop("identity_json"))) if "identity_json" in z else None
     check_identity(path, recorded, expected)
-    if z["logits"].shape[-1] != expected["num_classes"]:
+    if int(z["num_classes"]) != expected["num_classes"]:
         raise LabelError(
-            f"stored labels '{path}' hold logits over {z['logits'].shape[-1]} classes, the data "
+            f"stored labels '{path}' hold logits over {int(z['num_classes'])} classes, the data "
             f"has {expected['num_classes']}; delete the file and rerun, which relabels this set"
         )
     return z
@@ -536,21 +552,22 @@ def run_student(
             teacher_ckpt, cfg.get("relabel_model"), bundle, _ensemble(labelers, cfg)
         )
     if protocol.needs_stored:
-        labeler = labeler_identity(
-            io.read_json(teacher_metrics)["stage_id"],
-            cfg.get("relabel_model"),
-            labelers,
-            cfg.get("ensemble"),
+        budget = LabelBudget.from_config(cfg["label_budget"])
+        params = {
+            "views": {k: cfg[k] for k in VIEW_KEYS},
+            "seed": cfg["relabel_seed"],
+            "ensemble": cfg.get("ensemble", "mean"),
+            "relabel_model": cfg.get("relabel_model"),
+        }
+        expected = _expected_identity(
+            manifest_path, teacher_metrics, params, labelers, bundle.num_classes
         )
-        expected = label_identity(
-            manifest_path, labeler, {k: cfg[k] for k in VIEW_KEYS}, cfg["relabel_seed"],
-            bundle.num_classes,
-        )  # fmt: skip
+        expected["budget"] = budget.slice()
         shards = [read_label_shard(p, expected) for p in label_shards]
         stored = StoredLabels(
             merge_shards([{k: v for k, v in s.items() if k != "wall_s"} for s in shards]),
-            LabelBudget.from_config(cfg["label_budget"]),
-            cfg["relabel_seed"],
+            budget,
+            file_bytes=sum(Path(p).stat().st_size for p in label_shards),
         )
         labels_cost = {"relabel_wall_s": sum(float(s["wall_s"]) for s in shards)}
     with CostMeter(device) as cost:
@@ -664,9 +681,14 @@ def label_storage(cfg, protocol, teacher, stored, n_images, bundle) -> dict:
         params = [*teacher.parameters(), *teacher.buffers()]
         out["teacher_bytes"] = sum(t.numel() * t.element_size() for t in params)
     out["label_bytes"] = n_images * 2 if protocol.needs_hard else 0  # int16 class indices
-    if stored is not None:
-        out["label_bytes"] += stored.bytes["logits"] + stored.bytes["views"]
+    if stored is not None:  # the label files' bytes on disk; the arrays in them beside
+        from ddflow.forecast import label_bytes
+
+        out["label_bytes"] += stored.file_bytes
+        out["label_array_bytes"] = stored.bytes["logits"] + stored.bytes["views"]
         out["label_budget"] = cfg["label_budget"]
+        batch = int(stored.records["batch_size"])  # FKD's arrays for the same views
+        out["full_label_bytes"] = label_bytes({}, cfg, n_images, batch, bundle.num_classes)
     if protocol.needs_teacher:
         # what FKD would store for the same epochs: fp16 logits of every image every epoch
         out["label_bytes_if_stored"] = cfg["epochs"] * n_images * bundle.num_classes * 2

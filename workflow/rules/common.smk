@@ -13,6 +13,7 @@ from ddflow.config import (
     VIEW_KEYS,
     StageIds,
     base_method,
+    batch_size_for,
     application_methods,
     incremental_recipe,
     canonical_json,
@@ -30,6 +31,7 @@ from ddflow.config import (
 from ddflow.checks import check_experiment
 from ddflow.data.catalog import content as data_content
 from ddflow.data.fingerprint import content_param
+from ddflow.labels.budget import LabelBudget, batches_per_epoch, ranges_with_kept
 from ddflow.labels.protocols import PROTOCOLS
 from ddflow.methods import kind_of
 from ddflow.methods.statmatch import stats_spec
@@ -60,6 +62,7 @@ RANKING = f"results/{DS}/ranking/{IDS.ranking_name()}.npz"
 FEATURES = f"results/{DS}/features/teacher-{IDS.teacher}-{IDS.features}.npz"
 STUDENT_SEEDS = CFG["student"]["seeds"]
 STORED_LABELS = "stored" in CFG["student"]["labels"]
+STORED_BUDGETS = CFG["student"]["label_budget"] if STORED_LABELS else []
 SWEEPS = CFG["sweep_members"]
 SNAPSHOTS = CFG["report"]["snapshots"]
 REPORT_NAME = CFG["report"]["name"]
@@ -90,6 +93,7 @@ wildcard_constraints:
     mid=r"[0-9a-f]{10}",
     sid=r"[0-9a-f]{10}",
     rid=r"[0-9a-f]{10}",
+    bid=r"[0-9a-f]{10}",
     cid=r"[0-9a-f]{10}",
     pid=r"[0-9a-f]{10}",
     first=r"\d{4}",
@@ -354,7 +358,9 @@ def student_inputs(wildcards):
     if LABELERS and (protocol.needs_teacher or protocol.needs_stored):
         inputs["labelers"] = LABELERS
     if protocol.needs_stored:
-        inputs["labels"] = relabel_outputs(wildcards.method, int(wildcards.ipc))
+        inputs["labels"] = label_files(
+            wildcards.method, int(wildcards.ipc), IDS.protocol_of(wildcards.sid)
+        )
     return inputs
 
 
@@ -444,20 +450,67 @@ def relabel_outputs(method, ipc):
     ]
 
 
+# Stored protocols with a budget of their own label files (not FKD as published), by file id.
+BUDGETS = {
+    IDS.budget(p): r["label_budget"]
+    for p, r in IDS.protocols.items()
+    if r["labels"] == "stored" and not LabelBudget.from_config(r["label_budget"]).full
+}
+
+
+def label_files(method, ipc, protocol):
+    """The files a stored-label student reads: the relabel stage's, or its budget's, one for
+    each epoch range holding a kept batch."""
+    budget = IDS.protocols[protocol]["label_budget"]
+    if LabelBudget.from_config(budget).full:
+        return relabel_outputs(method, ipc)
+    st, n = CFG["student"], NUM_CLASSES * ipc
+    batches = batches_per_epoch(n, min(batch_size_for(st["batch_size"], ipc), n))
+    ranges = ranges_with_kept(
+        LabelBudget.from_config(budget), relabel_ranges(), st["epochs"], batches,
+        st["relabel_seed"],
+    )  # fmt: skip
+    folder = (
+        f"results/{DS}/labels/{method}-{IDS.method(method)}/ipc{ipc}/"
+        f"relabel-{IDS.relabel(method, ipc)}/budget-{IDS.budget(protocol)}"
+    )
+    return [f"{folder}/epochs{a:04d}-{b:04d}.npz" for a, b in ranges]
+
+
 def relabel_params(wildcards):
     check_method_id(wildcards)
     if wildcards.rid != IDS.relabel(wildcards.method, int(wildcards.ipc)):
         raise ValueError(f"relabel-{wildcards.rid} is not the current config's")
     st = CFG["student"]
-    return canonical_json(
-        {
-            "views": {k: st[k] for k in VIEW_KEYS},
-            "seed": st["relabel_seed"],
-            "epochs": [int(wildcards.first), int(wildcards.last)],
-            **({"relabel_model": st["relabel_model"]} if st["relabel_model"] else {}),
-            **IDS.labeler_slice(),
-        }
+    params = {
+        "views": {k: st[k] for k in VIEW_KEYS},
+        "seed": st["relabel_seed"],
+        "epochs": [int(wildcards.first), int(wildcards.last)],
+        **({"relabel_model": st["relabel_model"]} if st["relabel_model"] else {}),
+        **IDS.labeler_slice(),
+    }
+    if hasattr(wildcards, "bid"):
+        if wildcards.bid not in BUDGETS:
+            raise ValueError(
+                f"budget-{wildcards.bid} is not one of the current config's"
+            )
+        params["budget"] = BUDGETS[wildcards.bid]
+    return canonical_json(params)
+
+
+def label_budget_inputs(wildcards):
+    """The relabel stage's file of the range (budgets made from every batch's labels), or
+    what relabelling needs (generate: kept, LPLD: only the kept batches are labelled).
+    """
+    inputs = relabel_inputs(wildcards)
+    if BUDGETS.get(wildcards.bid, {}).get("generate") == "kept":
+        return inputs
+    source = (
+        f"results/{DS}/labels/{wildcards.method}-{wildcards.mid}/ipc{wildcards.ipc}/"
+        f"relabel-{wildcards.rid}/epochs{wildcards.first}-{wildcards.last}.npz"
     )
+    keep = ("manifest", "meta", "teacher_metrics", "labelers")
+    return {"source": source, **{k: v for k, v in inputs.items() if k in keep}}
 
 
 # The teachers whose combined logits label the students (student.relabel_teachers), or none.
@@ -629,6 +682,7 @@ def final_targets():
         *([f"{REPORT_DIR}/figures/snapshots.png"] if SNAPSHOTS else []),
         *([f"{REPORT_DIR}/figures/label_bytes.png"] if STORED_LABELS else []),
         *([f"{REPORT_DIR}/tables/protocols.md"] if len(IDS.students) > 1 else []),
+        *([f"{REPORT_DIR}/tables/label_budgets.md"] if len(STORED_BUDGETS) > 1 else []),
         *(
             [
                 f"{REPORT_DIR}/tables/incremental.md",

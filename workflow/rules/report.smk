@@ -270,6 +270,27 @@ rule label_bytes_figure:
         "../scripts/label_bytes_figure.py"
 
 
+rule label_budget_table:
+    input:
+        summary=f"{REPORT_DIR}/tables/summary.csv",
+        cost=f"{REPORT_DIR}/tables/cost.csv",
+    output:
+        csv=f"{REPORT_DIR}/tables/label_budgets.csv",
+        md=report(
+            f"{REPORT_DIR}/tables/label_budgets.md",
+            caption="../report/label_budgets.rst",
+            category=REPORT_CATEGORY,
+            subcategory="tables",
+        ),
+    log:
+        f"{REPORT_DIR}/logs/label_budgets.log",
+    localrule: True
+    conda:
+        "../../envs/ddflow.yaml"
+    script:
+        "../scripts/label_budget_table.py"
+
+
 rule paper_tables:
     input:
         unpack(paper_table_inputs),

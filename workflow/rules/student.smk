@@ -18,6 +18,26 @@ rule relabel:
         "../scripts/relabel.py"
 
 
+rule label_budget:
+    input:
+        unpack(label_budget_inputs),
+    output:
+        "results/{ds}/labels/{method}-{mid}/ipc{ipc}/relabel-{rid}/budget-{bid}/epochs{first}-{last}.npz",
+    log:
+        "results/{ds}/labels/{method}-{mid}/ipc{ipc}/relabel-{rid}/budget-{bid}/epochs{first}-{last}.log",
+    conda:
+        "../../envs/ddflow.yaml"
+    threads: threads_for_job()
+    resources:
+        gpu=GPU,
+        mem_mb=distilled_set_mem_mb,
+        runtime=relabel_runtime,
+    params:
+        relabel=relabel_params,
+    script:
+        "../scripts/relabel.py"
+
+
 rule student:
     input:
         unpack(student_inputs),

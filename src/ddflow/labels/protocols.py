@@ -154,7 +154,7 @@ class Stored(Protocol):
         stored.check_fits(self.n, self.cfg["epochs"], self.bs)
 
     def epoch(self, epoch):
-        return self.stored.epoch(epoch)
+        return self.stored.epoch(epoch, self.seed)
 
     def loss(self, logits, x, view, y, soft):
         return self.soft_loss(logits, soft.to(logits.device), y)

@@ -1,19 +1,21 @@
-"""Stored soft labels (FKD, SRe2L's relabel; reference-algorithms.md §1.5) and label budgets.
+"""Stored soft labels (FKD, SRe2L's relabel; reference-algorithms.md §1.5) at a label budget.
 
 Relabel draws each epoch's views (batch order, crop boxes, flips, CutMix box and permutation),
-renders them and stores them with the teacher's fp16 logits, so a student replays the labels and
-never runs the teacher. Unlike the authors' loader, replay reads the stored batch order, so it
-needs no patched PyTorch sampler. A label budget (top-k logits, int8, a kept share of the stored
-epochs) is applied when the labels are read, and its bytes are those of the encoded arrays.
+renders them and stores them with the teacher's logits, so a student replays the labels and never
+runs the teacher. Unlike the authors' loader, replay reads the stored batch order, so it needs no
+patched PyTorch sampler.
+
+A label file is a list of batch records (one layout for every budget): per stored batch its
+epoch, position and length; per image its row, crop box and flip; per batch its CutMix box and
+permutation; and the logits as the budget (labels/budget.py) encodes them. The relabel stage's own
+files hold every batch in fp16; a budget's files hold only its kept batches, encoded, made from
+those or by labelling only the kept batches, with the same bytes either way.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
-import random
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,7 @@ from ddflow.data.pixels import Normalizer
 from ddflow.data.prefetch import host_batch, prefetch
 from ddflow.errors import DdflowError
 from ddflow.io import read_json
+from ddflow.labels.budget import LOGIT_KEYS, LabelBudget, batches_per_epoch
 from ddflow.progress import Tracker
 from ddflow.train.views import View, draw_epoch, render
 
@@ -32,10 +35,11 @@ class LabelError(DdflowError):
 
 
 def label_identity(
-    manifest_path: str, labeler: dict, views: dict, seed: int, num_classes: int
+    manifest_path: str, labeler: dict, views: dict, seed: int, num_classes: int, budget: dict
 ) -> dict:
     """What a label file was made for: the set (its manifest's bytes), the model that labelled
-    it, the recipe of the views and the class count. Relabel records it; the student checks it."""
+    it, the recipe of the views, the class count and the budget it is stored at. Relabel
+    records it; the student checks it."""
     manifest = read_json(manifest_path)
     return {
         "set": {
@@ -46,6 +50,7 @@ def label_identity(
         "labeler": labeler,
         "recipe": {"views": views, "seed": seed},
         "num_classes": num_classes,
+        "budget": budget,
     }
 
 
@@ -57,7 +62,7 @@ def check_identity(path: str, recorded: dict | None, expected: dict) -> None:
             "be matched to the set they label; delete the file and rerun, which relabels it"
         )
     names = {"set": "set", "labeler": "labeled by", "recipe": "views recipe",
-             "num_classes": "classes"}  # fmt: skip
+             "num_classes": "classes", "budget": "label budget"}  # fmt: skip
     for key, name in names.items():
         if recorded.get(key) != expected[key]:
             raise LabelError(
@@ -72,6 +77,11 @@ def _short(value) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
+VIEW_KEYS = ("idx", "boxes", "flips", "mix", "mix_perm")
+BATCH_KEYS = ("batch_epoch", "batch_index", "batch_len")
+SCALAR_KEYS = ("images", "batch_size", "epochs_total", "num_classes")
+
+
 @torch.no_grad()
 def relabel(
     images: np.ndarray,
@@ -81,152 +91,172 @@ def relabel(
     batch_size: int,
     seed: int,
     epochs: range,
+    kept: dict[int, list[int]] | None = None,
 ) -> dict[str, np.ndarray]:
-    """The stored labels of `epochs` (1-based): views plus the teacher's fp16 logits."""
+    """The batch records of `epochs` (1-based): views plus the teacher's fp16 logits, of every
+    batch, or with `kept` of those batches only (LPLD: the rest are never labelled)."""
     teacher.eval().requires_grad_(False)
     n, h, w = images.shape[0], images.shape[1], images.shape[2]
-    cols: dict[str, list] = {k: [] for k in ("idx", "boxes", "flips", "mix", "mix_perm", "logits")}
-    tracker = Tracker(f"relabel epochs {epochs[0]}-{epochs[-1]}", len(epochs), "epoch")
     device = norm.mean.device
-    for done, epoch in enumerate(epochs, 1):
-        views = draw_epoch(n, batch_size, (h, w), recipe, seed, epoch)
-        # fp16 on the device, then to the host a batch at a time (a 21K-class epoch's logits
-        # would not fit on the device), while the next batch is decoded
-        batches = prefetch(views, lambda v: host_batch(images[v.idx], device))
-        logits = [
-            teacher(render(norm.to_tensor(b), v)).float().half().cpu()
-            for v, b in zip(views, batches)
-        ]
-        cols["idx"].append(np.concatenate([v.idx for v in views]))
-        cols["flips"].append(np.concatenate([v.flips for v in views]))
-        cols["logits"].append(torch.cat(logits).numpy())
-        if views[0].boxes is not None:
-            cols["boxes"].append(np.concatenate([v.boxes for v in views]).astype(np.int16))
-        if views[0].mix_box is not None:
-            cols["mix"].append(np.array([(*v.mix_box, v.mix_lam) for v in views], np.float64))
-            cols["mix_perm"].append(np.concatenate([v.mix_perm for v in views]).astype(np.int32))
+    every = list(range(batches_per_epoch(n, batch_size)))
+    todo = {e: every if kept is None else kept.get(e, []) for e in epochs}
+    chosen = []  # (epoch, position, view) of every batch to label
+    for e in (e for e in epochs if todo[e]):
+        views = draw_epoch(n, batch_size, (h, w), recipe, seed, e)
+        chosen += [(e, b, views[b]) for b in todo[e]]
+    if not chosen:
+        raise ValueError(f"no batch of epochs {epochs[0]}-{epochs[-1]} is kept: nothing to label")
+    tracker = Tracker(f"relabel epochs {epochs[0]}-{epochs[-1]}", len(chosen), "batch")
+    # fp16 on the device, then to the host a batch at a time (a 21K-class epoch's logits would
+    # not fit on the device), while the next batch is decoded
+    batches = prefetch([v for _, _, v in chosen], lambda v: host_batch(images[v.idx], device))
+    logits = []
+    for done, ((_, _, v), x) in enumerate(zip(chosen, batches), 1):
+        logits.append(teacher(render(norm.to_tensor(x), v)).float().half().cpu())
         tracker.update(done)
-    out = {k: np.stack(v) for k, v in cols.items() if v}
-    out["idx"] = out["idx"].astype(np.int32)
-    out["epochs"] = np.asarray(list(epochs), np.int32)
-    out["batch_size"] = np.asarray(batch_size, np.int32)
+    records = _records(chosen, n, batch_size, epochs, recipe["epochs"])
+    records["values"] = torch.cat(logits).numpy()
+    records["num_classes"] = np.asarray(records["values"].shape[1], np.int32)
+    return records
+
+
+def _records(chosen, n: int, batch_size: int, epochs: range, total: int) -> dict:
+    views = [v for _, _, v in chosen]
+    out = {
+        "batch_epoch": np.asarray([e for e, _, _ in chosen], np.int32),
+        "batch_index": np.asarray([b for _, b, _ in chosen], np.int32),
+        "batch_len": np.asarray([len(v.idx) for v in views], np.int32),
+        "idx": _cat([v.idx for v in views], np.int32, (0,)),
+        "flips": _cat([v.flips for v in views], bool, (0,)),
+        "images": np.asarray(n, np.int32),
+        "batch_size": np.asarray(batch_size, np.int32),
+        "epochs": np.asarray([epochs[0], epochs[-1]], np.int32),  # this file's range
+        "epochs_total": np.asarray(total, np.int32),  # the epochs labelled, 1..E
+    }
+    if views and views[0].boxes is not None:
+        out["boxes"] = _cat([v.boxes for v in views], np.int16, (0, 4))
+    if views and views[0].mix_box is not None:
+        out["mix"] = np.array([(*v.mix_box, v.mix_lam) for v in views], np.float64)
+        out["mix_perm"] = _cat([v.mix_perm for v in views], np.int32, (0,))
     return out
 
 
-def views_of(labels: dict[str, np.ndarray], row: int) -> list[View]:
-    """The views of one stored epoch (a row of the stacked arrays)."""
-    bs = int(labels["batch_size"])
-    n = labels["idx"].shape[1]
-    views = []
-    for b, s in enumerate(range(0, n, bs)):
-        sl = slice(s, s + bs)
-        v = View(
-            labels["idx"][row, sl].astype(np.int64),
-            labels["boxes"][row, sl].astype(np.int32) if "boxes" in labels else None,
-            labels["flips"][row, sl],
-        )
-        if "mix" in labels:
-            y0, y1, x0, x1, lam = labels["mix"][row, b]
-            v.mix_box = (int(y0), int(y1), int(x0), int(x1))
-            v.mix_perm = labels["mix_perm"][row, sl].astype(np.int64)
-            v.mix_lam = float(lam)
-        views.append(v)
-    return views
+def _cat(parts, dtype, empty_shape) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype) if parts else np.zeros(empty_shape, dtype)
 
 
 def merge_shards(shards: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Epoch-range shards joined in epoch order (each shard is one relabel job)."""
+    """Label files of epoch ranges (one relabel or budget job each) joined in epoch order."""
     shards = sorted(shards, key=lambda s: int(s["epochs"][0]))
-    keys = [k for k in shards[0] if k != "batch_size"]
-    out = {k: np.concatenate([s[k] for s in shards]) for k in keys}
-    out["batch_size"] = shards[0]["batch_size"]
+    keep = SCALAR_KEYS
+    out = {k: np.concatenate([s[k] for s in shards]) for k in shards[0]
+           if k not in keep and k != "epochs"}  # fmt: skip
+    out |= {k: shards[0][k] for k in keep}
+    out["epochs"] = np.asarray([shards[0]["epochs"][0], shards[-1]["epochs"][1]], np.int32)
     return out
 
 
-@dataclass(frozen=True)
-class LabelBudget:
-    """How much of the stored labels a student may use: the field's label-pruning axis."""
-
-    topk: int | None = None  # keep the k largest logits per view (None: all classes)
-    dtype: str = "fp16"  # fp16 as stored, or int8 (per-row affine)
-    keep: float = 1.0  # share of the stored epochs kept; the student cycles through them
-
-    @classmethod
-    def from_config(cls, d: dict) -> LabelBudget:
-        return cls(d.get("topk"), d.get("dtype", "fp16"), d.get("keep", 1.0))
-
-    def kept_epochs(self, stored: np.ndarray, seed: int) -> np.ndarray:
-        """A seeded random share of the stored epochs, in order (random label pruning)."""
-        k = max(1, math.ceil(self.keep * len(stored)))
-        return np.sort(random.Random(f"keep:{seed}").sample(sorted(stored.tolist()), k))
-
-    def encode(self, logits: np.ndarray) -> dict[str, np.ndarray]:
-        """What storing `logits` (..., C) at this budget would keep."""
-        out = {}
-        values = logits.astype(np.float32)
-        if self.topk and self.topk < logits.shape[-1]:
-            index = np.argsort(-values, axis=-1, kind="stable")[..., : self.topk]
-            values = np.take_along_axis(values, index, -1)
-            out["index"] = index.astype(np.int16 if logits.shape[-1] < 2**15 else np.int32)
-        if self.dtype == "int8":
-            lo = values.min(-1, keepdims=True)
-            step = np.maximum(values.max(-1, keepdims=True) - lo, 1e-6) / 255
-            out["q"] = np.round((values - lo) / step).astype(np.uint8)
-            out["lo"], out["step"] = lo.astype(np.float16), step.astype(np.float16)
-        else:
-            out["values"] = values.astype(np.float16)
-        return out
-
-    def decode(self, enc: dict[str, np.ndarray], num_classes: int) -> np.ndarray:
-        """Logits a student trains on; classes outside the top-k get -inf (probability 0)."""
-        if "q" in enc:
-            values = enc["lo"].astype(np.float32) + enc["q"] * enc["step"].astype(np.float32)
-        else:
-            values = enc["values"].astype(np.float32)
-        if "index" not in enc:
-            return values
-        full = np.full((*values.shape[:-1], num_classes), -np.inf, np.float32)
-        np.put_along_axis(full, enc["index"].astype(np.int64), values, -1)
-        return full
+def kept_of(records: dict[str, np.ndarray], budget: LabelBudget, seed: int) -> dict:
+    """Epoch -> kept batch positions of the labels `records` belong to (`seed`: the relabel's)."""
+    n, bs = int(records["images"]), int(records["batch_size"])
+    return budget.kept(int(records["epochs_total"]), batches_per_epoch(n, bs), seed)
 
 
-VIEW_KEYS = ("idx", "boxes", "flips", "mix", "mix_perm")
+def at_budget(records: dict[str, np.ndarray], budget: LabelBudget, seed: int) -> dict:
+    """The records a budget keeps, logits encoded: what its label file holds (`seed`: the
+    relabel seed, which draws the kept epochs)."""
+    kept = kept_of(records, budget, seed)
+    first, last = (int(e) for e in records["epochs"])
+    want = {(e, b) for e, bb in kept.items() if first <= e <= last for b in bb}
+    have = list(zip(records["batch_epoch"].tolist(), records["batch_index"].tolist()))
+    missing = want - set(have)
+    if missing:
+        raise LabelError(f"the labels lack batches {sorted(missing)[:3]} (epoch, position) "
+                         "that the budget keeps; they were stored at another budget")  # fmt: skip
+    rows = [r for r, key in enumerate(have) if key in want]
+    image_rows = _image_rows(records, rows)
+    out = {k: records[k][rows] for k in (*BATCH_KEYS, "mix") if k in records}
+    out |= {k: records[k][image_rows] for k in ("idx", "flips", "boxes", "mix_perm")
+            if k in records}  # fmt: skip
+    out |= {k: records[k] for k in (*SCALAR_KEYS, "epochs")}
+    classes = int(records["num_classes"])
+    return out | budget.encode(LabelBudget.decode(_logits(records), classes)[image_rows])
+
+
+def _image_rows(records: dict[str, np.ndarray], rows: list[int]) -> np.ndarray:
+    starts = np.concatenate([[0], np.cumsum(records["batch_len"])])
+    if not rows:
+        return np.zeros(0, np.int64)
+    return np.concatenate([np.arange(starts[r], starts[r + 1]) for r in rows])
+
+
+def _logits(records):
+    return {k: records[k] for k in LOGIT_KEYS if k in records}
+
+
+def view_bytes(records: dict[str, np.ndarray]) -> int:
+    return int(sum(records[k].nbytes for k in (*VIEW_KEYS, *BATCH_KEYS) if k in records))
+
+
+def logit_bytes(records: dict[str, np.ndarray]) -> int:
+    return int(sum(a.nbytes for a in _logits(records).values()))
 
 
 class StoredLabels:
-    """A student's source of views and soft labels, read from relabel shards under a budget."""
+    """A student's source of views and soft labels: records already at the student's budget
+    (a budget's files, or the relabel stage's for FKD as published)."""
 
-    def __init__(self, labels: dict[str, np.ndarray], budget: LabelBudget, seed: int):
-        self.labels = labels
-        self.budget = budget
-        self.num_classes = labels["logits"].shape[-1]
-        self.row = {int(e): r for r, e in enumerate(labels["epochs"])}
-        self.kept = budget.kept_epochs(labels["epochs"], seed)
-        rows = [self.row[int(e)] for e in self.kept]
-        enc = budget.encode(labels["logits"][rows])
-        self.logits = budget.decode(enc, self.num_classes)
-        kept_views = sum(labels[k][rows].nbytes for k in VIEW_KEYS if k in labels)
-        self.bytes = {
-            "logits": int(sum(a.nbytes for a in enc.values())),
-            "views": int(kept_views),
-        }
+    def __init__(self, records: dict[str, np.ndarray], budget: LabelBudget,
+                 file_bytes: int | None = None):  # fmt: skip
+        self.records, self.budget = records, budget
+        self.num_classes = int(records["num_classes"])
+        self.logits = budget.decode(_logits(records), self.num_classes)
+        self.starts = np.concatenate([[0], np.cumsum(records["batch_len"])]).astype(np.int64)
+        keys = zip(records["batch_epoch"].tolist(), records["batch_index"].tolist())
+        self.row = {key: r for r, key in enumerate(keys)}
+        self.kept = sorted({e for e, _ in self.row})
+        self.epochs = int(records["epochs_total"])
+        self.bytes = {"logits": logit_bytes(records), "views": view_bytes(records)}
+        self.file_bytes = file_bytes
 
     def check_fits(self, n_images: int, epochs: int, batch_size: int) -> None:
-        have = self.labels["idx"].shape[1]
-        stored_bs = int(self.labels["batch_size"])
+        have, stored_bs = int(self.records["images"]), int(self.records["batch_size"])
         if have != n_images or stored_bs != batch_size:
             raise LabelError(
                 f"stored labels cover {have} images in batches of {stored_bs}, the student "
                 f"trains on {n_images} in batches of {batch_size}; rerun relabel for this set"
             )
-        if self.budget.keep == 1.0 and len(self.row) < epochs:
+        if self.budget.keep_unit == "epoch" and self.budget.keep == 1.0 and self.epochs < epochs:
             raise LabelError(
-                f"stored labels hold {len(self.row)} epochs, the student trains {epochs}; "
+                f"stored labels hold {self.epochs} epochs, the student trains {epochs}; "
                 "relabel more epochs or set student.label_budget.keep below 1"
             )
 
-    def epoch(self, epoch: int) -> tuple[list[View], torch.Tensor]:
-        """Views and logits for student epoch `epoch`, cycling through the kept epochs."""
-        k = (epoch - 1) % len(self.kept)
-        row = self.row[int(self.kept[k])]
-        return views_of(self.labels, row), torch.from_numpy(self.logits[k])
+    def epoch(self, epoch: int, seed: int) -> tuple[list[View], torch.Tensor]:
+        """Views and logits for student epoch `epoch`: the kept epochs in turn, or (batch unit)
+        the pool's draws for this student seed."""
+        if self.budget.keep_unit == "batch":
+            rec = self.records
+            batches = batches_per_epoch(int(rec["images"]), int(rec["batch_size"]))
+            keys = self.budget.draws(self.epochs, batches, seed, epoch)
+        else:
+            e = self.kept[(epoch - 1) % len(self.kept)]
+            keys = sorted(k for k in self.row if k[0] == e)
+        rows = [self.row[k] for k in keys]
+        views = [self._view(r) for r in rows]
+        logits = np.concatenate([self.logits[self.starts[r] : self.starts[r + 1]] for r in rows])
+        return views, torch.from_numpy(logits)
+
+    def _view(self, r: int) -> View:
+        rec, sl = self.records, slice(self.starts[r], self.starts[r + 1])
+        v = View(
+            rec["idx"][sl].astype(np.int64),
+            rec["boxes"][sl].astype(np.int32) if "boxes" in rec else None,
+            rec["flips"][sl],
+        )
+        if "mix" in rec:
+            y0, y1, x0, x1, lam = rec["mix"][r]
+            v.mix_box = (int(y0), int(y1), int(x0), int(x1))
+            v.mix_perm = rec["mix_perm"][sl].astype(np.int64)
+            v.mix_lam = float(lam)
+        return v

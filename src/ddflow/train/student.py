@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ddflow.config import batch_size_for
 from ddflow.data.datasets import DatasetBundle
 from ddflow.data.pixels import Normalizer
 from ddflow.data.prefetch import host_batch, prefetch
@@ -52,11 +53,6 @@ def epoch_lr_factor(epoch: int, epochs: int, schedule: str, end: float = 0.5) ->
         return 0.5 * (1 + math.cos(math.pi * 5 / 12)) * (1 - epoch / epochs)
     span = 2 * epochs if schedule in ("half_cosine", "cos2") else epochs
     return 0.5 * (1 + math.cos(math.pi * epoch / span))
-
-
-def batch_size_for(batch_size: int | dict, ipc: int) -> int:
-    """One size for every IPC, or the recipe's size at this IPC (scripts scale it with IPC)."""
-    return batch_size if isinstance(batch_size, int) else batch_size[str(ipc)]
 
 
 def student_step(
@@ -154,6 +150,7 @@ def train_student(
         views, soft = protocol.epoch(epoch)
         # On the device, read once an epoch: no host sync per step.
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        seen = sum(len(v.idx) for v in views)  # n, or a label pool's draws
         batches = zip(views, split_soft(soft, views), prefetch(views, load))
         for b, (view, (_, view_soft), (batch, labels)) in enumerate(batches, 1):
             step = (batch, labels, view, view_soft)
@@ -163,7 +160,7 @@ def train_student(
             if ema:
                 ema.update(model)
             tracker.tick(epoch - 1 + b / len(views))
-        loss_mean = loss_sum.item() / n
+        loss_mean = loss_sum.item() / seen
         sched.step()
         check_finite(f"student (seed {seed})", epoch, loss_mean, model, "student.lr")
         point = {"epoch": epoch, "train_loss": loss_mean}
