@@ -63,6 +63,31 @@ def test_the_changes_list_every_cut_key(tmp_path):
     assert "teacher: stand-in weights for torchvision:resnet18 (random, 4 outputs" in lines
 
 
+def test_a_squeezed_stand_in_teacher_stays_a_sane_labeller(tmp_path):
+    """Its batch is cut to 8, so its rate follows (linear scaling): at the paper's 0.1 a
+    2-epoch stand-in MobileNetV2 gives eval logits ~4e4 and a logit-matching student (EDC's MSE)
+    diverges; scaled, its logits are those of a barely trained model."""
+    import numpy as np
+    import torch
+
+    from ddflow.data.datasets import DatasetBundle
+    from ddflow.train.teacher import train_teacher
+
+    plan = standin_config(ROOT / "config/frontier/edc_tiny.full.yaml", tmp_path)
+    assert "teachers.mbv2.lr: 0.1 -> 0.00625" in "\n".join(plan.changes)
+    block = validate_config(plan.config)["teachers"]["mbv2"]
+    assert (block["batch_size"], block["epochs"]) == (8, 2)
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (64, 64, 64, 3), dtype=np.uint8), np.repeat(np.arange(4), 16)
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    bundle = DatasetBundle(x, y, x[:8], y[:8], class_names(4), mean, std)
+    model, _ = train_teacher(bundle, block, "cpu")
+    batch = torch.tensor(x[:16]).permute(0, 3, 1, 2) / 255 - torch.tensor(mean)[:, None, None]
+    with torch.no_grad():
+        logits = model.eval()(batch / torch.tensor(std)[:, None, None])
+    assert logits.abs().max() < 20
+
+
 def _load(plan, key, cfg):
     from ddflow.models.pretrained import load_pretrained
     from ddflow.rehearse import _get
@@ -137,7 +162,7 @@ def test_ci_rehearsals(tmp_path):
     assert report.count("| passed |") == len(CI_CONFIGS)
     assert "| recover_shard |" in report and "| relabel |" in report
     assert "| incremental |" in report and "| pruned_student |" in report
-    [rendered] = tmp_path.glob("results/imagenet1k-rehearsal/reports/*protocols*/paper/*.md")
+    [rendered] = tmp_path.glob("results/imagenet1k-rehearsal/reports/*pruning*/paper/*.md")
     assert rendered.read_text().startswith("# ") and "REHEARSAL" in rendered.read_text()
     # the 21K class list: parse and the data stage at 10,450 classes
     big = _rehearse(tmp_path / "21k", "config/cda/table4_imagenet21k.full.yaml", "--classes",

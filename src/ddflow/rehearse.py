@@ -185,10 +185,17 @@ def standin_config(
 
     # teachers (the main one and the named ones) and every other loaded model
     teacher = cfg.setdefault("teacher", {})
-    for block in [teacher, *(cfg.get("teachers") or {}).values()]:
+    named = cfg.get("teachers") or {}
+    squeezed = [(teacher, original["teacher"])] + [
+        (b, original["teachers"][n]) for n, b in named.items()
+    ]
+    for block, validated in squeezed:
         if not _is_loaded(block):
             block["epochs"] = 2
-            block["batch_size"] = min(block.get("batch_size", 128), 8)
+            block["batch_size"] = min(validated["batch_size"], 8)
+            # the linear scaling rule for the cut batch: a paper's rate on 8 images blows the
+            # stand-in's weights up (eval logits ~1e4) and every logit-matching student with them
+            block["lr"] = validated["lr"] * block["batch_size"] / validated["batch_size"]
             if block.get("warmup_epochs"):
                 block["warmup_epochs"] = 1
     weights = {}
