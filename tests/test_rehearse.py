@@ -74,7 +74,9 @@ def test_a_squeezed_stand_in_teacher_stays_a_sane_labeller(tmp_path):
     from ddflow.train.teacher import train_teacher
 
     plan = standin_config(ROOT / "config/frontier/edc_tiny.full.yaml", tmp_path)
-    assert "teachers.mbv2.lr: 0.1 -> 0.00625" in "\n".join(plan.changes)
+    changes = "\n".join(plan.changes)
+    assert "teachers.mbv2.lr: 0.1 -> 0.00625" in changes  # batch 128 -> 8
+    assert "student.lr: 0.1 -> 0.002" in changes  # batch 100 -> 2
     block = validate_config(plan.config)["teachers"]["mbv2"]
     assert (block["batch_size"], block["epochs"]) == (8, 2)
     rng = np.random.default_rng(0)

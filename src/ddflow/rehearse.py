@@ -231,6 +231,11 @@ def standin_config(
         {k: min(v, 2) for k, v in _remap_ipc(bs, mapping).items()} if isinstance(bs, dict)
         else min(bs, 2)
     )  # fmt: skip
+    # the student's rate follows its cut batch as the teachers' does (EDC's SGD 0.1 on batches of
+    # 2 diverges under MSE on logits); per-IPC batches take the largest cut
+    cut = min(st["batch_size"].values()) if isinstance(bs, dict) else st["batch_size"]
+    full = max(bs.values()) if isinstance(bs, dict) else original["student"]["batch_size"]
+    st["lr"] = original["student"]["lr"] * cut / full
     if st.get("label_budget"):
         st["label_budget"] = _cut_topk(st["label_budget"], n_classes)
     if cfg.get("incremental") is not None:
