@@ -22,6 +22,23 @@ def with_key(cfg: dict, path: str, value) -> dict:
     return cfg
 
 
+def write_set(folder, bundle, ipc: int = 3):
+    """A distilled set of the first `ipc` x classes training images (images/, m.json), as the
+    student and relabel stages read one; returns those images."""
+    import numpy as np
+
+    from ddflow.distilled import write_distilled
+
+    n = len(bundle.classes)
+    images = bundle.train_x[: n * ipc]
+    write_distilled(
+        str(folder / "images"), str(folder / "m.json"), images,
+        np.repeat(np.arange(n), ipc), np.tile(np.arange(ipc), n), bundle.classes,
+        {"ipc": ipc, "cost": {}},
+    )  # fmt: skip
+    return images
+
+
 def snakemake_cmd(workdir, configfile, *extra) -> list[str]:
     """`python -m snakemake` on this repository's Snakefile, in a test working directory."""
     return [

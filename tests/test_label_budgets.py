@@ -18,6 +18,8 @@ from ddflow.labels.stored import StoredLabels, at_budget, merge_shards, relabel
 from ddflow.models import build_model
 from ddflow.train.student import train_student
 
+from conftest import write_set
+
 CPU = torch.device("cpu")
 BUDGETS = [
     {"topk": 2},
@@ -139,14 +141,9 @@ def test_a_student_on_a_budget_file_equals_one_reading_the_full_labels_through_i
     """Through the stages: the relabel stage's files of two ranges, the budget's files made
     from them and made by labelling only the kept batches, and the students on each."""
     import ddflow.stages as stages
-    from ddflow.distilled import write_distilled
 
     bundle = _bundle()
-    images, labels = bundle.train_x[:12], np.repeat(np.arange(4), 3)
-    write_distilled(
-        str(tmp_path / "images"), str(tmp_path / "m.json"), images, labels,
-        np.tile(np.arange(3), 4), bundle.classes, {"ipc": 3, "cost": {}},
-    )  # fmt: skip
+    images = write_set(tmp_path, bundle)
     (tmp_path / "meta.json").write_text(json.dumps({"classes": bundle.classes}))
     (tmp_path / "t.json").write_text(json.dumps({"test_top1": 50.0, "stage_id": "t1"}))
     monkeypatch.setattr(stages, "load_bundle", lambda *a: bundle)

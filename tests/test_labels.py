@@ -24,6 +24,8 @@ from ddflow.models import build_model
 from ddflow.train.student import train_student
 from ddflow.train.views import draw_epoch, render
 
+from conftest import write_set
+
 CPU = torch.device("cpu")
 
 
@@ -145,14 +147,9 @@ def test_a_stored_label_student_never_loads_the_teacher(tmp_path, monkeypatch):
     """The stage runs with no teacher file at all; loading one would fail the test."""
     import ddflow.stages as stages
     from ddflow import io
-    from ddflow.distilled import write_distilled
 
     bundle = _bundle()
-    images, labels = bundle.train_x[:12], np.repeat(np.arange(4), 3)
-    write_distilled(
-        str(tmp_path / "images"), str(tmp_path / "m.json"), images, labels,
-        np.tile(np.arange(3), 4), bundle.classes, {"ipc": 3, "cost": {}},
-    )  # fmt: skip
+    images = write_set(tmp_path, bundle)
     np.savez(tmp_path / "d.npz", train_x=bundle.train_x, train_y=bundle.train_y,
              test_x=bundle.test_x, test_y=bundle.test_y)  # fmt: skip
     meta = {"classes": bundle.classes, "mean": bundle.mean, "std": bundle.std}

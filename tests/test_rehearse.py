@@ -63,6 +63,20 @@ def test_the_changes_list_every_cut_key(tmp_path):
     assert "teacher: stand-in weights for torchvision:resnet18 (random, 4 outputs" in lines
 
 
+def test_a_stand_in_keeps_the_budgets_that_set_every_budget_key(tmp_path):
+    """A budget is a code path (top-k, int8, keep by epoch or batch, generate), not a size: the
+    stand-in keeps the first and as few more as set every key and choice the list sets."""
+    from ddflow.rehearse import _cut_budgets
+
+    plan = standin_config(ROOT / "config/protocols/label_protocols.full.yaml", tmp_path)
+    assert plan.config["student"]["label_budget"] == [{}, {"topk": 1, "dtype": "int8", "keep": 0.1}]
+    batches = {"keep": 0.2, "keep_unit": "batch", "generate": "kept"}
+    budgets = [{}, {"keep": 0.5}, {"topk": 5}, {"keep": 0.1, "keep_unit": "batch"},
+               {"topk": 3, "keep": 0.2}, batches]  # fmt: skip
+    assert _cut_budgets(budgets) == [budgets[0], budgets[4], budgets[5]]
+    assert _cut_budgets({"topk": 5}) == {"topk": 5}
+
+
 def test_a_squeezed_stand_in_teacher_stays_a_sane_labeller(tmp_path):
     """Its batch is cut to 8, so its rate follows (linear scaling): at the paper's 0.1 a
     2-epoch stand-in MobileNetV2 gives eval logits ~4e4 and a logit-matching student (EDC's MSE)

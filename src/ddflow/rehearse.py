@@ -9,8 +9,9 @@ and cuts only sizes:
   outputs as classes, or ImageNet-1K's 1,000 outputs sliced by a `classes_file` of WNID-like
   names in output order), every method kind, label protocol, application and paper table;
 - cut: classes (to 4, or a multiple of the incremental steps; `--classes N` keeps N), images a
-  class, IPC (to 1 and 2: DELT's rounds need 2), iterations, epochs, seeds, batch sizes, sweep
-  variants (the first and last value of each swept key).
+  class, IPC (to 1 and 2: DELT's rounds need 2), iterations, epochs, seeds, batch sizes (rates
+  follow them linearly), sweep variants (the first and last value of each swept key), label
+  budgets (the first and as few more as set every budget key).
 
 Every loaded model gets stand-in weights (random, written where the loaders look: a scratch
 `TORCH_HOME` for torchvision's, checkpoint files in each format ddflow accepts for the others;
@@ -129,6 +130,28 @@ def _remap_ipc(block: dict | None, mapping: dict[int, int]) -> dict | None:
     return {str(s): block.get(str(o), block.get(o)) for s, o in mapping.items()}
 
 
+def _budget_paths(budget: dict) -> set[str]:
+    """What a label budget exercises: each key it sets (the value of a choice; keep by unit)."""
+    unit = budget.get("keep_unit", "epoch")
+    named = {"topk": "topk", "keep": f"keep by {unit}"}
+    return {named.get(k, f"{k}={v}") for k, v in budget.items()}
+
+
+def _cut_budgets(budgets):
+    """The first budget and as few others as set every key (and choice) the list sets: each is
+    a code path, their sizes are not (a rehearsal's students are per budget)."""
+    if not isinstance(budgets, list):
+        return budgets
+    kept, seen = [0], _budget_paths(budgets[0])
+    while gains := {i: _budget_paths(b) - seen for i, b in enumerate(budgets) if i not in kept}:
+        best = max(gains, key=lambda i: (len(gains[i]), -i))
+        if not gains[best]:
+            break
+        kept.append(best)
+        seen |= gains[best]
+    return [budgets[i] for i in sorted(kept)]
+
+
 def _cut_topk(budgets, n_classes: int):
     """Top-k budgets below the stand-in class count, distinct ones kept distinct."""
     items = budgets if isinstance(budgets, list) else [budgets]
@@ -237,7 +260,7 @@ def standin_config(
     full = max(bs.values()) if isinstance(bs, dict) else original["student"]["batch_size"]
     st["lr"] = original["student"]["lr"] * cut / full
     if st.get("label_budget"):
-        st["label_budget"] = _cut_topk(st["label_budget"], n_classes)
+        st["label_budget"] = _cut_topk(_cut_budgets(st["label_budget"]), n_classes)
     if cfg.get("incremental") is not None:
         inc = cfg["incremental"]
         inc["student"] = {**(inc.get("student") or {}), "epochs": 2}
