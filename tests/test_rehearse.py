@@ -148,13 +148,15 @@ def test_stand_in_data_reads_through_the_data_stage(tmp_path, source):
 
 
 # One full config per distinct code path, in one scratch directory (they share its stages):
-# every method kind, torchvision weights, file storage at 224 px, stored labels and every
-# protocol (label_protocols); incremental on Tiny's 64-px array (table14); pruning a loaded
-# VGG-11-BN (table6); an RDED observer checkpoint with a ranker sliced by a classes_file
-# (table2 ImageNet-100); a timm checkpoint (table6 batch 8); teacher.init with CDA's squeeze
-# recipe (table5); and the 21K class list through parse and the data stage.
+# every seed method kind with torchvision weights and file storage at 224 px, and pruning a
+# loaded VGG-11-BN (delt table6); stored labels from sharded relabels and at budgets, LPLD's
+# batch pools labelled alone (label_budgets); incremental on Tiny's 64-px array (table14); an
+# RDED observer checkpoint with a ranker sliced by a classes_file (table2 ImageNet-100); a timm
+# checkpoint (table6 batch 8); teacher.init with CDA's squeeze recipe (table5); and the 21K
+# class list through parse and the data stage. The hard and hybrid protocols are the tiny
+# workflow's (test_workflow.py): at paper scale they add only students.
 CI_CONFIGS = [
-    "config/protocols/label_protocols.full.yaml",
+    "config/protocols/label_budgets.full.yaml",
     "config/cda/table14_incremental_tiny.full.yaml",
     "config/delt/table6_pruning_imagenet1k.full.yaml",
     "config/delt/table2_convnet_imagenet100.full.yaml",
