@@ -97,3 +97,15 @@ def cifar_export(tmp_path_factory):
             capture_output=True,
         )
     return out
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """The default run leaves the slow end-to-end tests out: say how many and how to run them."""
+    if config.getoption("markexpr") == "not slow":
+        deselected = terminalreporter.stats.get("deselected", [])
+        left = sum(1 for item in deselected if item.get_closest_marker("slow"))
+        if left:
+            terminalreporter.write_line(
+                f"{left} slow end-to-end tests were left out (-m 'not slow'); run them with: "
+                "python -m pytest -m slow"
+            )

@@ -1,6 +1,7 @@
 """`ddflow rehearse`: the stand-in keeps the shapes the code paths depend on and cuts only sizes;
-its stand-in files load through ddflow's own readers; and, in CI, one full config per distinct
-code path runs end to end (`test_ci_rehearsals`, a few minutes on two cores)."""
+its stand-in files load through ddflow's own readers; the default run rehearses one paper-scale
+relabel end to end and the 21K class list through the data stage, and `-m slow` one full config
+per distinct code path (`test_ci_rehearsals`, about 30 minutes on two cores)."""
 
 import glob
 import os
@@ -152,9 +153,10 @@ def test_stand_in_data_reads_through_the_data_stage(tmp_path, source):
 # loaded VGG-11-BN (delt table6); stored labels from sharded relabels and at budgets, LPLD's
 # batch pools labelled alone (label_budgets); incremental on Tiny's 64-px array (table14); an
 # RDED observer checkpoint with a ranker sliced by a classes_file (table2 ImageNet-100); a timm
-# checkpoint (table6 batch 8); teacher.init with CDA's squeeze recipe (table5); and the 21K
-# class list through parse and the data stage. The hard and hybrid protocols are the tiny
-# workflow's (test_workflow.py): at paper scale they add only students.
+# checkpoint (table6 batch 8); teacher.init with CDA's squeeze recipe (table5). The hard and
+# hybrid protocols are the tiny workflow's (test_workflow.py): at paper scale they add only
+# students. About 30 minutes on two cores, so the default run takes the first up to its stored
+# labels (relabel, budgets, file storage, torchvision models) and `-m slow` all of them.
 CI_CONFIGS = [
     "config/protocols/label_budgets.full.yaml",
     "config/cda/table14_incremental_tiny.full.yaml",
@@ -167,24 +169,42 @@ CI_CONFIGS = [
 
 def _rehearse(workdir, *args):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    cmd = [sys.executable, "-m", "ddflow.cli", "rehearse", *args, "--workdir", str(workdir)]
+    cmd = [sys.executable, "-m", "ddflow.cli", "rehearse", "--workdir", str(workdir), *args]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
 
 
+def _passed(out, workdir, configs):
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    assert f"{len(configs)} of {len(configs)} passed" in out.stdout
+    report = (workdir / "REHEARSAL.md").read_text()
+    assert report.count("| passed |") == len(configs)
+    return report
+
+
+@pytest.mark.workflow
+def test_a_paper_scale_set_is_relabelled_and_stored_at_its_budgets(tmp_path):
+    """Through the stored labels at every budget (the students are the tiny workflow's and the
+    slow rehearsal's): data, teacher, recovery, assembly, sharded relabel, budget files."""
+    out = _rehearse(tmp_path, CI_CONFIGS[0], "--", "--until", "label_budget", "relabel")
+    report = _passed(out, tmp_path, CI_CONFIGS[:1])
+    assert "| recover_shard |" in report and "| relabel |" in report
+    assert "| label_budget |" in report and "| student |" not in report
+
+
+@pytest.mark.workflow
+def test_the_21k_class_list_parses_and_reads_through_the_data_stage(tmp_path):
+    big = _rehearse(tmp_path, "config/cda/table4_imagenet21k.full.yaml", "--classes", "10450",
+                    "--images-per-class", "1", "--", "--until", "data")  # fmt: skip
+    assert big.returncode == 0, big.stdout[-4000:] + big.stderr[-2000:]
+    [meta] = tmp_path.glob("results/imagenet21k-rehearsal/data-*/meta.json")
+    assert '"n_train": 10450' in meta.read_text()
+
+
+@pytest.mark.slow
 @pytest.mark.workflow
 def test_ci_rehearsals(tmp_path):
-    out = _rehearse(tmp_path, *CI_CONFIGS)
-    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
-    assert f"{len(CI_CONFIGS)} of {len(CI_CONFIGS)} passed" in out.stdout
-    report = (tmp_path / "REHEARSAL.md").read_text()
-    assert report.count("| passed |") == len(CI_CONFIGS)
+    report = _passed(_rehearse(tmp_path, *CI_CONFIGS), tmp_path, CI_CONFIGS)
     assert "| recover_shard |" in report and "| relabel |" in report
     assert "| incremental |" in report and "| pruned_student |" in report
     [rendered] = tmp_path.glob("results/imagenet1k-rehearsal/reports/*pruning*/paper/*.md")
     assert rendered.read_text().startswith("# ") and "REHEARSAL" in rendered.read_text()
-    # the 21K class list: parse and the data stage at 10,450 classes
-    big = _rehearse(tmp_path / "21k", "config/cda/table4_imagenet21k.full.yaml", "--classes",
-                    "10450", "--images-per-class", "1", "--", "--until", "data")  # fmt: skip
-    assert big.returncode == 0, big.stdout[-4000:] + big.stderr[-2000:]
-    [meta] = (tmp_path / "21k").glob("results/imagenet21k-rehearsal/data-*/meta.json")
-    assert '"n_train": 10450' in meta.read_text()

@@ -184,7 +184,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--cores", default="all")
     p.add_argument("snakemake_args", nargs="*", help="after --: passed to snakemake")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    passed: list[str] | None = None
+    if "--" in argv and argv[0] in ("paper", "rehearse"):
+        # argparse cannot give `--`'s tail to a second positional once options came between
+        cut = argv.index("--")
+        argv, passed = argv[:cut], argv[cut + 1 :]
     args = ap.parse_args(argv)
+    if passed is not None:
+        args.snakemake_args = [*args.snakemake_args, *passed]
     try:
         if args.command == "run":
             return run(args.config, args.snakemake_args)
