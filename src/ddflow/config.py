@@ -325,7 +325,9 @@ def _check_methods(cfg: dict, schema: dict, sweep_members: dict) -> None:
                 f"config key '{at}.preset': preset '{method['preset']}' is for kind "
                 f"'{preset['kind']}'"
             )
-        for key, value in preset.items():
+        for key, value in preset.items():  # a block set in part keeps the preset's other keys
+            if isinstance(value, dict) and isinstance(method.get(key), dict):
+                method[key] = {**value, **method[key]}
             method.setdefault(key, value)
         for key, value in kind.defaults.items():
             method.setdefault(key, value)
@@ -833,7 +835,7 @@ class StageIds:
     def method_slice(self, name: str) -> dict:
         m = self.cfg["methods"][name]
         kind = kind_of(m)
-        result_keys = {k: v for k, v in m.items() if k not in LAYOUT_KEYS}
+        result_keys = {k: v for k, v in m.items() if k not in LAYOUT_KEYS | kind.id_excludes}
         return {**kind.upstream(self, m), "method": result_keys, "v": kind.version}
 
     def method(self, name: str) -> str:

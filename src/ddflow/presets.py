@@ -158,6 +158,48 @@ RECOVER_PRESETS: dict[str, dict] = {
         "stat_group": 25, "ema_alpha": 0.8, "drop_rate": 0.0, "patch": 4,
         "stats": {"batch_size": 64, "crop_padding": 8, "hflip": True},
     },
+    # LPLD (he-y/soft-label-pruning-for-dataset-distillation, recover/scripts/*_recover.sh and
+    # *_forward; reference-frontier.md §3.1, §3.2, §3.5): one batch a class from Gaussian noise,
+    # class-aware BN targets from one eval pass of the teacher with labels (momentum 0.1,
+    # RandomResizedCrop and a flip, the loader's batch); the script's argparse priors apply.
+    "lpld_imagenet1k": {
+        "kind": "lpld", "iterations": 4000, "lr": 0.25, "r_bn": 0.01, "jitter": 32,
+        "jitter_mode": "positive", "min_scale": 0.08,
+        "stats": {"momentum": 0.1, "batch_size": 64, "min_scale": 0.08, "hflip": True},
+    },
+    "lpld_tiny": {
+        "kind": "lpld", "iterations": 4000, "lr": 0.1, "r_bn": 0.05, "jitter": 4,
+        "jitter_mode": "symmetric", "min_scale": 0.08,
+        "stats": {"momentum": 0.1, "batch_size": 256, "min_scale": 0.08, "hflip": True},
+    },
+    # the 21K-P statistics are the released file's; its pass is not released [GAP]
+    "lpld_imagenet21k": {
+        "kind": "lpld", "iterations": 2000, "lr": 0.05, "r_bn": 0.25, "jitter": 32,
+        "jitter_mode": "positive", "min_scale": 0.08,
+        "stats": {"momentum": 0.1, "batch_size": 64, "min_scale": 0.08, "hflip": True},
+    },
+    # CV-DD (Jiacheng8/CV-DD, recover/scripts/*/recover_*.sh, recover.py; reference-frontier.md
+    # §5.2): priors are the single-model SRe2L++ top-1 of the teachers in the released order
+    # ResNet-18, ResNet-50, ShuffleNetV2, MobileNetV2, DenseNet-121 (list them so); IPC 1 takes
+    # the two best, except where the script hard-codes its pair (CIFAR-10, CIFAR-100).
+    "cvdd_imagenet1k": {
+        "kind": "cvdd", "iterations": 4000, "lr": 0.25, "r_bn": 0.01, "batch_classes": 100,
+        "jitter": 32, "priors": [56.4, 42.3, 52.5, 44.2, 40.6], "temperature": 5.0,
+    },
+    "cvdd_tiny": {
+        "kind": "cvdd", "iterations": 4000, "lr": 0.25, "r_bn": 0.01, "batch_classes": 100,
+        "jitter": 4, "priors": [46.5, 28.3, 43.6, 44.8, 41.5], "temperature": 5.0,
+    },
+    "cvdd_cifar100": {
+        "kind": "cvdd", "iterations": 4000, "lr": 0.25, "r_bn": 0.01, "batch_classes": 100,
+        "jitter": 4, "priors": [64.0, 60.6, 51.6, 59.4, 56.4], "temperature": 5.0,
+        "ipc1_pair": [2, 3],
+    },
+    "cvdd_cifar10": {
+        "kind": "cvdd", "iterations": 4000, "lr": 0.25, "r_bn": 0.01, "batch_classes": 10,
+        "jitter": 4, "priors": [63.0, 65.3, 68.5, 67.6, 67.4], "temperature": 5.0,
+        "ipc1_pair": [3, 4],
+    },
 }  # fmt: skip
 
 

@@ -34,7 +34,6 @@ from ddflow.data.fingerprint import content_param
 from ddflow.labels.budget import LabelBudget, batches_per_epoch, ranges_with_kept
 from ddflow.labels.protocols import PROTOCOLS
 from ddflow.methods import kind_of
-from ddflow.methods.statmatch import stats_spec
 from ddflow.recover.shards import Shard, method_shards
 from ddflow.report.paper_figures import figure_for, file_stem
 from ddflow.resources import (
@@ -191,10 +190,9 @@ def teacher_inputs(wildcards):
 
 # every statistics pass a method asks for: stats id -> (teacher name, pass settings)
 STATS = {
-    IDS.stats(name, stats_spec(m)): (name, stats_spec(m))
+    IDS.stats(name, spec): (name, spec)
     for m in METHODS.values()
-    if "stats" in kind_of(m).reads_for(m)
-    for name in m["teachers"]
+    for name, spec in kind_of(m).stats_passes(m)
 }
 
 
@@ -286,8 +284,8 @@ def method_inputs(wildcards):
         inputs["teachers"] = [
             f"{teacher_dir(n)}/teacher.pt" for n in method["teachers"]
         ]
-        for i, n in enumerate(method["teachers"]):
-            inputs[f"stats_{i}"] = stats_parts(n, stats_spec(method))
+    for i, (n, spec) in enumerate(kind_of(method).stats_passes(method)):
+        inputs[f"stats_{i}"] = stats_parts(n, spec)
     return {**inputs, **kind_of(method).files(method)}
 
 

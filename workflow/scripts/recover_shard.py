@@ -16,5 +16,5 @@ with stage(sm) as (runtime, params):
         sm.output[0],
         threads=sm.threads,
         teachers=list(sm.input.get("teachers", [])),
-        stats=[list(sm.input[f"stats_{i}"]) for i in range(len(sm.input.get("teachers", [])))],
+        stats=[list(sm.input[k]) for k in sm.input.keys() if k.startswith("stats_")],
     )

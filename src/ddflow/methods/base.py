@@ -40,6 +40,10 @@ class MethodKind:
     sharded: ClassVar[bool] = False  # recovered per shard and assembled; else one job per IPC
     ipc_joint: ClassVar[bool] = False  # batches hold all IPC images of a class
     reads: ClassVar[frozenset[str]] = frozenset({"data"})  # of data, teacher, ranking, features
+    # keys left out of the method's id as written: layout only (how its jobs are cut), or
+    # settings whose results enter the id through `upstream` (a statistics pass's own id, which
+    # leaves out how that pass is split into jobs)
+    id_excludes: ClassVar[frozenset[str]] = frozenset()
 
     def reads_for(self, method: dict) -> set[str]:
         """The inputs this method's jobs read (a setting can need fewer or more)."""
@@ -53,6 +57,11 @@ class MethodKind:
         """The fingerprint of the user's folders it reads (a rule parameter, so a file changed
         inside one reruns the set; data/fingerprint.py); None when it reads none."""
         return None
+
+    def stats_passes(self, method: dict) -> list[tuple[str, dict]]:
+        """(teacher name, pass settings) of each teacher-statistics pass (the `stats` stage) its
+        jobs read, in the order they take them."""
+        return []
 
     def check_written(self, where: str, method: dict, block: dict) -> None:
         """Rules on the method as written, before its schema `block` (which could only call a key

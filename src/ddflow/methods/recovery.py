@@ -143,3 +143,100 @@ class DELT(SRe2L):
             inputs.teacher, inputs.norm, init, method, inputs.stage_id, shard, inputs.device,
             log_every, resume,
         )  # fmt: skip
+
+
+@register
+class LPLD(DELT):
+    """One batch a class matched to its class-aware BatchNorm statistics (recover/lpld.py)."""
+
+    name = "lpld"
+    schema = "lpld_method"
+    stage = "lpld"
+    version = 1
+    code = (*CODE, "recover/lpld.py", "recover/stats.py")
+    defaults = {}
+    reads = frozenset({"teacher", "stats"})
+    id_excludes = frozenset({"stats"})
+
+    def reads_for(self, method):
+        return set(self.reads)
+
+    def stats_passes(self, method):
+        """The teacher's class-aware BatchNorm pass: its loader's augmentation, batch, seed and
+        momentum are in the stage id, the jobs it is split into are not."""
+        spec = {k: v for k, v in method["stats"].items() if k != "momentum"}
+        return [("teacher", {**spec, "class_bn": method["stats"]["momentum"]})]
+
+    def upstream(self, ids, method):
+        return {"teacher": ids.teacher,
+                "stats": [ids.stats(n, spec) for n, spec in self.stats_passes(method)]}  # fmt: skip
+
+    def classes_per_shard(self, method, ipc):
+        return 1
+
+    def rehearsal(self, method, ipc, classes):
+        """Two steps; a statistics pass of small batches."""
+        return {"iterations": 2, "stats": {**method.get("stats", {}), "batch_size": 8}}
+
+    def recover(self, inputs, method, shard, log_every, resume, pack):
+        from ddflow.recover.lpld import recover_lpld_shard
+
+        return recover_lpld_shard(
+            inputs.teacher, inputs.stats[0], inputs.norm, inputs.chw, method, inputs.stage_id,
+            shard, inputs.device, log_every, resume,
+        )  # fmt: skip
+
+
+@register
+class CVDD(SRe2L):
+    """Committee voting (recover/committee.py): two teachers weighted by their priors each step."""
+
+    name = "cvdd"
+    schema = "cvdd_method"
+    stage = "cvdd"
+    version = 1
+    code = (*CODE, "recover/committee.py")
+    ipc_joint = True  # an index's committee depends on the set's IPC
+    reads = frozenset({"data", "teachers", "ranking"})
+
+    def reads_for(self, method):
+        return {"teachers"} | ({"data", "ranking"} if method["init"] == "real" else set())
+
+    def check(self, where, method):
+        super().check(where, method)
+        names = method["teachers"]
+        if len(names) < 2 or len(set(names)) != len(names):
+            raise ConfigError(f"config key '{where}.teachers': a committee needs two or more "
+                              "distinct teachers")  # fmt: skip
+        if "priors" not in method:
+            raise ConfigError(f"config key '{where}.priors': missing; give each teacher's prior "
+                              "(its single-model accuracy), or a cvdd preset")  # fmt: skip
+        if len(method["priors"]) != len(names):
+            raise ConfigError(
+                f"config key '{where}.priors': {len(method['priors'])} priors for "
+                f"{len(names)} teachers; give one prior (its single-model accuracy) a teacher"
+            )
+        pair = method.get("ipc1_pair")
+        if pair and (len(set(pair)) != 2 or max(pair) >= len(names)):
+            raise ConfigError(f"config key '{where}.ipc1_pair': two distinct positions in "
+                              f"{where}.teachers (0 to {len(names) - 1})")  # fmt: skip
+
+    def upstream(self, ids, method):
+        ranked = super().upstream(ids, method) if method["init"] == "real" else {}
+        return {"teachers": [ids.teachers[n] for n in method["teachers"]], **ranked}
+
+    def classes_per_shard(self, method, ipc):
+        return method["batch_classes"]
+
+    def rehearsal(self, method, ipc, classes):
+        """Two steps; two class blocks (several shards, few jobs)."""
+        return {"iterations": 2, "batch_classes": -(-classes // 2)}
+
+    def recover(self, inputs, method, shard, log_every, resume, pack):
+        from ddflow.recover.committee import recover_committee_shard
+
+        return recover_committee_shard(
+            inputs.teachers, inputs.norm, inputs.chw, method, inputs.stage_id, shard,
+            shard.i1 - shard.i0, inputs.device, log_every, self.initializer(inputs, method),
+            resume,
+        )  # fmt: skip

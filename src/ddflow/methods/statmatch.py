@@ -29,9 +29,13 @@ class GVBSM(MethodKind):
     sharded = True
     ipc_joint = True  # class-major global batches: each IPC value has its own shards
     reads = frozenset({"data", "teachers", "stats"})
+    id_excludes = frozenset({"stats", "shard_batches"})
 
     def reads_for(self, method):
         return {"teachers", "stats"} | ({"data"} if method["init"] == "real" else set())
+
+    def stats_passes(self, method):
+        return [(n, stats_spec(method)) for n in method["teachers"]]
 
     def check(self, where, method):
         if method["batch_size"] % method["stat_group"]:
@@ -44,10 +48,8 @@ class GVBSM(MethodKind):
             raise ConfigError(f"config key '{where}.min_scale': larger than max_scale")
 
     def upstream(self, ids, method):
-        names = method["teachers"]
-        spec = stats_spec(method)
-        return {"teachers": [ids.teachers[n] for n in names],
-                "stats": [ids.stats(n, spec) for n in names]}  # fmt: skip
+        return {"teachers": [ids.teachers[n] for n in method["teachers"]],
+                "stats": [ids.stats(n, spec) for n, spec in self.stats_passes(method)]}  # fmt: skip
 
     def classes_per_shard(self, method, ipc):
         from ddflow.recover.statmatch import classes_per_shard

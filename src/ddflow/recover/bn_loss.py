@@ -137,10 +137,14 @@ class BNStatLoss:
             self._running = (running, layer, torch.tensor(self.weights, device=device))
         return self._running
 
+    def target(self, device: torch.device) -> torch.Tensor:
+        """What each layer's batch statistics are matched to: (2, sum C), or one per chunk."""
+        return self._targets(device)[0]
+
     def terms(self) -> torch.Tensor:
         """R_l of every layer, summed over packed chunks: (layers,)."""
         raw = torch.cat(self.stats, dim=-1)  # (chunks, 2, sum C)
-        running, layer, _ = self._targets(raw.device)
+        running, layer = self.target(raw.device), self._targets(raw.device)[1]
         sq = (torch.stack(_mean_var(raw, running.dtype), 1) - running).square()
         per_layer = sq.new_zeros(*sq.shape[:2], len(self.bns)).index_add_(2, layer, sq)
         positive = per_layer > 0  # a zero distance has no direction: its gradient is 0
@@ -153,3 +157,32 @@ class BNStatLoss:
     def remove(self) -> None:
         for h in self.handles:
             h.remove()
+
+
+class ClassBNStatLoss(BNStatLoss):
+    """LPLD's target (reference-frontier.md §3.2): each batch holds one class's images and is
+    matched to that class's rows of the class-aware BatchNorm statistics (recover/stats.py,
+    `<layer>|bn_class`: classes x (mean, var) x C), not to the running statistics that the
+    teacher's forward still normalizes with. Packed chunks are each one class."""
+
+    def __init__(self, model: nn.Module, stats: dict, first_bn_multiplier: float = 10.0,
+                 chunks: int = 1):  # fmt: skip
+        super().__init__(model, first_bn_multiplier, chunks)
+        names = [n for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)]
+        missing = [n for n in names if f"{n}|bn_class" not in stats]
+        if missing:
+            raise ValueError(f"class-aware BatchNorm statistics lack layers {missing[:3]}")
+        rows = torch.cat([torch.as_tensor(stats[f"{n}|bn_class"]) for n in names], -1)
+        self.class_rows = rows.float()  # (classes, 2, sum C)
+        self._class_target: torch.Tensor | None = None
+
+    def set_labels(self, labels: torch.Tensor) -> None:
+        first = torch.stack([p[0] for p in _parts(labels, self.chunks)])
+        if self.class_rows.device != labels.device:
+            self.class_rows = self.class_rows.to(labels.device)
+        self._class_target = self.class_rows[first]  # (chunks, 2, sum C)
+
+    def target(self, device: torch.device) -> torch.Tensor:
+        if self._class_target is None:
+            raise RuntimeError("ClassBNStatLoss: set_labels before the forward")
+        return self._class_target

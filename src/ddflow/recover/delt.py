@@ -32,8 +32,12 @@ def recover_delt_shard(
     device: torch.device,
     log_every: int = 100,
     resume: ShardResume | None = None,
+    bn: BNStatLoss | None = None,
+    extra=None,
 ) -> dict[str, np.ndarray]:
-    """`init`: normalized (n_classes * ipc, C, H, W), class-major, each class in selection order."""
+    """`init`: normalized (n_classes * ipc, C, H, W), class-major, each class in selection order;
+    `bn` another statistics target on the teacher (LPLD's class rows), `extra(xa, labels)` a term
+    added to the loss (recover_batch)."""
     ipc = shard.i1 - shard.i0
     mi, ri = method["iterations"], method["round_iterations"]
     groups = np.tile(image_groups(ipc, mi, ri, method["early_late"]), shard.c1 - shard.c0)
@@ -47,7 +51,7 @@ def recover_delt_shard(
     teacher = freeze(teacher.to(device))
     labels = torch.arange(shard.c0, shard.c1, device=device).repeat_interleave(ipc)
     seed = batch_seed(stage_id, shard.c0, 0) ^ method["seed"]
-    bn = BNStatLoss(teacher, method["first_bn_multiplier"])
+    bn = bn or BNStatLoss(teacher, method["first_bn_multiplier"])
     tracker = Tracker(f"shard {shard.name}", mi, "step")
     try:
         x = recover_batch(
@@ -67,6 +71,7 @@ def recover_delt_shard(
             active_at=active_at if rounds > 1 else None,
             resume=(resume, 0) if resume else None,
             report=lambda step, metrics: tracker.update(step, **metrics),
+            extra=extra,
         )
     finally:
         bn.remove()

@@ -39,6 +39,14 @@ def cosine_lr(step: int, total: int, base: float) -> float:
     return 0.5 * (1 + math.cos(math.pi * step / total)) * base
 
 
+def _ce(logits: torch.Tensor, labels: torch.Tensor, k: int, chunks) -> torch.Tensor:
+    """The class cross-entropy: the batch mean, or with k packed batches the sum of their means."""
+    if k == 1:
+        return F.cross_entropy(logits.float(), labels)
+    each = F.cross_entropy(logits.float(), labels, reduction="none")
+    return torch.stack([p.mean() for p in _parts(each, chunks)]).sum()
+
+
 def recover_batch(
     teacher: nn.Module,
     bn_loss: BNStatLoss,
@@ -62,6 +70,7 @@ def recover_batch(
     teacher_at: Callable[[int], int] | None = None,
     sizes: tuple[int, ...] | None = None,
     extra: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    committee: list[tuple[nn.Module, object, float]] | None = None,
 ) -> torch.Tensor:
     """Optimise one batch and return its last iterate (the authors' "best" logic is dead code).
 
@@ -79,6 +88,8 @@ def recover_batch(
     in turn, `teacher_at(step)` the one of each step; `sizes` the packed batches' sizes (the
     authors' per-device sub-batches, one RNG each; default equal); `extra(xa, labels)` a term
     over the whole augmented batch (the eigen-spectrum term), added to the loss.
+    A `committee` [(model, its statistics loss, weight)] (CV-DD) forwards every member each step:
+    the loss is the weighted sum of each member's CE + r_bn * statistics term.
     """
     rngs = rng if isinstance(rng, list) else [rng]
     k = len(rngs)
@@ -86,7 +97,7 @@ def recover_batch(
         raise ValueError("packed batches cannot have active subsets (DELT shards are one batch)")
     chunks = tuple(sizes) if sizes else k
     pairs = teachers or [(teacher, bn_loss)]
-    for _, stat in pairs:
+    for _, stat, *_ in pairs + (committee or []):
         stat.chunks = chunks
     fmt = torch.channels_last if x_init.is_cuda else torch.contiguous_format
     x = x_init.clone().contiguous(memory_format=fmt).requires_grad_(True)
@@ -108,14 +119,19 @@ def recover_batch(
             xa = torch.cat([augment(p, step, iterations, r) for p, r in zip(parts, rngs)])
         if hasattr(stat, "set_labels"):
             stat.set_labels(yb)
-        with torch.autocast(x.device.type, torch.bfloat16, enabled=precision == "bf16"):
-            logits = teacher(xa) if teachers is None else model(xa)
-        if k == 1:
-            ce = F.cross_entropy(logits.float(), yb)
+        if committee:
+            ce = reg = 0.0
+            for member, member_stat, weight in committee:
+                with torch.autocast(x.device.type, torch.bfloat16, enabled=precision == "bf16"):
+                    logits = member(xa)
+                ce = ce + weight * _ce(logits, yb, k, chunks)
+                reg = reg + weight * member_stat.value()
+            loss = ce + r_bn * reg
         else:
-            each = F.cross_entropy(logits.float(), yb, reduction="none")
-            ce = torch.stack([p.mean() for p in _parts(each, chunks)]).sum()
-        loss = ce + r_bn * stat.value()
+            with torch.autocast(x.device.type, torch.bfloat16, enabled=precision == "bf16"):
+                logits = teacher(xa) if teachers is None else model(xa)
+            ce = _ce(logits, yb, k, chunks)
+            loss = ce + r_bn * stat.value()
         if extra is not None:
             loss = loss + extra(xa, yb)
         opt.zero_grad(set_to_none=True)

@@ -9,6 +9,11 @@ averages of per-batch moments, as the authors' hooks accumulate them, not popula
 With `per_class`, every BatchNorm and convolution input also gets per-class targets: each image's
 channel moments over (H, W) and cell moments over (C, cell), averaged over the class's images.
 
+With `class_bn` (a momentum), the pass is LPLD's class-aware BatchNorm (reference-frontier.md
+§3.1) instead: for every BatchNorm input and every class in a batch, the channel mean and biased
+variance over that class's images (N_c, H, W) move into the class's row by the momentum, from 0
+and 1, as the authors' buffers do in eval mode; a class is updated only by batches that hold it.
+
 The pass draws its augmentation per image as the authors' data loaders do (RandomResizedCrop or a
 padded random crop, and a flip) and visits the images in a seeded shuffled order; a stage shard
 takes a range of that order's batches, so shards summed equal one pass exactly.
@@ -93,7 +98,7 @@ def teacher_statistics(
     counts `|class_count`, divided out by `finish`."""
     model.eval()
     device = norm.mean.device
-    n, bs, patch = len(labels), spec["batch_size"], spec["patch"]
+    n, bs, patch = len(labels), spec["batch_size"], spec.get("patch")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(spec["seed"]))
     chunks = order.split(bs)
     todo = range(len(chunks)) if batches is None else batches
@@ -118,9 +123,32 @@ def teacher_statistics(
 
         return fn
 
-    # BatchNorm inputs only have per-class targets: their global ones are the running statistics
-    wanted = [(n, m) for n, m in hooked if isinstance(m, nn.Conv2d) or spec.get("per_class")]
-    handles = [m.register_forward_pre_hook(hook(n, isinstance(m, nn.Conv2d))) for n, m in wanted]
+    def class_bn_hook(name: str):
+        def fn(module, inputs):
+            y, x = current["labels"], inputs[0].float()
+            sums = torch.stack((x.sum((2, 3)), x.square().sum((2, 3))), 1).double()  # (N, 2, C)
+            per = sums.new_zeros(num_classes, *sums.shape[1:]).index_add_(0, y, sums)
+            present = current["present"]
+            raw = per[present] / (current["counts"][present, None, None] * x[0, 0].numel())
+            moments = torch.stack((raw[:, 0], (raw[:, 1] - raw[:, 0].square()).clamp_min(0)), 1)
+            key = f"{name}|bn_class"
+            if key not in out:
+                out[key] = moments.new_zeros(num_classes, *moments.shape[1:])
+            m = spec["class_bn"]
+            out[key][present] = (1 - m) * out[key][present] + m * moments
+
+        return fn
+
+    if spec.get("class_bn"):
+        wanted, make = [(n, m) for n, m in hooked if isinstance(m, nn.BatchNorm2d)], class_bn_hook
+    else:  # BatchNorm inputs only have per-class targets: the global ones are running statistics
+        wanted = [(n, m) for n, m in hooked if isinstance(m, nn.Conv2d) or spec.get("per_class")]
+
+        def make(name):
+            return hook(name, isinstance(dict(wanted)[name], nn.Conv2d))
+
+    handles = [m.register_forward_pre_hook(make(n)) for n, m in wanted]
+    updates = torch.zeros(num_classes, dtype=torch.float64)
     counts = torch.zeros(num_classes, dtype=torch.float64)
     tracker = Tracker("teacher statistics", len(todo), "batch")
     # every batch's augmentation draws from streams seeded by the batch's index in the pass, so a
@@ -136,8 +164,12 @@ def teacher_statistics(
             gen = torch.Generator().manual_seed(spec["seed"] * 1_000_003 + b)
             x = augment_batch(norm.to_tensor(batch), spec, rng, gen)
             current["labels"] = y.to(device)
+            batch_counts = torch.bincount(y, minlength=num_classes).double()
+            current["counts"] = batch_counts.to(device)
+            current["present"] = (batch_counts > 0).to(device)
             model(x)
-            counts.index_add_(0, y, torch.ones(len(y), dtype=torch.float64))
+            counts += batch_counts
+            updates += batch_counts > 0
             tracker.update(done)
     finally:
         for h in handles:
@@ -145,17 +177,41 @@ def teacher_statistics(
     result = {k: v.double().cpu().numpy() for k, v in out.items()}
     if spec.get("per_class"):
         result["|class_count"] = counts.numpy()
+    if spec.get("class_bn"):  # what a shard's EMA moved from zero, and by how many updates
+        result["|bn_class_updates"] = updates.numpy()
+        result["|bn_class_momentum"] = np.asarray(spec["class_bn"], np.float64)
     return result
 
 
 def merge(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Shards of one pass summed (their batches' weights are already over the whole dataset)."""
-    return {k: sum(p[k] for p in parts) for k in parts[0]}
+    """Shards of one pass, in pass order: sums (their batches' weights are already over the whole
+    dataset), and class-aware BatchNorm EMAs folded exactly (a later shard's u updates scale what
+    came before by (1 - momentum)^u and add its own)."""
+    if "|bn_class_updates" not in parts[0]:
+        return {k: sum(p[k] for p in parts) for k in parts[0]}
+    keep = 1 - float(parts[0]["|bn_class_momentum"])
+    merged = dict(parts[0])
+    for p in parts[1:]:
+        decay = keep ** p["|bn_class_updates"]
+        for k in p:
+            if k.endswith("|bn_class"):
+                merged[k] = merged[k] * decay[:, None, None] + p[k]
+        merged["|bn_class_updates"] = merged["|bn_class_updates"] + p["|bn_class_updates"]
+    return merged
 
 
 def finish(stats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Per-class sums divided by the class counts (a class no image reached is an error)."""
+    """Per-class sums divided by the class counts (a class no image reached is an error); the
+    class-aware BatchNorm rows with their buffers' initial 0 and 1 decayed in."""
     counts = stats.get("|class_count")
+    updates = stats.get("|bn_class_updates")
+    if updates is not None:
+        if (updates == 0).any():
+            missing = np.flatnonzero(updates == 0)[:5].tolist()
+            raise ValueError(f"class-aware BatchNorm statistics: classes {missing} were never seen")
+        start = (1 - float(stats["|bn_class_momentum"])) ** updates  # the initial buffers' weight
+        return {k: v + np.stack([0 * start, start], 1)[:, :, None] if k.endswith("|bn_class") else v
+                for k, v in stats.items() if not k.startswith("|bn_class_")}  # fmt: skip
     if counts is None:
         return dict(stats)
     if (counts == 0).any():
