@@ -7,6 +7,7 @@ shard, whatever the IPC; the presets against the scripts."""
 import numpy as np
 import pytest
 import torch
+from test_terms import _net  # the two-BatchNorm net the statistics tests share
 from torch import nn
 
 from ddflow.config import validate_config
@@ -15,20 +16,6 @@ from ddflow.errors import ConfigError
 from ddflow.recover.bn_loss import ClassBNStatLoss
 from ddflow.recover.lpld import image_priors
 from ddflow.recover.stats import finish, merge, teacher_statistics
-
-
-def _net(seed=0):
-    torch.manual_seed(seed)
-    net = nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-        nn.Conv2d(4, 5, 3, padding=1, stride=2), nn.BatchNorm2d(5), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(5, 3),
-    )  # fmt: skip
-    net.train()
-    with torch.no_grad():
-        net(torch.randn(16, 3, 10, 10))
-    return net.eval().requires_grad_(False)
-
 
 SPEC = {"batch_size": 4, "seed": 5, "hflip": False, "crop_padding": 0, "min_scale": None,
         "class_bn": 0.1}  # fmt: skip
