@@ -159,6 +159,26 @@ class BNStatLoss:
             h.remove()
 
 
+class NoBNStats:
+    """The statistics term of a teacher without BatchNorm (FADRM+'s AlexNet, an instance-norm
+    ConvNet) in a multi-teacher kind: nothing to match, so its steps are CE only, as released."""
+
+    chunks = 1
+
+    def value(self) -> torch.Tensor:
+        return torch.zeros(())
+
+    def remove(self) -> None:
+        pass
+
+
+def member_bn_loss(model: nn.Module, first_bn_multiplier: float) -> BNStatLoss | NoBNStats:
+    """A list member's BN term (single-teacher kinds keep BNStatLoss's error for a BN-less one)."""
+    if any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
+        return BNStatLoss(model, first_bn_multiplier)
+    return NoBNStats()
+
+
 class ClassBNStatLoss(BNStatLoss):
     """LPLD's target (reference-frontier.md §3.2): each batch holds one class's images and is
     matched to that class's rows of the class-aware BatchNorm statistics (recover/stats.py,

@@ -24,7 +24,7 @@ from torch import nn
 from ddflow.data.pixels import Normalizer
 from ddflow.progress import Tracker
 from ddflow.recover.augment import RecoverAugment
-from ddflow.recover.bn_loss import BNStatLoss
+from ddflow.recover.bn_loss import member_bn_loss
 from ddflow.recover.init import gaussian_init
 from ddflow.recover.loop import freeze, recover_batch
 from ddflow.recover.resume import ShardResume
@@ -66,7 +66,7 @@ def recover_committee_shard(
 ) -> dict[str, np.ndarray]:
     """The shard's class block at every IPC index of an `ipc`-image set, one batch an index."""
     teachers = [freeze(t.to(device)) for t in teachers]
-    stats = [BNStatLoss(t, method["first_bn_multiplier"]) for t in teachers]
+    stats = [member_bn_loss(t, method["first_bn_multiplier"]) for t in teachers]
     augment = RecoverAugment.from_method(method)
     c0, c1, iterations = shard.c0, shard.c1, method["iterations"]
     labels = torch.arange(c0, c1, device=device)
