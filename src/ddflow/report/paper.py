@@ -45,6 +45,13 @@ PAPER_NAMES = {
     "delt": "DELT",
     "gvbsm": "G-VBSM (Shao et al., Generalized Large-Scale Data Condensation, CVPR 2024)",
     "edc": "EDC (Shao et al., Elucidating the Design Space of Dataset Condensation, NeurIPS 2024)",
+    "lpld": "LPLD (Xiao & He, Are Large-scale Soft Labels Necessary for Large-scale Dataset "
+    "Distillation?, NeurIPS 2024)",
+    "fadrm": "FADRM (Cui et al., Fast and Accurate Data Residual Matching, NeurIPS 2025)",
+    "cvdd": "CV-DD (Cui et al., Dataset Distillation via Committee Voting)",
+    "cim": (
+        "CIM (Condensing Large-Scale Datasets Directly with Minimal Information Loss, ECCV 2026)"
+    ),
 }
 
 
@@ -264,6 +271,14 @@ def _fits(cell, run) -> bool:
             labeler = (student.get("relabel_model") or {}).get("arch")
             model = _paper_student(labeler) if key == "relabel_model" and labeler else None
             if (model or run.paper_teacher) != text:  # the labeler, else the recovery teacher
+                return False
+            continue
+        if key == "teachers":  # FADRM vs FADRM+: how many teachers recover the set
+            if len(method.get("teachers", ["teacher"])) != int(text):
+                return False
+            continue
+        if key == "label_keep":  # a label budget's kept fraction (LPLD's 40x: 0.025)
+            if not _same((student.get("label_budget") or {}).get("keep", 1.0), text):
                 return False
             continue
         where, name = (student, STUDENT_KEYS[key]) if key in STUDENT_KEYS else (method, key)
