@@ -65,3 +65,47 @@ def test_one_family_a_batch_all_of_them_in_turn_and_the_same_seed_gives_the_same
         probe.set_state(state)
         picked.add(D.FAMILIES[int(torch.randint(0, len(D.FAMILIES), (1,), generator=probe))])
     assert picked == set(D.FAMILIES)
+
+
+def test_cell_crop_takes_one_cell_to_full_size_three_times_in_four():
+    import torch.nn.functional as F
+
+    x = torch.randn(400, 3, 16, 16)
+    out = D.cell_crop(x, _gen(2), 2)
+    g = _gen(2)
+    take = torch.rand(400, generator=g) < 0.75
+    row, col = torch.randint(0, 2, (400,), generator=g), torch.randint(0, 2, (400,), generator=g)
+    for i in range(400):
+        r, c = int(row[i]), int(col[i])
+        cell = x[i : i + 1, :, 8 * r : 8 * r + 8, 8 * c : 8 * c + 8]
+        up = F.interpolate(cell, size=(16, 16), mode="bilinear", align_corners=False)[0]
+        torch.testing.assert_close(out[i], up if take[i] else x[i])
+    assert 0.7 < take.float().mean() < 0.8
+    assert torch.equal(D.cell_crop(x, _gen(2), 1), x)  # factor 1: IDC-I, no cells
+
+
+def test_idc_flips_colours_moves_and_cuts_out_every_image_one_move_a_batch():
+    x = torch.randn(8, 3, 16, 16)
+    assert torch.equal(D.idc(x, _gen(4)), D.idc(x, _gen(4)))
+    moves = set()
+    for seed in range(30):
+        g = _gen(seed)
+        want = D._color(D._flip(x, g), g)
+        k = int(torch.randint(0, 3, (1,), generator=g))
+        want = D._cutout(D.IDC_MOVES[k](want, g), g)
+        torch.testing.assert_close(D.idc(x, _gen(seed)), want)
+        moves.add(k)
+    assert moves == {0, 1, 2}
+    ones = D.idc(torch.ones(64, 1, 16, 16), _gen(0))
+    assert ((ones == 0).flatten(1).sum(1) > 0).all()  # every image has its box
+
+
+def test_idc_samples_its_affine_grids_with_pytorchs_default_corners():
+    """A 2x scale about the centre: align_corners False maps output pixel i to input
+    (i + 0.5) / 2 - 0.5 + H / 4; True would map it to i / 2 + (H - 1) / 4."""
+    x = torch.arange(8, dtype=torch.float32).view(1, 1, 1, 8).expand(1, 1, 8, 8).contiguous()
+    theta = torch.tensor([[[0.5, 0, 0], [0, 0.5, 0]]])
+    got = D._affine(x, theta, corners=False)[0, 0, 0]
+    want = torch.tensor([(i + 0.5) / 2 - 0.5 + 2 for i in range(8)])
+    torch.testing.assert_close(got, want)
+    assert all(m.keywords == {"corners": False} for m in D.IDC_MOVES[1:])

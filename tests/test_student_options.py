@@ -37,6 +37,20 @@ def test_edc_schedules_as_its_scripts_write_them(epochs):
     assert epoch_lr_factor(epochs, epochs, "linear_to", 0.2) == pytest.approx(0.2)
 
 
+@pytest.mark.parametrize("epochs", [12, 300, 1000])
+def test_multistep_is_torchs_multisteplr_at_two_thirds_and_five_sixths(epochs):
+    """CIM's evaluator: MultiStepLR(milestones [2E/3, 5E/6], gamma 0.2), stepped per epoch."""
+    import torch
+
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    sched = torch.optim.lr_scheduler.MultiStepLR(
+        opt, [int(2 * epochs / 3), int(5 * epochs / 6)], gamma=0.2)  # fmt: skip
+    for e in range(epochs):
+        assert epoch_lr_factor(e, epochs, "multistep") == pytest.approx(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+
+
 def test_mse_gt_is_mse_plus_weighted_cross_entropy():
     g = torch.Generator().manual_seed(0)
     s = torch.randn(4, 5, generator=g, requires_grad=True)
@@ -117,7 +131,9 @@ def test_torchvision_randaugment_changes_images_per_image():
       "mse_gt regresses every logit, which a top-k label budget leaves out"),
      ({"labels": "hybrid", "loss": "mse_gt"}, "the hybrid protocol is KL x T"),
      ({"labels": "hard", "micro_batch": 2}, "the hard protocol weights CutMix's hard labels"),
-     ({"labels": "stored", "tv_randaugment": {}}, "config key 'student.tv_randaugment'")],
+     ({"labels": "stored", "tv_randaugment": {}}, "config key 'student.tv_randaugment'"),
+     ({"labels": "stored", "augment": "idc"}, "stored labels replay the drawn views, which idc"),
+     ({"eval_from": 1.0}, "student.eval_from")],
 )  # fmt: skip
 def test_the_options_stay_with_the_protocols_they_fit(student, message):
     with pytest.raises(ConfigError, match=message):
@@ -130,6 +146,13 @@ def test_the_new_keys_change_no_id_unless_set():
     assert StageIds(_cfg(ce_weight=0.5)).students == plain  # only with mse_gt
     assert StageIds(_cfg(loss="mse_gt")).students != plain
     assert StageIds(_cfg(schedule_end=0.2)).students == plain  # only with linear_to
+    assert StageIds(_cfg(cell_factor=3, eval_from=0.0)).students == plain  # cells: only with idc
+    assert StageIds(_cfg(augment="idc")).students != plain
+    assert (
+        StageIds(_cfg(augment="idc", cell_factor=3)).students
+        != StageIds(_cfg(augment="idc")).students
+    )
+    assert StageIds(_cfg(eval_from=0.8)).students != plain
 
 
 def test_an_ensemble_labels_as_g_vbsm_combines_its_teachers():
@@ -157,3 +180,40 @@ def test_relabel_teachers_enter_the_ids_only_when_set():
     assert ens.labeler_slice()["relabel_teachers"] == [ens.teacher, ens.teachers["b"]]
     with pytest.raises(ConfigError, match="'student.relabel_teachers': \\['c'\\] are not"):
         validate_config({**cfg, "student": {"relabel_teachers": ["c"]}})
+
+
+@pytest.mark.parametrize(("eval_from", "evaluated"), [(0.0, [2, 4, 6, 8, 10]), (0.5, [6, 8, 10]),
+                                                      (0.8, [10]), (0.75, [8, 10])])  # fmt: skip
+def test_evaluation_windows_as_fadrms_simple_flag(eval_from, evaluated, monkeypatch):
+    """FADRM's is_special_epoch (0-based e >= int(0.8 E), e % 10 == 9 or the last), 1-based."""
+    from test_labels import _bundle, _recipe, _teacher
+
+    import ddflow.train.student as student
+
+    monkeypatch.setattr(student, "evaluate", lambda *a: 1.0)
+    recipe = student_protocols(_recipe(epochs=10, eval_every=2, eval_from=eval_from)["student"])
+    out = student.train_student(_bundle().train_x[:12], _teacher(), _bundle(), recipe["online"],
+                                0, torch.device("cpu"))  # fmt: skip
+    assert [p["epoch"] for p in out["curve"] if "test_top1" in p] == evaluated
+    fadrm = [e + 1 for e in range(10) if e >= int(10 * 0.8) and (e % 2 == 1 or e == 9)]
+    assert fadrm == [10] and (eval_from != 0.8 or evaluated == fadrm)
+
+
+def test_an_idc_student_trains_on_augmented_batches_its_online_teacher_sees_too(monkeypatch):
+    from test_labels import _bundle, _recipe, _Spy, _teacher
+
+    import ddflow.train.student as student
+    from ddflow.data.pixels import Normalizer
+
+    seen_s, seen_t = [], []
+    build = student.build_model
+    monkeypatch.setattr(student, "build_model", lambda *a, **k: _Spy(build(*a, **k), seen_s))
+    recipe = student_protocols(_recipe(epochs=1, augment="idc")["student"])["online"]
+    bundle = _bundle()
+    images = bundle.train_x[:12]
+    student.train_student(images, _Spy(_teacher(), seen_t), bundle, recipe, 0, torch.device("cpu"))
+    trained = [x for x in seen_s if x.shape[0] != 16 and not x.is_meta]  # not the evaluations
+    taught = [x for x in seen_t if x.shape[0] != 16 and not x.is_meta]
+    assert len(trained) == 3 and all(torch.equal(a, b) for a, b in zip(trained, taught))
+    plain = Normalizer(bundle.mean, bundle.std, torch.device("cpu")).to_tensor(images)
+    assert not any(torch.equal(p, x) for batch in trained for x in batch for p in plain)

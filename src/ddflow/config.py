@@ -711,7 +711,7 @@ def student_protocols(student: dict) -> dict[str, dict]:
 LATER_STUDENT_DEFAULTS = {
     "optimizer": "adamw", "augment": "views", "relabel_model": None, "precision": "fp32",
     "loss": "kl", "ema_decay": None, "micro_batch": None, "tv_randaugment": None,
-    "relabel_teachers": None,
+    "relabel_teachers": None, "relabel_bn": "eval", "eval_from": 0.0,
 }  # fmt: skip
 
 
@@ -731,6 +731,10 @@ def student_result_keys(recipe: dict) -> dict:
         drop |= {"schedule_end"}
     if not recipe.get("relabel_teachers"):
         drop |= {"ensemble"}
+    if recipe.get("relabel_bn", "eval") != "batch":
+        drop |= {"relabel_chunk"}
+    if recipe.get("augment", "views") != "idc":
+        drop |= {"cell_factor"}
     out = {k: v for k, v in recipe.items() if k not in drop}
     if "label_budget" in out:
         out["label_budget"] = budget_slice(out["label_budget"])
@@ -813,12 +817,16 @@ class StageIds:
         }
 
     def labeler_slice(self) -> dict:
-        """The ensemble that labels the students' images, when it is not the teacher."""
-        names = self.cfg["student"].get("relabel_teachers")
+        """The ensemble that labels the students' images, when it is not the teacher, and its
+        train-mode BatchNorm chunks (relabel_bn: batch)."""
+        st = self.cfg["student"]
+        names = st.get("relabel_teachers")
+        chunks = ({"relabel_bn": "batch", "relabel_chunk": st["relabel_chunk"]}
+                  if st.get("relabel_bn", "eval") == "batch" else {})  # fmt: skip
         if not names:
-            return {}
+            return chunks
         return {"relabel_teachers": [self.teachers[n] for n in names],
-                "ensemble": self.cfg["student"]["ensemble"]}  # fmt: skip
+                "ensemble": st["ensemble"], **chunks}  # fmt: skip
 
     def relabel(self, method: str, ipc: int) -> str:
         return short_hash(self.relabel_slice(method, ipc))

@@ -59,13 +59,15 @@ def write_distilled(
     )
 
 
-def read_distilled(images_dir: str, manifest_path: str, classes: list[str]):
-    """Return (uint8 NHWC images, labels) in manifest order, after checking the class map."""
+def read_distilled(images_dir: str, manifest_path: str, classes: list[str], where=None):
+    """Return (uint8 NHWC images, labels) in manifest order, after checking the class map;
+    `where(entry)` keeps only some images (a set read as another method's start)."""
     manifest = read_json(manifest_path)
     check_class_map(classes, manifest["classes"], f"distilled set '{manifest_path}'")
     root = Path(images_dir)
     imgs, labels = [], []
-    for entry in counted(manifest["files"], "read set images", "image"):
+    entries = [e for e in manifest["files"] if where is None or where(e)]
+    for entry in counted(entries, "read set images", "image"):
         path = root / entry["file"]
         if not path.is_file():
             raise DataError(

@@ -256,6 +256,17 @@ def forecast(cfg: dict, data: DataSize | None = None) -> list[Stage]:
                               host=JOB_BASE + held + per_class * px * 4,
                               device=chunk * teacher.activations + teacher.weights,
                               largest=chunk * teacher.largest))  # fmt: skip
+        elif m["kind"] == "cim":  # scoring, then a step over every (real, cell) pair
+            scored = len(ipcs) * n * min(m["candidates"], d.train // n)
+            pairs = sum(n * 4 * i for i in ipcs)
+            chunk = max(1, min(256, (1 << 30) // max(1, teacher.activations)))
+            rows.append(Stage(f"select {name}", len(ipcs),
+                              f"{scored:,} candidates scored, {pairs * m['iterations']:,} "
+                              "pair-steps", (scored + 3 * pairs * m["iterations"]) * teacher.flops,
+                              "recover", tcfg["arch"], size, disk=sum(n * i * px for i in ipcs),
+                              host=JOB_BASE + held + m["candidates"] * px * 4,
+                              device=chunk * STEP_MEMORY * teacher.activations + teacher.weights,
+                              largest=chunk * teacher.largest))  # fmt: skip
         else:
             rows.append(Stage(f"select {name}", len(ipcs), f"{m['kind']}: real images chosen",
                               disk=sum(n * i * px for i in ipcs),
@@ -327,7 +338,7 @@ def _image_iterations(m: dict, classes: int, ipcs: int) -> int:
     """A shard's image-iterations: every image x its steps (DELT's rounds: fewer for late ones)."""
     rounds = kind_of(m).ipc_joint and "round_iterations" in m and m.get("early_late", True)
     if not rounds:  # every image all its iterations (no EarlyLate rounds: not DELT)
-        return classes * ipcs * m["iterations"]
+        return classes * ipcs * kind_of(m).steps(m)
     from ddflow.recover.early_late import image_groups, iterations_per_image
 
     groups = image_groups(ipcs, m["iterations"], m["round_iterations"], m["early_late"])

@@ -200,6 +200,47 @@ RECOVER_PRESETS: dict[str, dict] = {
         "jitter": 4, "priors": [63.0, 65.3, 68.5, 67.6, 67.4], "temperature": 5.0,
         "ipc1_pair": [3, 4],
     },
+    # FADRM (Jiacheng8/FADRM, recover/recover.py, scripts/*/recover_fadrm*.sh; reference-frontier
+    # §4.2, §4.5): Adam 0.25 (FADRM Tiny 0.01) reset a stage, one cosine, r_bn 0.01, first BN x10,
+    # residual 0.5, batches of 100 classes, fp16 with a GradScaler, roll 32 (224 px) or 4. FADRM
+    # recovers from the ResNet-18 alone; FADRM+ lists R18, D121, SV2 and MBv2 as `teachers`
+    # (Tiny: R18, SV2, D121, MBv2; ImageNet-1K IPC 1: R18, MBv2, SV2 and AlexNet).
+    "fadrm_imagenet1k": {
+        "kind": "fadrm", "stage_sizes": [200, 224, 200, 224], "stage_iterations": [500] * 4,
+        "lr": 0.25, "r_bn": 0.01, "residual": 0.5, "batch_classes": 100, "jitter": 32,
+        "precision": "fp16",
+    },
+    "fadrm_tiny": {
+        "kind": "fadrm", "stage_sizes": [64, 64], "stage_iterations": [500] * 2, "lr": 0.01,
+        "r_bn": 0.01, "residual": 0.5, "batch_classes": 100, "jitter": 4, "precision": "fp16",
+    },
+    "fadrm_cifar100": {
+        "kind": "fadrm", "stage_sizes": [32] * 4, "stage_iterations": [500] * 4, "lr": 0.25,
+        "r_bn": 0.01, "residual": 0.5, "batch_classes": 100, "jitter": 4, "precision": "fp16",
+    },
+    "fadrmplus_imagenet1k": {
+        "kind": "fadrm", "stage_sizes": [200, 224, 200, 224], "stage_iterations": [500] * 4,
+        "lr": 0.25, "r_bn": 0.01, "residual": 0.5, "batch_classes": 100, "jitter": 32,
+        "precision": "fp16",
+    },
+    "fadrmplus_tiny": {
+        "kind": "fadrm", "stage_sizes": [64] * 4, "stage_iterations": [500] * 4, "lr": 0.25,
+        "r_bn": 0.01, "residual": 0.5, "batch_classes": 100, "jitter": 4, "precision": "fp16",
+    },
+    "fadrmplus_cifar100": {
+        "kind": "fadrm", "stage_sizes": [32] * 4, "stage_iterations": [500] * 4, "lr": 0.25,
+        "r_bn": 0.01, "residual": 0.5, "batch_classes": 100, "jitter": 4, "precision": "fp16",
+    },
+    # CIM (LINs-lab/CIM, condense/condense.py, argument.py; reference-frontier.md §6.1, §6.3):
+    # 300 candidates (the IN-1K IPC-100 and 200 scripts: 500 and 1,000), AdamW 0.01 with its
+    # default weight decay 0.01, 200 steps; features at the input of layer3 of the torchvision
+    # ResNet-18 observer (child -4), of the classifier for the low-resolution observers (-1).
+    "cim_imagenet1k": {"kind": "cim", "candidates": 300, "iterations": 200, "lr": 0.01,
+                       "weight_decay": 0.01, "feature_layer": "layer3"},
+    "cim_tiny": {"kind": "cim", "candidates": 300, "iterations": 200, "lr": 0.01,
+                 "weight_decay": 0.01, "feature_layer": None},
+    "cim_cifar": {"kind": "cim", "candidates": 300, "iterations": 200, "lr": 0.01,
+                  "weight_decay": 0.01, "feature_layer": None},
 }  # fmt: skip
 
 

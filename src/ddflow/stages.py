@@ -72,22 +72,27 @@ def load_labeler(
     relabel_model: dict | None,
     bundle,
     ensemble: tuple[list[str], str] | None = None,
+    batch_stats: int | None = None,
 ) -> torch.nn.Module:
     """The model that labels a student's images: the recovery teacher, a loaded relabel model
     (student.relabel_model: CDA Table 19), or an ensemble of teachers (student.relabel_teachers:
-    (their checkpoints, how their logits combine))."""
-    if ensemble:
-        from ddflow.labels.soft import Ensemble
+    (their checkpoints, how their logits combine)); with `batch_stats` each teacher normalizes
+    with the batch statistics of forward chunks of that many images (student.relabel_bn)."""
+    from ddflow.labels.soft import BatchStatTeacher, Ensemble
 
+    def each(model):
+        return BatchStatTeacher(model, batch_stats) if batch_stats else model
+
+    if ensemble:
         paths, mode = ensemble
-        return Ensemble([load_teacher(p, bundle.classes)[0] for p in paths], mode).eval()
+        return Ensemble([each(load_teacher(p, bundle.classes)[0]) for p in paths], mode).eval()
     if relabel_model:
         model, _ = load_pretrained(
             relabel_model, bundle.classes, bundle.image_shape, bundle.mean, bundle.std,
             config_key="student.relabel_model",
         )  # fmt: skip
-        return model
-    return load_teacher(teacher_ckpt, bundle.classes)[0]
+        return each(model)
+    return each(load_teacher(teacher_ckpt, bundle.classes)[0])
 
 
 def labeler_identity(
@@ -103,6 +108,11 @@ def labeler_identity(
 
 def _ensemble(labelers: list[str] | None, cfg: dict) -> tuple[list[str], str] | None:
     return (labelers, cfg.get("ensemble", "mean")) if labelers else None
+
+
+def _batch_stats(cfg: dict) -> int | None:
+    """The forward chunk of train-mode BatchNorm labelers (student.relabel_bn: batch)."""
+    return cfg["relabel_chunk"] if cfg.get("relabel_bn", "eval") == "batch" else None
 
 
 def run_teacher(
@@ -214,6 +224,7 @@ def load_recovery_inputs(
     device,
     teachers: list[str] | None = None,
     stats: list[list[str]] | None = None,
+    source: list[str] | None = None,
 ) -> Inputs:
     """What a recovery job's kind reads: the data, its teacher (or teachers, each with its
     statistics shards merged), the ranking."""
@@ -234,6 +245,7 @@ def load_recovery_inputs(
         scores=io.load_npz(ranking, "scores")["scores"] if ranking else None,
         teachers=loaded or None,
         stats=targets or None,
+        source=tuple(source) if source else None,
     )
 
 
@@ -250,10 +262,20 @@ def run_recover_shard(
     threads: int | None = None,
     teachers: list[str] | None = None,
     stats: list[list[str]] | None = None,
+    source: list[str] | None = None,
 ) -> None:
     device = configure(runtime, threads)
     inputs = load_recovery_inputs(
-        data_npz, data_meta, teacher_ckpt, ranking, method, stage_id, device, teachers, stats
+        data_npz,
+        data_meta,
+        teacher_ckpt,
+        ranking,
+        method,
+        stage_id,
+        device,
+        teachers,
+        stats,
+        source,
     )
     shard = Shard.parse(shard_name)
     resume = ShardResume(
@@ -452,7 +474,11 @@ def run_relabel(
         else:
             bundle = load_bundle(data_npz, data_meta)
             teacher = load_labeler(
-                teacher_ckpt, params.get("relabel_model"), bundle, _ensemble(labelers, params)
+                teacher_ckpt,
+                params.get("relabel_model"),
+                bundle,
+                _ensemble(labelers, params),
+                _batch_stats(params),
             )
             images, _, _ = read_distilled(images_dir, manifest_path, bundle.classes)
             bs = min(batch_size_for(views["batch_size"], len(images) // len(classes)), len(images))
@@ -549,7 +575,11 @@ def run_student(
     teacher, stored, labels_cost = None, None, {}
     if protocol.needs_teacher:
         teacher = load_labeler(
-            teacher_ckpt, cfg.get("relabel_model"), bundle, _ensemble(labelers, cfg)
+            teacher_ckpt,
+            cfg.get("relabel_model"),
+            bundle,
+            _ensemble(labelers, cfg),
+            _batch_stats(cfg),
         )
     if protocol.needs_stored:
         budget = LabelBudget.from_config(cfg["label_budget"])
@@ -607,7 +637,13 @@ def run_incremental(
     )
     protocol = PROTOCOLS[cfg["labels"]]
     teacher = (
-        load_labeler(teacher_ckpt, cfg.get("relabel_model"), bundle, _ensemble(labelers, cfg))
+        load_labeler(
+            teacher_ckpt,
+            cfg.get("relabel_model"),
+            bundle,
+            _ensemble(labelers, cfg),
+            _batch_stats(cfg),
+        )  # fmt: skip
         if protocol.needs_teacher
         else None
     )

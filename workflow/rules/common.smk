@@ -157,7 +157,7 @@ def distilled_set_mem_mb(wildcards):
 def recover_runtime(wildcards, attempt):
     s = Shard.parse(wildcards.shard)
     images = (s.c1 - s.c0) * (s.i1 - s.i0)
-    iterations = METHODS[wildcards.method]["iterations"]
+    iterations = kind_of(METHODS[wildcards.method]).steps(METHODS[wildcards.method])
     return recover_runtime_min(CFG["dataset"], DEVICE, images, iterations, attempt)
 
 
@@ -286,6 +286,10 @@ def method_inputs(wildcards):
         ]
     for i, (n, spec) in enumerate(kind_of(method).stats_passes(method)):
         inputs[f"stats_{i}"] = stats_parts(n, spec)
+    if "source" in reads:  # another method's set, read as this one's starts
+        name, ipc = kind_of(method).source(method, IPCS)
+        d = distilled_dir(name, ipc)
+        inputs["source"] = [f"{d}/images", f"{d}/manifest.json"]
     return {**inputs, **kind_of(method).files(method)}
 
 

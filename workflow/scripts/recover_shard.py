@@ -17,4 +17,5 @@ with stage(sm) as (runtime, params):
         threads=sm.threads,
         teachers=list(sm.input.get("teachers", [])),
         stats=[list(sm.input[k]) for k in sm.input.keys() if k.startswith("stats_")],
+        source=list(sm.input.get("source", [])),
     )

@@ -130,10 +130,11 @@ class Stored(Protocol):
     @staticmethod
     def check(student):
         """The stored logits are of the replayed views: nothing may change the images after."""
-        if student["augment"] == "dsa":
+        if student["augment"] != "views":
             raise ConfigError(
-                "config key 'student.augment': stored labels replay the drawn views, which DSA "
-                "replaces; set student.augment: views or drop 'stored' from student.labels"
+                f"config key 'student.augment': stored labels replay the drawn views, which "
+                f"{student['augment']} replaces; set student.augment: views or drop 'stored' from "
+                "student.labels"
             )
         if student.get("loss") == "mse_gt" and any(b.get("topk") for b in student["label_budget"]):
             raise ConfigError(

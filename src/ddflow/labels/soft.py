@@ -51,6 +51,30 @@ class Ensemble(nn.Module):
         return logits.mean(0)
 
 
+class BatchStatTeacher(nn.Module):
+    """FADRM's and CV-DD's "BSSL" relabel (reference-frontier.md §4.3): the teacher is left in
+    train mode, so each forward over `chunk` images normalizes with those images' own batch
+    statistics (the released batch of 16 as two halves of 8). Its running statistics are never
+    used in train mode; here they are also never moved (momentum 0), so the labeler is the
+    same at every call."""
+
+    def __init__(self, teacher: nn.Module, chunk: int):
+        super().__init__()
+        self.teacher, self.chunk = teacher, chunk
+        self.bns = [m for m in teacher.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        for bn in self.bns:
+            bn.momentum = 0.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for bn in self.bns:
+            bn.train()
+        try:
+            return torch.cat([self.teacher(part) for part in x.split(self.chunk)])
+        finally:
+            for bn in self.bns:
+                bn.eval()
+
+
 class OnlineTeacher:
     """Frozen teacher in eval mode (fixes SRe2L-CIFAR's train-mode teacher quirk)."""
 

@@ -28,6 +28,7 @@ class Inputs:
     features: dict | None = None  # the teacher's cached features and scores
     teachers: list | None = None  # a multi-teacher kind's teachers, in turn order
     stats: list | None = None  # and each one's statistics (recover/stats.py)
+    source: tuple[str, str] | None = None  # another method's set (images folder, manifest)
 
 
 class MethodKind:
@@ -57,6 +58,10 @@ class MethodKind:
         """The fingerprint of the user's folders it reads (a rule parameter, so a file changed
         inside one reruns the set; data/fingerprint.py); None when it reads none."""
         return None
+
+    def steps(self, method: dict) -> int:
+        """Optimisation steps of one image (runtime and cost estimates; 0: none)."""
+        return method.get("iterations", 0)
 
     def stats_passes(self, method: dict) -> list[tuple[str, dict]]:
         """(teacher name, pass settings) of each teacher-statistics pass (the `stats` stage) its

@@ -76,29 +76,41 @@ def class_folders(root: Path, classes: list[str], by: str) -> list[Path]:
     return [root / name for name in found]
 
 
+def image_files(folder: Path) -> list[Path]:
+    """A class folder's images in sorted file-name order (the order every reader takes)."""
+    from ddflow.data.datasets import IMAGE_EXTS
+
+    return sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_EXTS)
+
+
 def read_class(folder: Path, ipc: int, hw: tuple[int, int], channels: int):
     """The first `ipc` images of a class folder, as uint8 (ipc, H, W, C) in the data's shape,
     and the files they came from."""
-    from PIL import Image
+    from ddflow.data.datasets import DataError
 
-    from ddflow.data.datasets import IMAGE_EXTS, DataError, resize_center_crop
-    from ddflow.data.files import decode_image
-
-    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_EXTS)[:ipc]
+    files = image_files(folder)[:ipc]
     if len(files) < ipc:
         raise DataError(
             f"external set folder '{folder}' holds {len(files)} images, fewer than IPC {ipc}; "
             "lower ipc or add images"
         )
-    out = []
-    for f in files:
-        x = decode_image(f, None)
-        if x.shape[:2] != hw:
-            if hw[0] != hw[1]:
-                raise DataError(
-                    f"image '{f}' is {x.shape[1]}x{x.shape[0]}, the data is {hw[1]}x{hw[0]} "
-                    "and not square: resize the set to the data's size"
-                )
-            x = np.asarray(resize_center_crop(Image.fromarray(x), hw[0]), np.uint8)
-        out.append(x if channels == 3 else np.asarray(Image.fromarray(x).convert("L"))[..., None])
-    return np.stack(out), files
+    return np.stack([read_image(f, hw, channels) for f in files]), files
+
+
+def read_image(f: Path, hw: tuple[int, int], channels: int) -> np.ndarray:
+    """One image as uint8 (H, W, C) in the data's shape: resized and centre-cropped when its
+    size differs (the evaluation transform of RDED/DELT)."""
+    from PIL import Image
+
+    from ddflow.data.datasets import DataError, resize_center_crop
+    from ddflow.data.files import decode_image
+
+    x = decode_image(f, None)
+    if x.shape[:2] != hw:
+        if hw[0] != hw[1]:
+            raise DataError(
+                f"image '{f}' is {x.shape[1]}x{x.shape[0]}, the data is {hw[1]}x{hw[0]} "
+                "and not square: resize the set to the data's size"
+            )
+        x = np.asarray(resize_center_crop(Image.fromarray(x), hw[0]), np.uint8)
+    return x if channels == 3 else np.asarray(Image.fromarray(x).convert("L"))[..., None]

@@ -6,6 +6,9 @@ batches in staggered EarlyLate rounds from real, mosaic or Gaussian starts.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from ddflow import io
 from ddflow.errors import ConfigError
 from ddflow.methods.base import Inputs, MethodKind, register
 
@@ -239,4 +242,96 @@ class CVDD(SRe2L):
             inputs.teachers, inputs.norm, inputs.chw, method, inputs.stage_id, shard,
             shard.i1 - shard.i0, inputs.device, log_every, self.initializer(inputs, method),
             resume,
+        )  # fmt: skip
+
+
+@register
+class FADRM(SRe2L):
+    """Data-residual recovery in stages (recover/fadrm.py); FADRM+ lists several teachers."""
+
+    name = "fadrm"
+    schema = "fadrm_method"
+    stage = "fadrm"
+    version = 1
+    code = (*CODE, "recover/fadrm.py", "methods/external.py", "distilled.py")
+    reads = frozenset({"data", "teachers", "ranking", "source"})
+
+    def reads_for(self, method):
+        init = method["init"]
+        return ({"teachers"} | ({"data"} if init in ("real", "folder") else set())
+                | ({"ranking"} if init == "real" else set())
+                | ({"source"} if init == "set" else set()))  # fmt: skip
+
+    def check(self, where, method):
+        super().check(where, method)
+        sizes, budgets = method["stage_sizes"], method["stage_iterations"]
+        if len(sizes) != len(budgets):
+            raise ConfigError(f"config key '{where}.stage_iterations': {len(budgets)} budgets for "
+                              f"{len(sizes)} stage_sizes; give one a stage")  # fmt: skip
+        key = {"folder": "init_folder", "set": "init_set"}.get(method["init"])
+        if key and key not in method:
+            raise ConfigError(f"config key '{where}.{key}': init {method['init']} needs it")
+        if method["init"] == "folder" and not Path(method["init_folder"]).is_dir():
+            raise ConfigError(
+                f"config key '{where}.init_folder': folder '{method['init_folder']}' does not "
+                "exist; set it to the patch folder (<class folder>/<image>, image i of a class "
+                "for IPC index i)"
+            )
+
+    def files(self, method):
+        return {"init_folder": method["init_folder"]} if method["init"] == "folder" else {}
+
+    def content(self, method):
+        if method["init"] != "folder":
+            return None
+        from ddflow.data.datasets import IMAGE_EXTS
+        from ddflow.data.fingerprint import fingerprint
+
+        return fingerprint(method["init_folder"], IMAGE_EXTS)
+
+    def steps(self, method):
+        return sum(method["stage_iterations"])
+
+    def source(self, method, ipcs):
+        """(method name, IPC) of the set its starts come from (init: set)."""
+        return method["init_set"], method["init_ipc"] or max(ipcs)
+
+    def upstream(self, ids, method):
+        teachers = {"teachers": [ids.teachers[n] for n in method["teachers"]]}
+        if method["init"] == "real":  # the ranking's teacher (or ranker) too
+            return {**teachers, **super().upstream(ids, method)}
+        if method["init"] != "set":
+            return teachers
+        name, ipc = self.source(method, ids.cfg["ipc"])
+        methods = ids.cfg["methods"]
+        if name not in methods or methods[name] is method:
+            raise ConfigError(f"config key 'methods.*.init_set': '{name}' is not another method "
+                              f"of this config (methods: {sorted(methods)})")  # fmt: skip
+        return {**teachers, "source": [ids.method(name), ipc]}
+
+    def rehearsal(self, method, ipc, classes):
+        """Every stage at its size, one step each; two class blocks, one IPC index a shard."""
+        steps = [1] * len(method.get("stage_sizes", [200, 224, 200, 224]))
+        return {"stage_iterations": steps, "batch_classes": -(-classes // 2), "ipc_per_shard": 1}
+
+    def initializer(self, inputs, method):
+        from ddflow.recover.init import folder_init, set_init
+
+        if method["init"] == "folder":
+            b = inputs.bundle
+            return lambda c0, c1, i: folder_init(
+                method["init_folder"], method["init_class_folders"], b.classes, c0, c1, i,
+                inputs.chw, inputs.norm,
+            )  # fmt: skip
+        if method["init"] == "set":
+            classes = io.read_json(inputs.source[1])["classes"]
+            return lambda c0, c1, i: set_init(*inputs.source, classes, c0, c1, i, inputs.norm)
+        return super().initializer(inputs, method)
+
+    def recover(self, inputs, method, shard, log_every, resume, pack):
+        from ddflow.recover.fadrm import recover_fadrm_shard
+
+        return recover_fadrm_shard(
+            inputs.teachers, inputs.norm, inputs.chw, method, inputs.stage_id, shard,
+            inputs.device, log_every, self.initializer(inputs, method), resume,
         )  # fmt: skip

@@ -77,3 +77,45 @@ def mosaic_init(teacher, train_x, train_y, classes, ipc, method, norm, seed) -> 
     return norm.to_tensor(
         mosaic_images(teacher, train_x, train_y, classes, ipc, method, norm, seed)
     )
+
+
+def folder_init(root, by: str, classes: list[str], c0: int, c1: int, index: int, chw, norm):
+    """Image `index` (sorted file-name order) of each class folder c0..c1 of a patch folder
+    (FADRM's `<class>/class<c>_id<i>.jpg`), normalized, in the data's shape."""
+    from pathlib import Path
+
+    from ddflow.data.datasets import DataError
+    from ddflow.methods.external import class_folders, image_files, read_image
+
+    folders = class_folders(Path(root), classes, by)[c0:c1]
+    out = []
+    for folder in folders:
+        files = image_files(folder)
+        if index >= len(files):
+            raise DataError(
+                f"init folder '{folder}' holds {len(files)} images; IPC index {index} needs "
+                f"{index + 1}: add patches or lower ipc"
+            )
+        out.append(read_image(files[index], tuple(chw[1:]), chw[0]))
+    return norm.to_tensor(np.stack(out))
+
+
+def set_init(images_dir: str, manifest: str, classes: list[str], c0: int, c1: int, index: int,
+             norm) -> torch.Tensor:  # fmt: skip
+    """IPC index `index` of classes c0..c1 of another method's distilled set (e.g. RDED's
+    mosaics as FADRM's patches), normalized; only those images are read."""
+    from ddflow import io
+    from ddflow.data.datasets import DataError
+    from ddflow.distilled import read_distilled
+
+    def wanted(e):
+        return e["ipc_index"] == index and c0 <= e["label"] < c1
+
+    found = sorted(e["label"] for e in io.read_json(manifest)["files"] if wanted(e))
+    if found != list(range(c0, c1)):
+        raise DataError(
+            f"distilled set '{manifest}' has no IPC index {index} for every class {c0}..{c1 - 1}: "
+            "its IPC is smaller than the set recovered from it; raise methods.<name>.init_ipc"
+        )
+    x, y, _ = read_distilled(images_dir, manifest, classes, where=wanted)
+    return norm.to_tensor(x[np.argsort(y, kind="stable")])

@@ -47,6 +47,11 @@ def _ce(logits: torch.Tensor, labels: torch.Tensor, k: int, chunks) -> torch.Ten
     return torch.stack([p.mean() for p in _parts(each, chunks)]).sum()
 
 
+def _autocast(x: torch.Tensor, precision: str):
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    return torch.autocast(x.device.type, dtype or torch.bfloat16, enabled=dtype is not None)
+
+
 def recover_batch(
     teacher: nn.Module,
     bn_loss: BNStatLoss,
@@ -71,6 +76,7 @@ def recover_batch(
     sizes: tuple[int, ...] | None = None,
     extra: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     committee: list[tuple[nn.Module, object, float]] | None = None,
+    window: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """Optimise one batch and return its last iterate (the authors' "best" logic is dead code).
 
@@ -80,6 +86,8 @@ def recover_batch(
     `resume = (state, key)` continues batch `key` from its last save and saves periodically.
     `precision = "bf16"` runs the teacher under bf16 autocast (pixels, Adam and BN statistics
     stay float32); it changes the numerics, so it is a method key, part of the stage id.
+    `precision = "fp16"` runs it under fp16 autocast with a dynamic loss scale (FADRM's
+    GradScaler: a step whose gradient overflows is skipped and the scale halved).
     A list of k RNGs packs k independent batches along N (runtime.pack_batches): each chunk draws
     its own augmentation and has its own BN statistics and CE mean, and the loss is their sum, so
     each batch gets its own gradient; Adam and clamp are elementwise. One launch, k batches.
@@ -90,6 +98,8 @@ def recover_batch(
     over the whole augmented batch (the eigen-spectrum term), added to the loss.
     A `committee` [(model, its statistics loss, weight)] (CV-DD) forwards every member each step:
     the loss is the weighted sum of each member's CE + r_bn * statistics term.
+    `window = (offset, total)`: this call is steps offset.. of one schedule of `total` steps
+    (FADRM's stages: a fresh Adam each, one cosine and one teacher counter over all of them).
     """
     rngs = rng if isinstance(rng, list) else [rng]
     k = len(rngs)
@@ -102,41 +112,48 @@ def recover_batch(
     fmt = torch.channels_last if x_init.is_cuda else torch.contiguous_format
     x = x_init.clone().contiguous(memory_format=fmt).requires_grad_(True)
     opt = torch.optim.Adam([x], lr=lr, betas=(0.5, 0.9), eps=1e-8)
+    scaler = torch.amp.GradScaler(x.device.type, enabled=precision == "fp16")
+    offset, total = window or (0, iterations)
     lo, hi = bounds
-    start = resume[0].restore(resume[1], x, opt, rngs) if resume else 0
+    start = resume[0].restore(resume[1], x, opt, rngs, scaler) if resume else 0
     if on_step:
         on_step(0, x.detach())
     for step in range(start, iterations):
         for group in opt.param_groups:
-            group["lr"] = cosine_lr(step, iterations, lr)
+            group["lr"] = cosine_lr(offset + step, total, lr)
         rows = active_at(step) if active_at else None
         xb, yb = (x, labels) if rows is None else (x[rows], labels[rows])
-        model, stat = pairs[teacher_at(step) if teacher_at else 0]
+        model, stat = pairs[teacher_at(offset + step) if teacher_at else 0]
         if k == 1:  # the unpacked path, kept op for op (and byte for byte)
-            xa = augment(xb, step, iterations, rngs[0])
+            xa = augment(xb, offset + step, total, rngs[0])
         else:
             parts = _parts(xb, chunks)
-            xa = torch.cat([augment(p, step, iterations, r) for p, r in zip(parts, rngs)])
+            xa = torch.cat([augment(p, offset + step, total, r) for p, r in zip(parts, rngs)])
         if hasattr(stat, "set_labels"):
             stat.set_labels(yb)
         if committee:
             ce = reg = 0.0
             for member, member_stat, weight in committee:
-                with torch.autocast(x.device.type, torch.bfloat16, enabled=precision == "bf16"):
+                with _autocast(x, precision):
                     logits = member(xa)
                 ce = ce + weight * _ce(logits, yb, k, chunks)
                 reg = reg + weight * member_stat.value()
             loss = ce + r_bn * reg
         else:
-            with torch.autocast(x.device.type, torch.bfloat16, enabled=precision == "bf16"):
+            with _autocast(x, precision):
                 logits = teacher(xa) if teachers is None else model(xa)
             ce = _ce(logits, yb, k, chunks)
             loss = ce + r_bn * stat.value()
         if extra is not None:
             loss = loss + extra(xa, yb)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        if scaler.is_enabled():
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            opt.step()
         with torch.no_grad():
             x.clamp_(lo, hi)
         if on_step:
@@ -152,7 +169,7 @@ def recover_batch(
             if report:
                 report(step + 1, {"loss": value, "ce": ce.item()})
         if resume and resume[0].due(step + 1, iterations):
-            resume[0].save(resume[1], step + 1, x, opt, rngs)
+            resume[0].save(resume[1], step + 1, x, opt, rngs, scaler)
     if not torch.isfinite(x).all():
         raise NonFiniteLoss(f"recovery {tag}: non-finite pixels; no image was written")
     return x.detach()

@@ -69,7 +69,12 @@ class ShardResume:
         return self.done.get(key)
 
     def restore(
-        self, key: int, x: torch.Tensor, opt: torch.optim.Optimizer, rngs: list[random.Random]
+        self,
+        key: int,
+        x: torch.Tensor,
+        opt: torch.optim.Optimizer,
+        rngs: list[random.Random],
+        scaler: torch.amp.GradScaler | None = None,
     ) -> int:
         """Load the saved progress of batch `key` into x, opt and rngs; return the step to start.
 
@@ -83,6 +88,8 @@ class ShardResume:
         with torch.no_grad():
             x.copy_(state["x"].to(x.device))
         opt.load_state_dict(state["opt"])
+        if scaler is not None and scaler.is_enabled():
+            scaler.load_state_dict(state["scaler"])
         for rng, (version, internal, gauss) in zip(rngs, state["rngs"]):
             rng.setstate((version, tuple(internal), gauss))
         return state["step"]
@@ -97,6 +104,7 @@ class ShardResume:
         x: torch.Tensor,
         opt: torch.optim.Optimizer,
         rngs: list[random.Random],
+        scaler: torch.amp.GradScaler | None = None,
     ) -> None:
         self.current = {
             "key": key,
@@ -104,6 +112,7 @@ class ShardResume:
             "x": x.detach().cpu().clone(),
             "opt": _to_cpu(opt.state_dict()),
             "rngs": [list(rng.getstate()) for rng in rngs],
+            "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else {},
         }
         self._write()
 

@@ -1,14 +1,18 @@
-"""Differentiable Siamese Augmentation (Zhao & Bilen), mode "S": the augmentation SRe2L-CL trains
-its continual-learning students with (applications.md §1.2).
+"""Differentiable Siamese Augmentation (Zhao & Bilen) and IDC's DiffAug built on the same ops.
 
-Each batch draws one family of `color_crop_cutout_flip_scale_rotate` uniformly (color is
-brightness, then saturation, then contrast); that family's parameters are drawn per image. It works
-on normalized batches, as DSA does. The ranges are DSA's defaults: scale 1.2, rotate +-15 degrees,
+DSA mode "S" (`dsa`), what SRe2L-CL trains its continual-learning students with (applications.md
+§1.2): each batch draws one family of `color_crop_cutout_flip_scale_rotate` uniformly (color is
+brightness, then saturation, then contrast); that family's parameters are drawn per image.
+IDC's DiffAug (`idc`), what CIM's students take (reference-frontier.md §6.2): every image is
+flipped, coloured and cut out, and one of crop, scale and rotate (drawn per batch) moves it, all
+with parameters per image; before it `cell_crop` takes one mosaic cell of an image to full size.
+Both work on normalized batches. The ranges are DSA's defaults: scale 1.2, rotate +-15 degrees,
 crop-pad 0.125, cutout 0.5, flip 0.5, brightness 1.0, saturation 2.0, contrast 0.5.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -22,26 +26,26 @@ def _u(gen: torch.Generator, n: int, x: torch.Tensor) -> torch.Tensor:
     return torch.rand(n, generator=gen).to(x.device, x.dtype).view(n, 1, 1, 1)
 
 
-def _affine(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=True)
-    return F.grid_sample(x, grid, align_corners=True)
+def _affine(x: torch.Tensor, theta: torch.Tensor, corners: bool) -> torch.Tensor:
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=corners)
+    return F.grid_sample(x, grid, align_corners=corners)
 
 
-def _scale(x, gen, ratio=1.2):
+def _scale(x, gen, ratio=1.2, corners=True):
     n = len(x)
     sx = torch.rand(n, generator=gen) * (ratio - 1 / ratio) + 1 / ratio
     sy = torch.rand(n, generator=gen) * (ratio - 1 / ratio) + 1 / ratio
     zero = torch.zeros(n)
     theta = torch.stack([torch.stack([sx, zero, zero], 1), torch.stack([zero, sy, zero], 1)], 1)
-    return _affine(x, theta)
+    return _affine(x, theta, corners)
 
 
-def _rotate(x, gen, degrees=15.0):
+def _rotate(x, gen, degrees=15.0, corners=True):
     n = len(x)
     a = (torch.rand(n, generator=gen) - 0.5) * 2 * degrees / 180 * math.pi
     zero = torch.zeros(n)
     rows = [torch.stack([a.cos(), a.sin(), zero], 1), torch.stack([-a.sin(), a.cos(), zero], 1)]
-    return _affine(x, torch.stack(rows, 1))
+    return _affine(x, torch.stack(rows, 1), corners)
 
 
 def _flip(x, gen, prob=0.5):
@@ -100,3 +104,45 @@ def dsa(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """One DSA draw for a normalized batch: one family for the batch, its parameters per image."""
     family = FAMILIES[int(torch.randint(0, len(FAMILIES), (1,), generator=gen))]
     return _FNS[family](x, gen)
+
+
+# IDC samples its affine grids with PyTorch's default align_corners (False), DSA with True.
+IDC_MOVES = (
+    _crop,
+    functools.partial(_scale, corners=False),
+    functools.partial(_rotate, corners=False),
+)
+
+
+def idc(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """IDC's DiffAug('color_crop_cutout_flip_scale_rotate', batch=False) on a normalized batch."""
+    x = _color(_flip(x, gen), gen)
+    x = IDC_MOVES[int(torch.randint(0, len(IDC_MOVES), (1,), generator=gen))](x, gen)
+    return _cutout(x, gen)
+
+
+def cell_crop(x: torch.Tensor, gen: torch.Generator, factor: int) -> torch.Tensor:
+    """CIM's RandomFactorResizedCrop per image: with probability 1 - 1/factor^2 one of the
+    factor x factor cells (chosen uniformly), resized (bilinear) to the image's size, else the
+    image whole."""
+    if factor == 1:
+        return x
+    n, c, h, w = x.shape
+    th, tw = h // factor, w // factor
+    take = torch.rand(n, generator=gen) < 1 - 1 / factor**2
+    row = torch.randint(0, factor, (n,), generator=gen)
+    col = torch.randint(0, factor, (n,), generator=gen)
+    grid = x[..., : factor * th, : factor * tw].reshape(n, c, factor, th, factor, tw)
+    picked = grid.permute(0, 2, 4, 1, 3, 5)[torch.arange(n), row, col]  # (n, c, th, tw)
+    up = F.interpolate(picked, size=(h, w), mode="bilinear", align_corners=False)
+    return torch.where(take.to(x.device).view(n, 1, 1, 1), up, x)
+
+
+def student_augment(cfg: dict):
+    """The batch augmentation student.augment names (None for the replayable views), as a
+    function of a normalized batch and the student's generator."""
+    if cfg.get("augment", "views") == "dsa":
+        return dsa
+    if cfg.get("augment") == "idc":
+        return lambda x, gen: idc(cell_crop(x, gen, cfg["cell_factor"]), gen)
+    return None

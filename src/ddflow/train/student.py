@@ -3,10 +3,10 @@
 Recipe (RDED/DELT validation, reference-algorithms.md §3.3/§4.3): AdamW, half or full cosine per
 epoch, per-sample RandomResizedCrop + flip, one CutMix box per batch (train/views.py), and the loss
 of the label protocol (labels/protocols.py): by default KL to the teacher's softened output on the
-same mixed image. SRe2L-CL's continual-learning students take SGD and DSA (train/dsa.py) instead.
-The headline is top-1 at the last epoch. With a validation split the epoch chosen on it is
-reported too (test top-1 there); the best test top-1 seen is kept only because the papers report
-it (it selects on test).
+same mixed image. SRe2L-CL's continual-learning students take SGD and DSA, CIM's a mosaic-cell
+crop and IDC's DiffAug (train/dsa.py) instead. The headline is top-1 at the last epoch. With a
+validation split the epoch chosen on it is reported too (test top-1 there); the best test top-1
+seen is kept only because the papers report it (it selects on test).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from ddflow.train.common import (
     seed_everything,
     tv_rand_augment,
 )
-from ddflow.train.dsa import dsa
+from ddflow.train.dsa import student_augment
 from ddflow.train.views import render
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,10 @@ log = logging.getLogger(__name__)
 def epoch_lr_factor(epoch: int, epochs: int, schedule: str, end: float = 0.5) -> float:
     """half_cosine ends at 0.5 x lr (RDED/DELT); cosine ends at 0 (SRe2L ImageNet); linear_to
     falls linearly to `end` (EDC ImageNet: its "cos" runs this way, to 0.5); cos2 is EDC
-    CIFAR-100's: the half cosine to 5/6 of training, then its value there times (1 - e/E)."""
+    CIFAR-100's: the half cosine to 5/6 of training, then its value there times (1 - e/E);
+    multistep is CIM's MultiStepLR: x0.2 from epoch int(2E/3) and again from int(5E/6)."""
+    if schedule == "multistep":
+        return 0.2 ** sum(epoch >= m for m in (int(2 * epochs / 3), int(5 * epochs / 6)))
     if schedule == "linear_to":
         return 1.0 - (1.0 - end) * epoch / epochs
     if schedule == "cos2" and epoch > epochs * 5 / 6:
@@ -62,7 +65,7 @@ def student_step(
     norm: Normalizer,
     fast: Precision,
     step: tuple,
-    dsa_gen: torch.Generator | None = None,
+    augment: tuple | None = None,
     micro: int | None = None,
 ) -> torch.Tensor:
     """One optimisation step on a prepared batch (uint8 host images, labels, view, stored
@@ -71,8 +74,8 @@ def student_step(
     batch, labels, view, view_soft = step
     device = norm.mean.device
     x = fast.layout(render(norm.to_tensor(batch), view))  # normalized per batch
-    if dsa_gen is not None:
-        x = dsa(x, dsa_gen)
+    if augment is not None:  # (function, its generator): DSA or IDC's DiffAug
+        x = augment[0](x, augment[1])
     y = labels.to(device, non_blocking=True)
     opt.zero_grad(set_to_none=True)
     if micro is None:
@@ -131,9 +134,9 @@ def train_student(
     n = len(images)
     bs = min(batch_size_for(cfg["batch_size"], n // bundle.num_classes), n)
     y = np.asarray(targets if targets is not None else np.zeros(n), np.int64)
-    dsa_gen = None
-    if cfg.get("augment", "views") == "dsa":  # replaces crops, flips, CutMix; order is kept
-        dsa_gen = torch.Generator().manual_seed(seed)
+    augment = student_augment(cfg)
+    if augment is not None:  # replaces crops, flips, CutMix; order is kept
+        augment = (augment, torch.Generator().manual_seed(seed))
         cfg = {**cfg, "min_scale": 1.0, "max_scale": 1.0, "hflip": False, "cutmix": 0.0}
     protocol = make_protocol(cfg, seed, n, bs, (h, w), teacher=teacher, stored=stored)
     fast = Precision(cfg.get("precision", "fp32"), device)
@@ -154,7 +157,7 @@ def train_student(
         batches = zip(views, split_soft(soft, views), prefetch(views, load))
         for b, (view, (_, view_soft), (batch, labels)) in enumerate(batches, 1):
             step = (batch, labels, view, view_soft)
-            loss = student_step(model, protocol, opt, norm, fast, step, dsa_gen,
+            loss = student_step(model, protocol, opt, norm, fast, step, augment,
                                 cfg.get("micro_batch"))  # fmt: skip
             loss_sum += loss * len(labels)
             if ema:
@@ -164,7 +167,8 @@ def train_student(
         sched.step()
         check_finite(f"student (seed {seed})", epoch, loss_mean, model, "student.lr")
         point = {"epoch": epoch, "train_loss": loss_mean}
-        if epoch % cfg["eval_every"] == 0 or epoch == epochs:
+        window = epoch > int(cfg.get("eval_from", 0.0) * epochs)  # FADRM's --simple: last 20 %
+        if (window and epoch % cfg["eval_every"] == 0) or epoch == epochs:
             with ema.swapped(model) if ema else contextlib.nullcontext():
                 point["test_top1"] = evaluate(model, bundle.test_x, bundle.test_y, norm)
                 if bundle.val_x is not None:
