@@ -267,6 +267,21 @@ def forecast(cfg: dict, data: DataSize | None = None) -> list[Stage]:
                               host=JOB_BASE + held + m["candidates"] * px * 4,
                               device=chunk * STEP_MEMORY * teacher.activations + teacher.weights,
                               largest=chunk * teacher.largest))  # fmt: skip
+        elif m["kind"] == "edc_mosaic":  # every image, then the patches, by every teacher
+            models = [count_model(named[t]["arch"], _loaded_outputs(named[t], n), chw)
+                      for t in m["teachers"]]  # fmt: skip
+            kept = min(m["candidates"], d.train // n) // m["chunk"] * m["chunk"]
+            patches = n * kept * m["draws"]
+            big = max(models, key=lambda t: t.activations)
+            chunk = max(1, min(512, (2 << 30) // max(1, big.activations)))
+            rows.append(Stage(f"select {name}", len(ipcs),
+                              f"{d.train:,} images and {patches:,} patches scored by "
+                              f"{len(models)} teachers", len(ipcs) * (d.train + patches)
+                              * sum(t.flops for t in models), "inference", models[0].arch, size,
+                              disk=sum(n * i * px for i in ipcs), host=JOB_BASE + held,
+                              device=chunk * big.activations + sum(t.weights for t in models)
+                              + kept * (1 + m["draws"]) * 4 * px,
+                              largest=chunk * big.largest))  # fmt: skip
         else:
             rows.append(Stage(f"select {name}", len(ipcs), f"{m['kind']}: real images chosen",
                               disk=sum(n * i * px for i in ipcs),

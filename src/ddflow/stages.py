@@ -319,11 +319,16 @@ def run_select(
     out_images: str,
     out_manifest: str,
     threads: int | None = None,
+    teachers: list[str] | None = None,
 ) -> None:
-    """A set built in one job by its kind (random subset, RDED, coresets), class-major."""
+    """A set built in one job by its kind (random subset, RDED, coresets, CIM, EDC's mosaics),
+    class-major."""
+    from ddflow.recover.loop import freeze
+
     device = configure(runtime, threads)
     b = load_bundle(data_npz, data_meta)
     teacher = load_teacher(teacher_ckpt, b.classes)[0].to(device) if teacher_ckpt else None
+    loaded = [freeze(load_teacher(p, b.classes)[0].to(device)) for p in teachers or []]
     inputs = Inputs(
         stage_id=stage_id,
         norm=Normalizer(b.mean, b.std, device),
@@ -332,6 +337,7 @@ def run_select(
         bundle=b,
         teacher=teacher,
         features=io.load_npz(features_npz, "features", "el2n") if features_npz else None,
+        teachers=loaded or None,
     )
     with CostMeter(device) as cost:
         images, extra = kind_of(method).build(inputs, method, ipc)

@@ -287,7 +287,9 @@ def method_inputs(wildcards):
     for i, (n, spec) in enumerate(kind_of(method).stats_passes(method)):
         inputs[f"stats_{i}"] = stats_parts(n, spec)
     if "source" in reads:  # another method's set, read as this one's starts
-        name, ipc = kind_of(method).source(method, IPCS)
+        # ipc-joint shards hold one IPC value each: the shard's last index + 1
+        ipc = Shard.parse(wildcards.shard).i1 if "shard" in wildcards.keys() else None
+        name, ipc = kind_of(method).source(method, IPCS, ipc)
         d = distilled_dir(name, ipc)
         inputs["source"] = [f"{d}/images", f"{d}/manifest.json"]
     return {**inputs, **kind_of(method).files(method)}

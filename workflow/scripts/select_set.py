@@ -17,4 +17,5 @@ with stage(sm) as (runtime, params):
         sm.output.images,
         sm.output.manifest,
         threads=sm.threads,
+        teachers=list(sm.input.get("teachers", [])),
     )

@@ -108,6 +108,32 @@ class MethodKind:
         raise NotImplementedError(f"kind {self.name} builds its set in one job")
 
 
+class SetStarts:
+    """A kind whose images can start from another method's set (`init: set`, `init_set`,
+    `init_ipc`): that set is an input of its jobs and its id part of theirs."""
+
+    def source(self, method: dict, ipcs: list[int], ipc: int | None = None):
+        """(method name, IPC) of the set its starts come from: init_ipc, the IPC being
+        recovered (`same`: EDC draws from the mosaics made for it), or the config's largest."""
+        if method["init_ipc"] == "same":
+            return method["init_set"], ipc if ipc is not None else "same"
+        return method["init_set"], method["init_ipc"] or max(ipcs)
+
+    def source_upstream(self, ids, method: dict) -> dict:
+        name, ipc = self.source(method, ids.cfg["ipc"])
+        methods = ids.cfg["methods"]
+        if name not in methods or methods[name] is method:
+            raise ConfigError(f"config key 'methods.*.init_set': '{name}' is not another method "
+                              f"of this config (methods: {sorted(methods)})")  # fmt: skip
+        return {"source": [ids.method(name), ipc]}
+
+    @staticmethod
+    def check_source(where: str, method: dict) -> None:
+        if method["init"] == "set" and "init_set" not in method:
+            raise ConfigError(f"config key '{where}.init_set': init set needs it (the name of "
+                              "the method whose set starts the images)")  # fmt: skip
+
+
 def register(kind: type[MethodKind]) -> type[MethodKind]:
     if kind.name in KINDS:
         raise ValueError(f"method kind '{kind.name}' registered twice")

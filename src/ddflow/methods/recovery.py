@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ddflow import io
 from ddflow.errors import ConfigError
-from ddflow.methods.base import Inputs, MethodKind, register
+from ddflow.methods.base import Inputs, MethodKind, SetStarts, register
 
 CODE = ("recover/augment.py", "recover/bn_loss.py", "recover/delt.py", "recover/early_late.py",
         "recover/init.py", "recover/loop.py", "recover/schedules.py", "recover/sre2l.py",
@@ -246,7 +246,7 @@ class CVDD(SRe2L):
 
 
 @register
-class FADRM(SRe2L):
+class FADRM(SetStarts, SRe2L):
     """Data-residual recovery in stages (recover/fadrm.py); FADRM+ lists several teachers."""
 
     name = "fadrm"
@@ -268,9 +268,9 @@ class FADRM(SRe2L):
         if len(sizes) != len(budgets):
             raise ConfigError(f"config key '{where}.stage_iterations': {len(budgets)} budgets for "
                               f"{len(sizes)} stage_sizes; give one a stage")  # fmt: skip
-        key = {"folder": "init_folder", "set": "init_set"}.get(method["init"])
-        if key and key not in method:
-            raise ConfigError(f"config key '{where}.{key}': init {method['init']} needs it")
+        self.check_source(where, method)
+        if method["init"] == "folder" and "init_folder" not in method:
+            raise ConfigError(f"config key '{where}.init_folder': init folder needs it")
         if method["init"] == "folder" and not Path(method["init_folder"]).is_dir():
             raise ConfigError(
                 f"config key '{where}.init_folder': folder '{method['init_folder']}' does not "
@@ -292,22 +292,13 @@ class FADRM(SRe2L):
     def steps(self, method):
         return sum(method["stage_iterations"])
 
-    def source(self, method, ipcs):
-        """(method name, IPC) of the set its starts come from (init: set)."""
-        return method["init_set"], method["init_ipc"] or max(ipcs)
-
     def upstream(self, ids, method):
         teachers = {"teachers": [ids.teachers[n] for n in method["teachers"]]}
         if method["init"] == "real":  # the ranking's teacher (or ranker) too
             return {**teachers, **super().upstream(ids, method)}
         if method["init"] != "set":
             return teachers
-        name, ipc = self.source(method, ids.cfg["ipc"])
-        methods = ids.cfg["methods"]
-        if name not in methods or methods[name] is method:
-            raise ConfigError(f"config key 'methods.*.init_set': '{name}' is not another method "
-                              f"of this config (methods: {sorted(methods)})")  # fmt: skip
-        return {**teachers, "source": [ids.method(name), ipc]}
+        return {**teachers, **self.source_upstream(ids, method)}
 
     def rehearsal(self, method, ipc, classes):
         """Every stage at its size, one step each; two class blocks, one IPC index a shard."""

@@ -10,7 +10,7 @@ in defaults, and presets carry each released script.
 from __future__ import annotations
 
 from ddflow.errors import ConfigError
-from ddflow.methods.base import Inputs, MethodKind, register
+from ddflow.methods.base import Inputs, MethodKind, SetStarts, register
 
 
 def stats_spec(method: dict) -> dict:
@@ -19,7 +19,7 @@ def stats_spec(method: dict) -> dict:
 
 
 @register
-class GVBSM(MethodKind):
+class GVBSM(SetStarts, MethodKind):
     name = "gvbsm"
     schema = "statmatch_method"
     stage = "statmatch"
@@ -28,11 +28,13 @@ class GVBSM(MethodKind):
             "recover/bn_loss.py", "methods/statmatch.py", "presets.py")  # fmt: skip
     sharded = True
     ipc_joint = True  # class-major global batches: each IPC value has its own shards
-    reads = frozenset({"data", "teachers", "stats"})
-    id_excludes = frozenset({"stats", "shard_batches"})
+    reads = frozenset({"data", "teachers", "stats", "source"})
+    # the start set's id and IPC enter through upstream (source), so ids without one hold
+    id_excludes = frozenset({"stats", "shard_batches", "init_set", "init_ipc"})
 
     def reads_for(self, method):
-        return {"teachers", "stats"} | ({"data"} if method["init"] == "real" else set())
+        init = {"real": {"data"}, "set": {"source"}}.get(method["init"], set())
+        return {"teachers", "stats"} | init
 
     def stats_passes(self, method):
         return [(n, stats_spec(method)) for n in method["teachers"]]
@@ -46,10 +48,12 @@ class GVBSM(MethodKind):
             )
         if method["min_scale"] > method["max_scale"]:
             raise ConfigError(f"config key '{where}.min_scale': larger than max_scale")
+        self.check_source(where, method)
 
     def upstream(self, ids, method):
-        return {"teachers": [ids.teachers[n] for n in method["teachers"]],
-                "stats": [ids.stats(n, spec) for n, spec in self.stats_passes(method)]}  # fmt: skip
+        out = {"teachers": [ids.teachers[n] for n in method["teachers"]],
+               "stats": [ids.stats(n, spec) for n, spec in self.stats_passes(method)]}  # fmt: skip
+        return {**out, **self.source_upstream(ids, method)} if method["init"] == "set" else out
 
     def classes_per_shard(self, method, ipc):
         from ddflow.recover.statmatch import classes_per_shard
@@ -63,11 +67,17 @@ class GVBSM(MethodKind):
                 "stats": {**method.get("stats", {}), "batch_size": 8}}  # fmt: skip
 
     def recover(self, inputs: Inputs, method, shard, log_every, resume, pack):
+        from ddflow.recover.init import read_set_classes
         from ddflow.recover.statmatch import real_starts, recover_statmatch_shard
 
         init = None
         if method["init"] == "real":
-            init = real_starts(inputs.bundle, shard, inputs.norm, inputs.stage_id, method["seed"])
+            b = inputs.bundle
+            init = real_starts(b.train_x, b.train_y, shard, inputs.norm, inputs.stage_id,
+                               method["seed"])  # fmt: skip
+        elif method["init"] == "set":  # EDC ImageNet-1K: its mosaics, drawn as real images are
+            x, y = read_set_classes(*inputs.source, shard.c0, shard.c1)
+            init = real_starts(x, y, shard, inputs.norm, inputs.stage_id, method["seed"])
         return recover_statmatch_shard(
             inputs.teachers, inputs.stats, inputs.norm, inputs.chw, method, inputs.stage_id,
             shard, inputs.device, log_every, init,

@@ -119,3 +119,13 @@ def set_init(images_dir: str, manifest: str, classes: list[str], c0: int, c1: in
         )
     x, y, _ = read_distilled(images_dir, manifest, classes, where=wanted)
     return norm.to_tensor(x[np.argsort(y, kind="stable")])
+
+
+def read_set_classes(images_dir: str, manifest: str, c0: int, c1: int):
+    """(uint8 images, labels) of classes c0..c1 of another method's set, every IPC index."""
+    from ddflow import io
+    from ddflow.distilled import read_distilled
+
+    classes = io.read_json(manifest)["classes"]
+    x, y, _ = read_distilled(images_dir, manifest, classes, where=lambda e: c0 <= e["label"] < c1)
+    return x, np.asarray(y)

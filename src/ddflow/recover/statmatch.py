@@ -44,20 +44,22 @@ def group_sizes(n: int, group: int) -> tuple[int, ...]:
     return tuple(min(group, n - s) for s in range(0, n, group))
 
 
-def real_starts(bundle, shard: Shard, norm: Normalizer, stage_id: str, seed: int) -> torch.Tensor:
-    """EDC's starts: each synthetic image one real training image of its class, drawn uniformly
-    with replacement (so some start from the same one, as released), randomly flipped; each
-    draw seeded by its (class, IPC index), whatever the shard."""
+def real_starts(images, labels: np.ndarray, shard: Shard, norm: Normalizer, stage_id: str,
+                seed: int) -> torch.Tensor:  # fmt: skip
+    """EDC's starts: each synthetic image one image of its class from the pool (the training
+    set, or a start set's images), drawn uniformly with replacement (so some start from the same
+    one, as released), randomly flipped; each draw seeded by its (class, IPC index), whatever
+    the shard."""
     from ddflow.data.files import take
 
     rows, flips = [], []
     for c in range(shard.c0, shard.c1):
-        pool = np.flatnonzero(bundle.train_y == c)
+        pool = np.flatnonzero(labels == c)
         for i in range(shard.i0, shard.i1):
             rng = random.Random(f"{stage_id}/{seed}/real/{c}/{i}")
             rows.append(pool[rng.randrange(len(pool))])
             flips.append(rng.random() < 0.5)
-    x = norm.to_tensor(np.asarray(take(bundle.train_x, np.asarray(rows))[:]))
+    x = norm.to_tensor(np.asarray(take(images, np.asarray(rows))[:]))
     return torch.where(torch.as_tensor(flips).view(-1, 1, 1, 1), x.flip(-1), x)
 
 
