@@ -194,13 +194,20 @@ def run_stats(
     out_npz: str,
     threads: int | None = None,
 ) -> None:
-    """Part k of K of a teacher's statistics pass (recover/stats.py): a run of its batches."""
+    """Part k of K of a teacher's statistics pass (recover/stats.py): a run of its batches; or
+    the authors' shipped statistics it reads instead (spec['import'])."""
     from ddflow.recover.loop import freeze
-    from ddflow.recover.stats import teacher_statistics
+    from ddflow.recover.stats import import_statistics, teacher_statistics
 
     device = configure(runtime, threads)
     b = load_bundle(data_npz, data_meta)
     teacher = freeze(load_teacher(teacher_ckpt, b.classes)[0].to(device))
+    if spec.get("import"):
+        stats = import_statistics(spec["import"], teacher, b.image_shape, spec["patch"])
+        io.save_npz(out_npz, **stats)
+        log.info("statistics of %d convolutions' inputs read from %s", len(stats) // 4,
+                 spec["import"])  # fmt: skip
+        return
     k, parts = part
     n_batches = -(-len(b.train_y) // spec["batch_size"])
     batches = range(k * n_batches // parts, (k + 1) * n_batches // parts)

@@ -9,13 +9,23 @@ in defaults, and presets carry each released script.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ddflow.errors import ConfigError
 from ddflow.methods.base import Inputs, MethodKind, SetStarts, register
 
 
-def stats_spec(method: dict) -> dict:
-    """What a teacher's statistics pass depends on for this method (its stage id's slice)."""
-    return {**method["stats"], "patch": method["patch"], "per_class": method["class_weight"] > 0}
+def stats_spec(method: dict, teacher: str) -> dict:
+    """What a teacher's statistics depend on for this method (its stage id's slice): the pass,
+    or the shipped files it reads instead (by their content, in one job)."""
+    folder = method["stats"]["files"].get(teacher)
+    if folder:
+        from ddflow.data.fingerprint import fingerprint
+
+        return {"import": folder, "content": fingerprint(folder, {".npz"}),
+                "patch": method["patch"], "shards": 1}  # fmt: skip
+    spec = {k: v for k, v in method["stats"].items() if k != "files"}
+    return {**spec, "patch": method["patch"], "per_class": method["class_weight"] > 0}
 
 
 @register
@@ -37,7 +47,7 @@ class GVBSM(SetStarts, MethodKind):
         return {"teachers", "stats"} | init
 
     def stats_passes(self, method):
-        return [(n, stats_spec(method)) for n in method["teachers"]]
+        return [(n, stats_spec(method, n)) for n in method["teachers"]]
 
     def check(self, where, method):
         if method["batch_size"] % method["stat_group"]:
@@ -49,6 +59,21 @@ class GVBSM(SetStarts, MethodKind):
         if method["min_scale"] > method["max_scale"]:
             raise ConfigError(f"config key '{where}.min_scale': larger than max_scale")
         self.check_source(where, method)
+        files = method["stats"]["files"]
+        for name, folder in files.items():
+            if name not in method["teachers"]:
+                raise ConfigError(f"config key '{where}.stats.files.{name}': not one of the "
+                                  f"method's teachers {method['teachers']}")  # fmt: skip
+            if not Path(folder).is_dir():
+                raise ConfigError(f"config key '{where}.stats.files.{name}': folder '{folder}' "
+                                  "does not exist; give the folder of the <model class>=<module>"
+                                  " folders that hold running.npz")  # fmt: skip
+        if files and method["class_weight"] > 0:
+            raise ConfigError(
+                f"config key '{where}.stats.files': the shipped files hold global targets only, "
+                "and class_weight > 0 needs per-class ones; remove stats.files (a pass computes "
+                "both) or set class_weight: 0"
+            )
 
     def upstream(self, ids, method):
         out = {"teachers": [ids.teachers[n] for n in method["teachers"]],

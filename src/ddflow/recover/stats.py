@@ -14,6 +14,10 @@ With `class_bn` (a momentum), the pass is LPLD's class-aware BatchNorm (referenc
 variance over that class's images (N_c, H, W) move into the class's row by the momentum, from 0
 and 1, as the authors' buffers do in eval mode; a class is updated only by batches that hold it.
 
+`import_statistics` reads the targets G-VBSM ships instead (`<model class>=<module>/running.npz`
+per convolution, keys running_dd_mean / _var and running_patch_mean / _var), checked against the
+teacher's convolutions and their input sizes.
+
 The pass draws its augmentation per image as the authors' data loaders do (RandomResizedCrop or a
 padded random crop, and a flip) and visits the images in a seeded shuffled order; a stage shard
 takes a range of that order's batches, so shards summed equal one pass exactly.
@@ -218,3 +222,58 @@ def finish(stats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         missing = np.flatnonzero(counts == 0)[:5].tolist()
         raise ValueError(f"teacher statistics: classes {missing} have no training image")
     return {k: (v / counts[:, None] if "|class_" in k else v) for k, v in stats.items()}
+
+
+SHIPPED_KEYS = {"running_dd_mean": "mean", "running_dd_var": "var",
+                "running_patch_mean": "patch_mean", "running_patch_var": "patch_var"}  # fmt: skip
+
+
+@torch.no_grad()
+def import_statistics(folder, model: nn.Module, chw: tuple[int, int, int], patch: int) -> dict:
+    """The shipped `running.npz` of every convolution of `model` as the pass's global targets
+    (`<layer>|<stat>`); a file missing, left over or of another shape is refused by name."""
+    from pathlib import Path
+
+    from ddflow.data.datasets import DataError
+
+    convs = [n for n, m in sites(model) if isinstance(m, nn.Conv2d)]
+    shapes: dict[str, tuple] = {}
+    modules = dict(model.named_modules())
+
+    def shape_of(name):
+        def fn(module, inputs):
+            shapes[name] = tuple(inputs[0].shape[1:])
+
+        return fn
+
+    handles = [modules[n].register_forward_pre_hook(shape_of(n)) for n in convs]
+    try:
+        model.eval()(torch.zeros(1, *chw, device=next(model.parameters()).device))
+    finally:
+        for h in handles:
+            h.remove()
+    found = {d.name.split("=", 1)[-1]: d for d in Path(folder).iterdir() if d.is_dir()}
+    extra = sorted(set(found) - set(convs))
+    if extra:
+        raise DataError(f"statistics folder '{folder}': {extra[:3]} are not convolutions of the "
+                        "teacher; are these another model's statistics?")  # fmt: skip
+    out = {}
+    for name in convs:
+        path = found[name] / "running.npz" if name in found else None
+        if path is None or not path.is_file():
+            raise DataError(f"statistics folder '{folder}' has no <class>={name}/running.npz for "
+                            f"the teacher's convolution '{name}'")  # fmt: skip
+        data = np.load(path)
+        c, h, w = shapes[name]
+        cells = math.ceil(h / patch) * math.ceil(w / patch)
+        for theirs, ours in SHIPPED_KEYS.items():
+            v = np.asarray(data[theirs], np.float64).reshape(-1)
+            want = c if ours in ("mean", "var") else cells
+            if v.size != want or not np.isfinite(v).all():
+                raise DataError(
+                    f"'{path}': {theirs} has {v.size} values (finite: {np.isfinite(v).all()}); "
+                    f"'{name}' takes {c} channels and {cells} cells of {patch} px at this image "
+                    "size: are they this teacher's, at this size and methods.<name>.patch?"
+                )
+            out[f"{name}|{ours}"] = v
+    return out
