@@ -202,13 +202,68 @@ def test_the_bssl_labeler_normalizes_each_chunk_with_its_own_statistics():
     assert not torch.allclose(got, net(x))  # not the eval-mode labels
 
 
+def test_the_released_bssl_labels_with_dropout_on_seeded_by_each_chunks_pixels():
+    """relabel_bn: train, as the released relabel leaves the whole model in train mode: the
+    reference is the teacher in train() with each chunk's masks from a seed of its bytes."""
+    import copy
+    import hashlib
+
+    from ddflow.labels.soft import BatchStatTeacher
+
+    torch.manual_seed(0)
+    nn = torch.nn
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Dropout(0.5),
+                        nn.Linear(4 * 8 * 8, 3)).eval()  # fmt: skip
+    x = torch.randn(16, 3, 10, 10)
+    ref = copy.deepcopy(net).train()
+    want = []
+    for part in (x[:8], x[8:]):
+        seed = int.from_bytes(hashlib.sha256(part.numpy().tobytes()).digest()[:8]) >> 1
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            want.append(ref(part))
+    label = BatchStatTeacher(net, 8, dropout=True).eval()
+    with torch.no_grad():
+        got = label(x)
+        torch.testing.assert_close(got, torch.cat(want))
+        torch.testing.assert_close(label(x), got)  # the same batch, the same labels
+        torch.testing.assert_close(label(x[8:]), got[8:])  # whatever came before
+        assert not torch.allclose(BatchStatTeacher(net, 8)(x), got)  # batch: dropout off
+    assert not net[3].training and not net[1].training
+
+
 def test_the_bssl_relabel_is_in_the_label_ids_only_when_set():
     base = _cfg()
     ids = StageIds(base)
     cfg = _cfg()
     cfg["student"]["relabel_bn"] = "batch"
-    assert StageIds(cfg).relabel("m", 10) != ids.relabel("m", 10)
+    batch = StageIds(cfg).relabel("m", 10)
+    assert batch != ids.relabel("m", 10)
     cfg2 = _cfg()
-    cfg2["student"]["relabel_chunk"] = 4  # without relabel_bn: batch it changes nothing
+    cfg["student"]["relabel_bn"] = "train"
+    assert StageIds(cfg).relabel("m", 10) not in (batch, ids.relabel("m", 10))
+    cfg2["student"]["relabel_chunk"] = 4  # with relabel_bn: eval it changes nothing
     assert StageIds(cfg2).relabel("m", 10) == ids.relabel("m", 10)
     assert StageIds(cfg2).students == ids.students
+
+
+def test_init_offset_starts_image_i_from_patch_i_plus_offset(tmp_path):
+    """The released ImageNet-1K IPC-1 scripts start from patch index 1 (Start_ipc=1)."""
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from ddflow.methods import Inputs, kind_of
+
+    norm = Normalizer([0.5] * 3, [0.25] * 3, torch.device("cpu"))
+    pix = np.random.default_rng(1).integers(0, 256, (2, 3, 8, 8, 3), dtype=np.uint8)
+    for c in range(2):
+        (tmp_path / f"{c:05d}").mkdir()
+        for i in range(3):
+            Image.fromarray(pix[c, i]).save(tmp_path / f"{c:05d}" / f"class{c:05d}_id{i:05d}.png")
+    for offset in (0, 1):
+        m = _cfg(init="folder", init_folder=str(tmp_path), init_offset=offset)["methods"]["m"]
+        inputs = Inputs(stage_id="s", norm=norm, device=torch.device("cpu"), chw=(3, 8, 8),
+                        bundle=SimpleNamespace(classes=["a", "b"]))  # fmt: skip
+        start = kind_of(m).initializer(inputs, m)
+        torch.testing.assert_close(start(0, 2, 1), norm.to_tensor(pix[:, 1 + offset]))

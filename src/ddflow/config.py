@@ -731,7 +731,7 @@ def student_result_keys(recipe: dict) -> dict:
         drop |= {"schedule_end"}
     if not recipe.get("relabel_teachers"):
         drop |= {"ensemble"}
-    if recipe.get("relabel_bn", "eval") != "batch":
+    if recipe.get("relabel_bn", "eval") == "eval":
         drop |= {"relabel_chunk"}
     if recipe.get("augment", "views") != "idc":
         drop |= {"cell_factor"}
@@ -818,11 +818,13 @@ class StageIds:
 
     def labeler_slice(self) -> dict:
         """The ensemble that labels the students' images, when it is not the teacher, and its
-        train-mode BatchNorm chunks (relabel_bn: batch)."""
+        train-mode chunks (relabel_bn: batch or train)."""
         st = self.cfg["student"]
         names = st.get("relabel_teachers")
-        chunks = ({"relabel_bn": "batch", "relabel_chunk": st["relabel_chunk"]}
-                  if st.get("relabel_bn", "eval") == "batch" else {})  # fmt: skip
+        mode = st.get("relabel_bn", "eval")
+        chunks = (
+            {} if mode == "eval" else {"relabel_bn": mode, "relabel_chunk": st["relabel_chunk"]}
+        )
         if not names:
             return chunks
         return {"relabel_teachers": [self.teachers[n] for n in names],

@@ -72,16 +72,17 @@ def load_labeler(
     relabel_model: dict | None,
     bundle,
     ensemble: tuple[list[str], str] | None = None,
-    batch_stats: int | None = None,
+    batch_stats: tuple[int, bool] | None = None,
 ) -> torch.nn.Module:
     """The model that labels a student's images: the recovery teacher, a loaded relabel model
     (student.relabel_model: CDA Table 19), or an ensemble of teachers (student.relabel_teachers:
     (their checkpoints, how their logits combine)); with `batch_stats` each teacher normalizes
-    with the batch statistics of forward chunks of that many images (student.relabel_bn)."""
+    with the batch statistics of forward chunks of (that many images, dropout on too)
+    (student.relabel_bn)."""
     from ddflow.labels.soft import BatchStatTeacher, Ensemble
 
     def each(model):
-        return BatchStatTeacher(model, batch_stats) if batch_stats else model
+        return BatchStatTeacher(model, *batch_stats) if batch_stats else model
 
     if ensemble:
         paths, mode = ensemble
@@ -110,9 +111,10 @@ def _ensemble(labelers: list[str] | None, cfg: dict) -> tuple[list[str], str] | 
     return (labelers, cfg.get("ensemble", "mean")) if labelers else None
 
 
-def _batch_stats(cfg: dict) -> int | None:
-    """The forward chunk of train-mode BatchNorm labelers (student.relabel_bn: batch)."""
-    return cfg["relabel_chunk"] if cfg.get("relabel_bn", "eval") == "batch" else None
+def _batch_stats(cfg: dict) -> tuple[int, bool] | None:
+    """(forward chunk, dropout) of train-mode labelers (student.relabel_bn: batch or train)."""
+    mode = cfg.get("relabel_bn", "eval")
+    return None if mode == "eval" else (cfg["relabel_chunk"], mode == "train")
 
 
 def run_teacher(

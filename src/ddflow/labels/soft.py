@@ -6,6 +6,8 @@ T^2 factor, the Tiny-ImageNet script does (reference-algorithms.md §0.9), hence
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -56,23 +58,38 @@ class BatchStatTeacher(nn.Module):
     train mode, so each forward over `chunk` images normalizes with those images' own batch
     statistics (the released batch of 16 as two halves of 8). Its running statistics are never
     used in train mode; here they are also never moved (momentum 0), so the labeler is the
-    same at every call."""
+    same at every call. With `dropout` its dropout layers are in train mode too, as the released
+    relabel leaves the whole model (AlexNet's p 0.5, MobileNet-V2's 0.2): each chunk's masks are
+    drawn from a seed of its own pixels, so a label depends only on its image batch, online or
+    stored, in whatever job or order it is made."""
 
-    def __init__(self, teacher: nn.Module, chunk: int):
+    def __init__(self, teacher: nn.Module, chunk: int, dropout: bool = False):
         super().__init__()
         self.teacher, self.chunk = teacher, chunk
         self.bns = [m for m in teacher.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        self.drops = [m for m in teacher.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
+        self.dropout = dropout and bool(self.drops)
         for bn in self.bns:
             bn.momentum = 0.0
 
+    def _forward(self, part: torch.Tensor) -> torch.Tensor:
+        if not self.dropout:
+            return self.teacher(part)
+        seed = int.from_bytes(hashlib.sha256(part.detach().cpu().numpy().tobytes()).digest()[:8])
+        devices = [part.device] if part.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed >> 1)
+            return self.teacher(part)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for bn in self.bns:
-            bn.train()
+        live = self.bns + (self.drops if self.dropout else [])
+        for m in live:
+            m.train()
         try:
-            return torch.cat([self.teacher(part) for part in x.split(self.chunk)])
+            return torch.cat([self._forward(part) for part in x.split(self.chunk)])
         finally:
-            for bn in self.bns:
-                bn.eval()
+            for m in live:
+                m.eval()
 
 
 class OnlineTeacher:

@@ -308,15 +308,16 @@ class FADRM(SetStarts, SRe2L):
     def initializer(self, inputs, method):
         from ddflow.recover.init import folder_init, set_init
 
+        k = method["init_offset"]
         if method["init"] == "folder":
             b = inputs.bundle
             return lambda c0, c1, i: folder_init(
-                method["init_folder"], method["init_class_folders"], b.classes, c0, c1, i,
+                method["init_folder"], method["init_class_folders"], b.classes, c0, c1, i + k,
                 inputs.chw, inputs.norm,
             )  # fmt: skip
         if method["init"] == "set":
             classes = io.read_json(inputs.source[1])["classes"]
-            return lambda c0, c1, i: set_init(*inputs.source, classes, c0, c1, i, inputs.norm)
+            return lambda c0, c1, i: set_init(*inputs.source, classes, c0, c1, i + k, inputs.norm)
         return super().initializer(inputs, method)
 
     def recover(self, inputs, method, shard, log_every, resume, pack):
