@@ -91,9 +91,8 @@ def _run(repo, *cmd):
     return out.stdout + out.stderr
 
 
-def _checked_ids(repo, config):
+def _checked_ids(text):
     """Stage ids as `ddflow check CONFIG` prints them."""
-    text = _run(repo, "ddflow", "check", config)
     return {
         "data": re.search(r"data id ([0-9a-f]{10})", text).group(1),
         "teacher": set(re.findall(r"^teacher (?:\S+ )?\S+: \S+-([0-9a-f]{10})$", text, re.M)),
@@ -119,16 +118,29 @@ def _planned_ids(repo, *args):
     }
 
 
+def _checked_all(repo, configs):
+    """`ddflow check` of every config in one call (one import of the model libraries), its
+    printout cut at each `== CONFIG` line."""
+    out = subprocess.run(["ddflow", "check", *configs], cwd=repo, capture_output=True, text=True)
+    parts = re.split(r"^== (\S+)\n", out.stdout, flags=re.M)
+    texts = dict(zip(parts[1::2], parts[2::2]))
+    assert sorted(texts) == sorted(configs), out.stdout[-2000:] + out.stderr[-3000:]
+    return texts
+
+
 @pytest.fixture(scope="module")
 def plans(repo):
-    """Every shipped config's ids from `ddflow check` and from `snakemake -n`, run one config per
-    core at a time (each is mostly one core of Python; dry runs take no lock). A config's failure
-    is kept and raised by its own test."""
+    """Every shipped config's ids from `ddflow check` and from `snakemake -n`, the dry runs one
+    config per core at a time (each is mostly one core of Python; dry runs take no lock). A
+    config's failure is kept and raised by its own test."""
+    checked = _checked_all(repo, SHIPPED)
 
     def both(config):
         args = () if config == "config/config.yaml" else ("--configfile", config)
         try:
-            return config, (_checked_ids(repo, config), _planned_ids(repo, *args))
+            if "ddflow: error:" in checked[config]:
+                raise AssertionError(f"ddflow check {config}: {checked[config]}")
+            return config, (_checked_ids(checked[config]), _planned_ids(repo, *args))
         except Exception as e:  # noqa: BLE001 (re-raised by the config's test)
             return config, e
 

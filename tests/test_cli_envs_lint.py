@@ -85,3 +85,14 @@ def test_license_and_workflow_catalog_entry():
     usage = yaml.safe_load((ROOT / ".snakemake-workflow-catalog.yml").read_text())["usage"]
     assert usage["software-stack-deployment"]["conda"] is True and usage["report"] is True
     assert "--configfile" in usage["mandatory-flags"]["flags"]
+
+
+def test_check_takes_several_configs_and_a_bad_one_does_not_hide_the_rest(capsys, tmp_path):
+    good = str(ROOT / "config" / "config.yaml")
+    assert main(["check", good, str(tmp_path / "nope.yaml"), good]) == 2
+    out = capsys.readouterr().out
+    sections = out.split("== ")[1:]
+    assert [s.splitlines()[0] for s in sections] == [good, str(tmp_path / "nope.yaml"), good]
+    assert "data id" in sections[0] and sections[0] == sections[2]
+    assert f"ddflow: error: config file '{tmp_path / 'nope.yaml'}' not found" in sections[1]
+    assert main(["check", good]) == 0 and "== " not in capsys.readouterr().out

@@ -1,6 +1,6 @@
 """`ddflow`: check a config, run it, follow it, regenerate a paper.
 
-ddflow check CONFIG      validate; print stage ids and the output folders
+ddflow check CONFIG..    validate; print stage ids and the output folders (of each config)
 ddflow plan CONFIG       also list every recovery shard and student run
 ddflow plan --cost CONFIG  what it will need per stage: work, FLOPs, disk, peak memory, hours
 ddflow run CONFIG [ARGS] validate, then run the workflow on it (ARGS go to snakemake)
@@ -60,6 +60,26 @@ def _describe(path: str, list_jobs: bool) -> None:
         f"(IPC {cfg['ipc']} x seeds {cfg['student']['seeds']} x {len(ids.students)} label "
         f"protocols x {len(cfg['methods'])} sets)"
     )
+
+
+def check_all(configs: list[str], list_jobs: bool, cost: bool) -> int:
+    """Each config in turn (several under a `== CONFIG` line each, a bad one's error there and
+    the rest still checked); 2 when any failed."""
+    failed = 0
+    for path in configs:
+        if len(configs) > 1:
+            print(f"== {path}", flush=True)
+        try:
+            if cost:
+                print(cost_report(path))
+            else:
+                _describe(path, list_jobs)
+        except (DdflowError, OSError) as e:
+            if len(configs) == 1:
+                raise
+            print(f"ddflow: error: {e}", flush=True)
+            failed += 1
+    return 2 if failed else 0
 
 
 def cost_report(path: str) -> str:
@@ -137,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         ("plan", "also list every recovery shard"),
     ]:
         p = sub.add_parser(name, help=help_text)
-        p.add_argument("config")
+        p.add_argument("configs", nargs="+", metavar="CONFIG")
     p.add_argument(
         "--cost",
         action="store_true",
@@ -227,10 +247,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.images_per_class,
             )  # fmt: skip
             return 0 if all(o.passed for o in outcomes) else 1
-        if args.command == "plan" and args.cost:
-            print(cost_report(args.config))
-            return 0
-        _describe(args.config, args.command == "plan")
+        if args.command in ("check", "plan"):
+            return check_all(args.configs, args.command == "plan", getattr(args, "cost", False))
     except (DdflowError, OSError) as e:  # the user's input, files or disk: one line
         print(f"ddflow: error: {e}", file=sys.stderr)
         return 2
