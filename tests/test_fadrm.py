@@ -267,3 +267,23 @@ def test_init_offset_starts_image_i_from_patch_i_plus_offset(tmp_path):
                         bundle=SimpleNamespace(classes=["a", "b"]))  # fmt: skip
         start = kind_of(m).initializer(inputs, m)
         torch.testing.assert_close(start(0, 2, 1), norm.to_tensor(pix[:, 1 + offset]))
+
+
+def test_a_resumed_fp16_batch_takes_up_its_loss_scale(tmp_path):
+    """The GradScaler's scale and growth tracker travel with the saved state (a resumed fp16
+    batch that restarted at the initial scale would skip other steps than the uninterrupted)."""
+    import random
+
+    from ddflow.recover.resume import ShardResume
+
+    x = torch.zeros(2, 3, requires_grad=True)
+    opt = torch.optim.Adam([x])
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    scaler.scale(torch.ones(()))  # the scale exists once used
+    scaler.update(37.0)
+    first = ShardResume(tmp_path / "s.pt", "id", 1)
+    first.save(0, 3, x, opt, [random.Random(0)], scaler)
+    again = ShardResume(tmp_path / "s.pt", "id", 1)
+    fresh = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    assert again.restore(0, x, opt, [random.Random(1)], fresh) == 3
+    assert fresh.get_scale() == 37.0 and fresh.state_dict() == scaler.state_dict()

@@ -23,7 +23,7 @@ import logging; logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 from ddflow.stages import run_recover_shard
 a = json.loads(sys.argv[1])
 run_recover_shard(a["npz"], a["meta"], a["teacher"], None, a["method"], a["stage_id"],
-                  a["shard"], a["runtime"], a["out"], threads=1)
+                  a["shard"], a["runtime"], a["out"], threads=1, teachers=a["teachers"])
 """
 
 
@@ -55,6 +55,16 @@ def inputs(tmp_path_factory):
                     "round_iterations": 20,
                     "batch_images": 30,
                 },
+                "fadrm": {  # stages, a fresh Adam each, the residual mix and a loss scale to resume
+                    "kind": "fadrm",
+                    "init": "gaussian",
+                    "stage_sizes": [28, 28],  # the ConvNet teacher takes 28 px only
+                    "stage_iterations": [5, 5],
+                    "precision": "bf16",  # autocast as fp16's, fast on CPU (no loss scale)
+                    "batch_classes": 10,
+                    "ipc_per_shard": 2,
+                    "jitter": 2,
+                },
             },
             "student": {},
             "runtime": {"threads": 1},
@@ -76,6 +86,7 @@ def _args(inputs, method, shard, out, every, pack=1):
             "npz": npz,
             "meta": meta,
             "teacher": ckpt,
+            "teachers": [ckpt] if method == "fadrm" else None,
             "method": cfg["methods"][method],
             "stage_id": ids.method(method),
             "shard": shard,
@@ -101,6 +112,7 @@ def _start(args):
         ("cda", "c00000-00010_i0000-0002", 1),
         ("cda", "c00000-00010_i0000-0002", 2),  # both batches packed in one launch
         ("delt", "c00000-00010_i0000-0003", 1),
+        ("fadrm", "c00000-00010_i0000-0002", 1),
     ],
 )
 def test_killed_shard_resumes_to_identical_bytes(inputs, tmp_path, method, shard, pack):

@@ -28,7 +28,7 @@ from ddflow.recover.bn_loss import member_bn_loss
 from ddflow.recover.init import gaussian_init
 from ddflow.recover.loop import freeze, recover_batch
 from ddflow.recover.resume import ShardResume
-from ddflow.recover.shards import Shard, batch_seed
+from ddflow.recover.shards import Shard, batch_seed, index_major
 
 
 def committee(method: dict, ipc: int, index: int, stage_id: str) -> list[tuple[int, float]]:
@@ -95,10 +95,4 @@ def recover_committee_shard(
     finally:
         for s in stats:
             s.remove()
-    idx = range(shard.i0, shard.i1)
-    return {
-        "images": np.concatenate([images[i] for i in idx]),
-        "labels": np.tile(np.arange(c0, c1), len(idx)),
-        "ipc_index": np.repeat(np.asarray(idx), c1 - c0),
-        "iterations": np.full(len(idx) * (c1 - c0), iterations),
-    }
+    return index_major(images, shard, iterations)

@@ -79,3 +79,17 @@ def method_shards(method: dict, num_classes: int, ipcs: list[int], ipc: int | No
         )
     shards = plan_shards(num_classes, max(ipcs), method["batch_classes"], method["ipc_per_shard"])
     return shards if ipc is None else shards_for_ipc(shards, ipc)
+
+
+def index_major(images: dict, shard: Shard, iterations: int) -> dict:
+    """A shard's arrays from its images of each IPC index (class-major blocks, index-major)."""
+    import numpy as np
+
+    idx = range(shard.i0, shard.i1)
+    n = shard.c1 - shard.c0
+    return {
+        "images": np.concatenate([images[i] for i in idx]),
+        "labels": np.tile(np.arange(shard.c0, shard.c1), len(idx)),
+        "ipc_index": np.repeat(np.asarray(idx), n),
+        "iterations": np.full(len(idx) * n, iterations),
+    }
