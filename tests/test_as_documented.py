@@ -163,6 +163,8 @@ def _checked_all(repo, configs):
     out = subprocess.run(["ddflow", "check", *configs], cwd=repo, capture_output=True, text=True)
     parts = re.split(r"^== (\S+)\n", out.stdout, flags=re.M)
     texts = dict(zip(parts[1::2], parts[2::2]))
+    if len(configs) == 1:  # one config: no == line, its error on stderr
+        texts = {configs[0]: out.stdout + (out.stderr if out.returncode else "")}
     assert sorted(texts) == sorted(configs), out.stdout[-2000:] + out.stderr[-3000:]
     return texts
 
