@@ -108,6 +108,23 @@ class MethodKind:
         raise NotImplementedError(f"kind {self.name} builds its set in one job")
 
 
+def class_by_class(inputs: Inputs, title: str, make) -> Any:
+    """A set built one class at a time from the class's uint8 training images: `make(c,
+    images)` gives its normalized images, quantized here, class-major, with progress."""
+    import numpy as np
+
+    from ddflow.data.files import take
+    from ddflow.progress import Tracker
+
+    b = inputs.bundle
+    tracker = Tracker(title, b.num_classes, "class")
+    out = []
+    for c in range(b.num_classes):
+        out.append(inputs.norm.to_uint8(make(c, take(b.train_x, np.flatnonzero(b.train_y == c)))))
+        tracker.update(c + 1)
+    return np.concatenate(out)
+
+
 class SetStarts:
     """A kind whose images can start from another method's set (`init: set`, `init_set`,
     `init_ipc`): that set is an input of its jobs and its id part of theirs."""

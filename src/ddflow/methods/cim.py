@@ -3,7 +3,7 @@ images' intermediate features (select/cim.py); no BatchNorm matching."""
 
 from __future__ import annotations
 
-from ddflow.methods.base import Inputs, MethodKind, register
+from ddflow.methods.base import Inputs, MethodKind, class_by_class, register
 
 
 @register
@@ -12,7 +12,7 @@ class CIM(MethodKind):
     schema = "cim_method"
     stage = "cim"
     version = 1
-    code = ("select/cim.py", "train/dsa.py", "compute.py", "methods/cim.py")
+    code = ("select/cim.py", "select/edc_mosaic.py", "train/dsa.py", "compute.py", "methods/cim.py")
     reads = frozenset({"data", "teacher"})
 
     def rehearsal(self, method, ipc, classes):
@@ -22,26 +22,18 @@ class CIM(MethodKind):
     def build(self, inputs: Inputs, method: dict, ipc: int):
         import random
 
-        import numpy as np
-
-        from ddflow.data.files import take
-        from ddflow.progress import Tracker
         from ddflow.recover.loop import freeze
         from ddflow.recover.shards import batch_seed
         from ddflow.select.cim import FeatureAt, cim_class
 
-        b = inputs.bundle
         teacher = freeze(inputs.teacher)
         features = FeatureAt(teacher, method["feature_layer"])
-        tracker = Tracker("CIM synthesis", b.num_classes, "class")
-        out = []
+
+        def make(c, images):
+            rng = random.Random(batch_seed(inputs.stage_id, c, ipc) ^ method["seed"])
+            return cim_class(teacher, inputs.norm, images, c, ipc, method, rng, features)
+
         try:
-            for c in range(b.num_classes):
-                rng = random.Random(batch_seed(inputs.stage_id, c, ipc) ^ method["seed"])
-                x = cim_class(teacher, inputs.norm, take(b.train_x, np.flatnonzero(b.train_y == c)),
-                              c, ipc, method, rng, features)  # fmt: skip
-                out.append(inputs.norm.to_uint8(x))
-                tracker.update(c + 1)
+            return class_by_class(inputs, "CIM synthesis", make), {}
         finally:
             features.remove()
-        return np.concatenate(out), {}

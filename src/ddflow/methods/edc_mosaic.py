@@ -3,7 +3,7 @@ ensemble is most confident on (select/edc_mosaic.py). EDC recovers from it with 
 
 from __future__ import annotations
 
-from ddflow.methods.base import Inputs, MethodKind, register
+from ddflow.methods.base import Inputs, MethodKind, class_by_class, register
 
 
 @register
@@ -25,21 +25,11 @@ class EDCMosaic(MethodKind):
     def build(self, inputs: Inputs, method: dict, ipc: int):
         import random
 
-        import numpy as np
-
-        from ddflow.data.files import take
-        from ddflow.progress import Tracker
         from ddflow.recover.shards import batch_seed
         from ddflow.select.edc_mosaic import edc_mosaic_class
 
-        b = inputs.bundle
-        tracker = Tracker("EDC mosaics", b.num_classes, "class")
-        out = []
-        for c in range(b.num_classes):  # one patch pool for every IPC, as the released cache
+        def make(c, images):  # one patch pool for every IPC, as the released cache
             rng = random.Random(batch_seed(inputs.stage_id, c, 0) ^ method["seed"])
-            x = edc_mosaic_class(inputs.teachers, inputs.norm,
-                                 take(b.train_x, np.flatnonzero(b.train_y == c)), c, ipc, method,
-                                 rng)  # fmt: skip
-            out.append(inputs.norm.to_uint8(x))
-            tracker.update(c + 1)
-        return np.concatenate(out), {}
+            return edc_mosaic_class(inputs.teachers, inputs.norm, images, c, ipc, method, rng)
+
+        return class_by_class(inputs, "EDC mosaics", make), {}

@@ -22,6 +22,7 @@ from torch import nn
 
 from ddflow.compute import inference_batch
 from ddflow.data.pixels import Normalizer
+from ddflow.select.edc_mosaic import ensemble_ce
 from ddflow.train.dsa import _FNS
 
 CHAIN = ("flip", "crop", "cutout")  # the order DiffAug applies 'crop_cutout_flip' in
@@ -79,15 +80,10 @@ class FeatureAt:
         self.handle.remove()
 
 
-@torch.no_grad()
 def lowest_ce(teacher: nn.Module, x: torch.Tensor, label: int, n: int) -> torch.Tensor:
     """The n images of x (normalized, one class) the teacher is most confident on, in that
     order, scored in chunks sized for the device."""
-    chunk = inference_batch(teacher, x.shape[1:], x.device)
-    ce = torch.cat([
-        F.cross_entropy(teacher(p), torch.full((len(p),), label, device=x.device), reduction="none")
-        for p in x.split(chunk)])  # fmt: skip
-    return x[ce.argsort()[:n]]
+    return x[ensemble_ce([teacher], x, label).argsort()[:n]]
 
 
 def mosaics(kept: torch.Tensor, ipc: int) -> torch.Tensor:
