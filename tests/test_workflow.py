@@ -134,6 +134,7 @@ def test_stale_id_path_is_refused(run):
     assert "is not the current config's id" in out.stdout + out.stderr
 
 
+@pytest.mark.slow
 def test_rgb_imagefolder_end_to_end(cifar_export, tmp_path):
     cfg = {
         **TINY,
@@ -400,6 +401,7 @@ def test_imagenet_layout_with_file_storage_and_a_loaded_observer(tmp_path):
     assert any("/teacher/" in p for p in planned(run, cfg))
 
 
+@pytest.mark.slow
 def test_rgb_cifar_python_end_to_end_on_the_shipped_fixture(tmp_path):
     """Runs in CI without any external data: the shipped CIFAR-10 fixture (3 images a class)."""
     cfg = {
@@ -637,6 +639,7 @@ def test_a_newer_adapter_script_reruns_nothing_as_users_run(run):
     assert "Nothing to be done" in out.stdout + out.stderr, out.stdout[-3000:]
 
 
+@pytest.mark.slow
 def test_synthesis_seeds_add_only_their_sets_and_reach_the_summary(run):
     """Adding seeds to a method (and to the baseline) plans only the new sets and their
     students; the summary pools each method's sets into one row with an interval over sets."""
@@ -780,6 +783,7 @@ def test_export_to_the_datasets_format_reloads_and_trains_a_student(run, tmp_pat
     assert 0 <= result["top1_last"] <= 100 and len(result["curve"]) == recipe["epochs"]
 
 
+@pytest.mark.slow
 def test_class_incremental_learning_end_to_end(run):
     """Two steps on every set (random included): only the incremental runs and their report."""
     cfg = {**TINY, "incremental": {"steps": 2}, "report": {"name": "cl"}}
@@ -815,6 +819,7 @@ def test_data_free_pruning_end_to_end(run):
     assert "| sre2l " in table and "| random " in table
 
 
+@pytest.mark.slow
 def test_slimming_a_loaded_network_of_its_own_renders_delt_table6(run):
     """DELT Table 6's shape: the slimmed network is loaded (not the recovery teacher), teaches
     its pruned copy, and its results fill the paper's table beside the published numbers."""
@@ -839,6 +844,7 @@ def test_slimming_a_loaded_network_of_its_own_renders_delt_table6(run):
     assert "retrained from its kept weights" in table and "**" in table  # a filled cell
 
 
+@pytest.mark.slow
 def test_a_relabel_model_with_the_teachers_weights_labels_exactly_as_the_teacher(run):
     """student.relabel_model (CDA Table 19): its own student id, and the loaded model labels.
     Loaded with the teacher's own weights, every student curve is the teacher-labelled one."""
