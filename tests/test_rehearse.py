@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -146,6 +147,29 @@ def test_stand_in_data_reads_through_the_data_stage(tmp_path, source):
     assert bundle.num_classes == plan.data["classes"]
     assert bundle.train_x.shape[1:3] == (ds.get("image_size") or 32,) * 2
     assert len(bundle.train_y) == plan.data["classes"] * plan.data["train"]
+
+
+def test_a_stopped_rehearsal_of_many_configs_keeps_the_report_of_those_that_ended(
+    tmp_path, monkeypatch
+):
+    """Rehearsing every full config is hours on a CPU: the report must not wait for the last."""
+    import ddflow.rehearse as rh
+
+    def fake_run(plan, workdir, cores, extra):
+        if plan.source.name == "second.yaml":
+            raise KeyboardInterrupt
+        peaks = {"teacher": (900, None, 1)}
+        return rh.Outcome(plan.source, workdir / "s.yaml", True, 12.0, [], peaks, [],
+                          ["images a class: 16"], workdir / "log")  # fmt: skip
+
+    monkeypatch.setattr(rh, "standin_config", lambda c, *a: SimpleNamespace(source=Path(c)))
+    monkeypatch.setattr(rh, "run_one", fake_run)
+    with pytest.raises(KeyboardInterrupt):
+        rh.rehearse(["first.yaml", "second.yaml"], workdir=tmp_path)
+    report = (tmp_path / "REHEARSAL.md").read_text()
+    assert "| `first.yaml` | passed | 12 |" in report and "second.yaml" not in report
+    assert "| teacher | 1 | 900 |  |" in report
+    assert not list(tmp_path.glob(".REHEARSAL.md.tmp*"))
 
 
 # One full config per distinct code path, in one scratch directory (they share its stages):

@@ -40,6 +40,7 @@ import yaml
 
 from ddflow.config import ConfigError, load_yaml, report_dir, validate_config
 from ddflow.data.catalog import FIXED_CLASSES
+from ddflow.io import atomic_path
 from ddflow.methods import KINDS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -545,7 +546,8 @@ def run_one(plan: Standin, workdir: Path, cores: str, extra: list[str]) -> Outco
                       _peaks(_job_logs(out.stdout + out.stderr, workdir)), tables, plan.changes,
                       log)  # fmt: skip
     if rdir.is_dir():
-        (rdir / "REHEARSAL.md").write_text(render([outcome], workdir))
+        with atomic_path(rdir / "REHEARSAL.md") as tmp:
+            tmp.write_text(render([outcome], workdir))
     return outcome
 
 
@@ -600,7 +602,8 @@ def rehearse(
     per_class: int | None = None,
 ) -> list[Outcome]:
     """Rehearse each config in one scratch working directory (stand-ins with equal stages share
-    them), print each outcome as it ends, and write REHEARSAL.md there."""
+    them), print each outcome as it ends, and write REHEARSAL.md there. The report is rewritten
+    after each config, so a rehearsal of many configs that is stopped keeps every one that ended."""
     workdir = Path(workdir).resolve()
     plans = [standin_config(Path(c), workdir, classes, per_class) for c in configs]  # all first
     outcomes = []
@@ -608,11 +611,12 @@ def rehearse(
         print(f"ddflow rehearse: {plan.source} ...", flush=True)
         o = run_one(plan, workdir, cores, list(snakemake_args or []))
         outcomes.append(o)
+        with atomic_path(workdir / "REHEARSAL.md") as tmp:
+            tmp.write_text(render(outcomes, workdir))
         peak = max((h for h, _, _ in o.peaks.values()), default=0)
         print(f"ddflow rehearse: {o.config}: {'passed' if o.passed else 'FAILED'} in "
               f"{o.wall_s:.0f} s (peak host memory {peak} MB)"
               + "".join(f"\n  {f}" for f in o.failed), flush=True)  # fmt: skip
-    (workdir / "REHEARSAL.md").write_text(render(outcomes, workdir))
     print(f"ddflow rehearse: {sum(o.passed for o in outcomes)} of {len(outcomes)} passed; "
           f"report: {workdir / 'REHEARSAL.md'}", flush=True)  # fmt: skip
     return outcomes
