@@ -198,7 +198,7 @@ class CVDD(SRe2L):
     schema = "cvdd_method"
     stage = "cvdd"
     version = 1
-    code = (*CODE, "recover/committee.py")
+    code = (*CODE, "recover/committee.py", "recover/by_index.py")
     ipc_joint = True  # an index's committee depends on the set's IPC
     reads = frozenset({"data", "teachers", "ranking"})
 
@@ -253,7 +253,7 @@ class FADRM(SetStarts, SRe2L):
     schema = "fadrm_method"
     stage = "fadrm"
     version = 1
-    code = (*CODE, "recover/fadrm.py", "methods/external.py", "distilled.py")
+    code = (*CODE, "recover/fadrm.py", "recover/by_index.py", "methods/external.py", "distilled.py")
     reads = frozenset({"data", "teachers", "ranking", "source"})
 
     def reads_for(self, method):

@@ -22,13 +22,11 @@ import torch
 from torch import nn
 
 from ddflow.data.pixels import Normalizer
-from ddflow.progress import Tracker
 from ddflow.recover.augment import RecoverAugment
-from ddflow.recover.bn_loss import member_bn_loss
-from ddflow.recover.init import gaussian_init
-from ddflow.recover.loop import freeze, recover_batch
+from ddflow.recover.by_index import bn_members, recover_each_index
+from ddflow.recover.loop import recover_batch
 from ddflow.recover.resume import ShardResume
-from ddflow.recover.shards import Shard, batch_seed, index_major
+from ddflow.recover.shards import Shard
 
 
 def committee(method: dict, ipc: int, index: int, stage_id: str) -> list[tuple[int, float]]:
@@ -65,34 +63,21 @@ def recover_committee_shard(
     resume: ShardResume | None = None,
 ) -> dict[str, np.ndarray]:
     """The shard's class block at every IPC index of an `ipc`-image set, one batch an index."""
-    teachers = [freeze(t.to(device)) for t in teachers]
-    stats = [member_bn_loss(t, method["first_bn_multiplier"]) for t in teachers]
     augment = RecoverAugment.from_method(method)
-    c0, c1, iterations = shard.c0, shard.c1, method["iterations"]
-    labels = torch.arange(c0, c1, device=device)
-    images = {i: resume.finished(i) for i in range(shard.i0, shard.i1)} if resume else {}
-    todo = [i for i in range(shard.i0, shard.i1) if images.get(i) is None]
-    tracker = Tracker(f"shard {shard.name}", len(todo) * iterations, "step")
-    try:
-        for n, i in enumerate(todo):
-            seed = batch_seed(stage_id, c0, i) ^ method["seed"]
-            x0 = gaussian_init(c1 - c0, chw, seed) if init_fn is None else init_fn(c0, c1, i)
-            members = [(teachers[t], stats[t], w) for t, w in committee(method, ipc, i, stage_id)]
+    labels = torch.arange(shard.c0, shard.c1, device=device)
+    with bn_members(teachers, method, device) as pairs:
 
-            def report(step, metrics, offset=n * iterations):
-                tracker.update(offset + step, **metrics)
-
-            x = recover_batch(
-                members[0][0], members[0][1], x0.to(device), labels, iterations=iterations,
-                lr=method["lr"], r_bn=method["r_bn"], augment=augment, bounds=norm.bounds(),
-                rng=random.Random(seed), precision=method["precision"], log_every=log_every,
-                tag=f"c{c0}-{c1} ipc {i}", resume=(resume, i) if resume else None,
-                report=report, committee=members,
+        def recover_one(i, x0, seed, resume_at, report):
+            members = [(*pairs[t], w) for t, w in committee(method, ipc, i, stage_id)]
+            return recover_batch(
+                members[0][0], members[0][1], x0.to(device), labels,
+                iterations=method["iterations"], lr=method["lr"], r_bn=method["r_bn"],
+                augment=augment, bounds=norm.bounds(), rng=random.Random(seed),
+                precision=method["precision"], log_every=log_every,
+                tag=f"c{shard.c0}-{shard.c1} ipc {i}", resume=resume_at, report=report,
+                committee=members,
             )  # fmt: skip
-            images[i] = norm.to_uint8(x)
-            if resume:
-                resume.finish(i, images[i])
-    finally:
-        for s in stats:
-            s.remove()
-    return index_major(images, shard, iterations)
+
+        return recover_each_index(
+            shard, method, stage_id, chw, norm, method["iterations"], recover_one, init_fn, resume
+        )

@@ -19,13 +19,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ddflow.data.pixels import Normalizer
-from ddflow.progress import Tracker
 from ddflow.recover.augment import RecoverAugment
-from ddflow.recover.bn_loss import BNStatLoss, member_bn_loss
-from ddflow.recover.init import gaussian_init
-from ddflow.recover.loop import freeze, recover_batch
+from ddflow.recover.bn_loss import BNStatLoss
+from ddflow.recover.by_index import bn_members, recover_each_index
+from ddflow.recover.loop import recover_batch
 from ddflow.recover.resume import ShardResume
-from ddflow.recover.shards import Shard, batch_seed, index_major
+from ddflow.recover.shards import Shard
 
 
 def resize(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -92,31 +91,17 @@ def recover_fadrm_shard(
             f"stage_sizes ends at {method['stage_sizes'][-1]} px, the data is {chw[-1]} px: the "
             "last stage must run at the data's size (the saved images are its iterates)"
         )
-    teachers = [freeze(t.to(device)) for t in teachers]
-    stats = [member_bn_loss(t, method["first_bn_multiplier"]) for t in teachers]
-    pairs = list(zip(teachers, stats))
     augment = RecoverAugment.from_method(method)
-    c0, c1, total = shard.c0, shard.c1, sum(method["stage_iterations"])
-    labels = torch.arange(c0, c1, device=device)
-    images = {i: resume.finished(i) for i in range(shard.i0, shard.i1)} if resume else {}
-    todo = [i for i in range(shard.i0, shard.i1) if images.get(i) is None]
-    tracker = Tracker(f"shard {shard.name}", len(todo) * total, "step")
-    try:
-        for n, i in enumerate(todo):
-            seed = batch_seed(stage_id, c0, i) ^ method["seed"]
-            x0 = gaussian_init(c1 - c0, chw, seed) if init_fn is None else init_fn(c0, c1, i)
+    labels = torch.arange(shard.c0, shard.c1, device=device)
+    with bn_members(teachers, method, device) as pairs:
 
-            def report(step, metrics, o=n * total):
-                tracker.update(o + step, **metrics)
-
-            x = recover_staged(
+        def recover_one(i, x0, seed, resume_at, report):
+            return recover_staged(
                 pairs, x0.to(device), labels, method, augment, norm.bounds(), seed, log_every,
-                f"c{c0}-{c1} ipc {i}", (resume, i) if resume else None, report,
+                f"c{shard.c0}-{shard.c1} ipc {i}", resume_at, report,
             )  # fmt: skip
-            images[i] = norm.to_uint8(x)
-            if resume:
-                resume.finish(i, images[i])
-    finally:
-        for s in stats:
-            s.remove()
-    return index_major(images, shard, total)
+
+        total = sum(method["stage_iterations"])
+        return recover_each_index(
+            shard, method, stage_id, chw, norm, total, recover_one, init_fn, resume
+        )
