@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ddflow.config import load_config, validate_config
+from ddflow.config import incremental_recipe, load_config, load_yaml, validate_config
 from ddflow.rehearse import STANDIN_CLASSES, class_names, standin_config, write_data, write_weights
 
 from conftest import ROOT
@@ -63,6 +63,21 @@ def test_the_changes_list_every_cut_key(tmp_path):
     assert "methods.delt.round_iterations: 500 -> 1" in lines
     assert "student.epochs: 300 -> 2" in lines
     assert "teacher: stand-in weights for torchvision:resnet18 (random, 4 outputs" in lines
+
+
+INCREMENTAL = [p for p in FULL if "incremental" in (load_yaml(p) or {})]
+
+
+@pytest.mark.parametrize("path", INCREMENTAL, ids=[Path(p).name for p in INCREMENTAL])
+def test_the_incremental_students_batch_and_rate_are_cut_as_the_students(path, tmp_path):
+    """The incremental runs take SRe2L-CL's recipe (batch 256), not the student's: uncut, the
+    figure-8 rehearsal trained each step's whole set in one 224-px batch (13 GB peak)."""
+    full = validate_config(load_yaml(path))
+    before = incremental_recipe(full["student"], full["incremental"])
+    stand = validate_config(standin_config(Path(path), tmp_path).config)
+    after = incremental_recipe(stand["student"], stand["incremental"])
+    assert after["batch_size"] == 16 and after["epochs"] == 2
+    assert after["lr"] == pytest.approx(before["lr"] * 16 / before["batch_size"])
 
 
 def test_a_stand_in_keeps_the_budgets_that_set_every_budget_key(tmp_path):

@@ -38,7 +38,13 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ddflow.config import ConfigError, load_yaml, report_dir, validate_config
+from ddflow.config import (
+    ConfigError,
+    incremental_recipe,
+    load_yaml,
+    report_dir,
+    validate_config,
+)
 from ddflow.data.catalog import FIXED_CLASSES
 from ddflow.io import atomic_path
 from ddflow.methods import KINDS
@@ -46,6 +52,7 @@ from ddflow.methods import KINDS
 ROOT = Path(__file__).resolve().parents[2]
 STANDIN_CLASSES = 4
 TRAIN_PER_CLASS, TEST_PER_CLASS = 16, 2
+INCREMENTAL_BATCH = 16  # the incremental students' cut batch (see standin_config)
 # What a classes_file slices: every such config of the papers keeps a subset of ImageNet-1K's.
 SLICED_OUTPUTS = 1000
 NATIVE_SIZE = 64  # an imagefolder without image_size: Tiny-ImageNet's, the papers' only one
@@ -263,8 +270,16 @@ def standin_config(
     if st.get("label_budget"):
         st["label_budget"] = _cut_topk(_cut_budgets(st["label_budget"]), n_classes)
     if cfg.get("incremental") is not None:
+        # its recipe's batch is cut too: SRe2L-CL's 256 takes a whole step's set in one batch,
+        # 8 GB of 224-px activations in the figure-8 rehearsal (13 GB peak). Not to the student's
+        # 2: a step's set is up to a few hundred images, and on a CPU batches of 2 take 4x longer
         inc = cfg["incremental"]
-        inc["student"] = {**(inc.get("student") or {}), "epochs": 2}
+        recipe = incremental_recipe(original["student"], original["incremental"])
+        full = recipe["batch_size"]
+        full = max(full.values()) if isinstance(full, dict) else full
+        inc["student"] = {**(inc.get("student") or {}), "epochs": 2,
+                          "batch_size": min(full, INCREMENTAL_BATCH),
+                          "lr": recipe["lr"] * min(full, INCREMENTAL_BATCH) / full}  # fmt: skip
 
     # report: named as a rehearsal, the paper's cells found through the IPC map
     rep = cfg.setdefault("report", {})
