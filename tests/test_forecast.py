@@ -108,6 +108,33 @@ def test_a_stage_at_its_batch_fits_what_a_real_step_takes():
     assert rec.work == f"{1000 * 200 * 4000:,} image-iterations"  # 1,000 classes x IPC 200
 
 
+def test_the_applications_are_costed_by_hand():
+    """Figure 8: 100 steps of 10 classes, every 10th trained (steps 10..100 see 10%..100% of the
+    set, 5.5 sets in all), SRe2L-CL's 100 epochs, 3 sets x 3 seeds. Table 6: the slimmed VGG-11
+    retrained under the student's 300 epochs on 4 sets x 2 IPCs x 3 seeds, each set tested with
+    the unpruned and the slimmed network."""
+    cfg = load_config(str(ROOT / "config/delt/figure8_incremental_imagenet1k.full.yaml"))
+    rows = {r.stage: r for r in forecast(cfg)}
+    inc, r18 = rows["incremental"], count_model("torchvision:resnet18", 1000, (3, 224, 224))
+    assert inc.jobs == 3 * 3
+    image_epochs = 5.5 * 1000 * 10 * 100 * 9
+    assert inc.work.startswith(f"{int(image_epochs):,} image-epochs")
+    tests = 1 * 50_000 * 5.5 * r18.flops * 9  # one evaluation (eval_every 100) of the seen classes
+    assert inc.flops == pytest.approx(image_epochs * 4 * r18.flops + tests)  # + online teacher
+    assert inc.device > 256 * r18.activations  # SRe2L-CL's batch of 256
+
+    cfg = load_config(str(ROOT / "config/delt/table6_pruning_imagenet1k.full.yaml"))
+    rows = {r.stage: r for r in forecast(cfg)}
+    pr, vgg = rows["pruning"], count_model("torchvision:vgg11_bn", 1000, (3, 224, 224))
+    assert pr.jobs == 4 * 2 * 3 and pr.arch == "torchvision:vgg11_bn"
+    image_epochs = (10 + 50) * 1000 * 300 * 4 * 3
+    assert pr.work.startswith(f"{image_epochs:,} image-epochs")
+    evals = math.ceil(300 / cfg["student"]["eval_every"]) * 50_000 * vgg.flops
+    tested = 2 * 50_000 * vgg.flops
+    expect = image_epochs * 4 * vgg.flops + (evals + tested) * 4 * 2 * 3
+    assert pr.flops == pytest.approx(expect)
+
+
 FULL = sorted(glob.glob(str(ROOT / "config/*/*.full.yaml")))
 
 

@@ -340,12 +340,68 @@ def forecast(cfg: dict, data: DataSize | None = None) -> list[Stage]:
     # the set decoded (its PNGs, then stacked: twice its pixels) beside the test split in memory
     s.host = JOB_BASE + (0 if d.storage == "files" else d.test * px) + 2 * n * max(ipcs) * px
     rows.append(s)
+    labeling = (label_flops, label_weights, labeler)
+    rows += _applications(cfg, d, protocols, teacher, labeling, s.host)
 
     # diversity and recognition of every set
     views = sum(imgs for _, _, imgs in sets) * (2 + CROPS)
     rows.append(Stage("diversity", len(sets), f"{views:,} teacher forwards (features, crops)",
                       views * teacher.flops, "inference", tcfg["arch"], size,
                       host=JOB_BASE + 2 * n * max(ipcs) * px + teacher.weights))  # fmt: skip
+    return rows
+
+
+def _applications(cfg, d: DataSize, protocols: dict, teacher: Model, labeling, host) -> list:
+    """Incremental: a fresh student at each due step on the seen classes' share of the set.
+    Pruning: the slimmed network retrained on each set, taught by the unpruned one. Both run on
+    each chosen set at every IPC under the protocols that do not read stored labels."""
+    from ddflow.applications.incremental import due_steps
+    from ddflow.config import application_methods, batch_size_for, incremental_recipe
+
+    n, size, ipcs = d.classes, d.chw[1], sorted(cfg["ipc"])
+    label_flops, label_weights, labeler = labeling
+    runs = [p for p in protocols.values() if p["labels"] != "stored"]
+    seeds, rows = len(cfg["student"]["seeds"]), []
+    for key in ("incremental", "pruning"):
+        spec, chosen = cfg.get(key), application_methods(cfg, key)
+        if spec is None or not runs:
+            continue
+        jobs = len(chosen) * len(ipcs) * seeds * len(runs)
+        work = flops = device = largest = 0.0
+        for p in runs:
+            if key == "incremental":
+                recipe = incremental_recipe(p, spec)
+                steps = due_steps(spec["steps"], spec["every"])
+                shares = [k * (n // spec["steps"]) / n for k in steps]  # seen classes' share
+                model = count_model(recipe["arch"], n, d.chw)
+                extra = 0.0  # the students alone
+            else:
+                recipe, shares = p, [1.0]
+                network = spec.get("network") or cfg["teacher"]
+                model = count_model(network["arch"], _loaded_outputs(network, n), d.chw)
+                extra = 2 * d.test * model.flops  # the unpruned and the slimmed network tested
+            teach = model.flops if key == "pruning" else label_flops  # the unpruned net teaches
+            online = p["labels"] in ("online", "hybrid")
+            evals = math.ceil(recipe["epochs"] / recipe["eval_every"])
+            for ipc in ipcs:
+                imgs = [share * n * ipc for share in shares]
+                ie = sum(imgs) * recipe["epochs"]
+                work += ie * len(chosen) * seeds
+                step = TRAIN_FORWARDS * model.flops + (teach if online else 0)
+                tests = evals * d.test * sum(shares) * model.flops
+                flops += (ie * step + tests + extra) * len(chosen) * seeds
+                batch = min(batch_size_for(recipe["batch_size"], ipc), max(1, int(max(imgs))))
+                batch = min(batch, recipe.get("micro_batch") or batch)
+                device = max(device, STEP_MEMORY * batch * model.activations + 4 * model.weights
+                             + (model.weights if key == "pruning" else label_weights)
+                             + batch * 3 * labeler.largest)  # fmt: skip
+                largest = max(largest, batch * max(model.largest, labeler.largest))
+        what = ("students at the due steps, on the seen classes' images" if key == "incremental"
+                else f"slimmed {model.arch} retrained (FLOPs of the unpruned network: an upper "
+                "bound, the kept channels depend on its weights)")  # fmt: skip
+        s = Stage(key, jobs, f"{int(work):,} image-epochs: {what}", flops, "train", model.arch,
+                  size, host=host + model.weights, device=device, largest=largest)  # fmt: skip
+        rows.append(s)
     return rows
 
 
