@@ -135,3 +135,41 @@ def test_presets_run_the_released_scripts():
     assert P["cvdd_imagenet1k"]["priors"] == IN1K and P["cvdd_imagenet1k"]["jitter"] == 32
     assert P["cvdd_cifar10"]["ipc1_pair"] == [3, 4] and P["cvdd_cifar100"]["ipc1_pair"] == [2, 3]
     assert P["cvdd_cifar10"]["batch_classes"] == 10
+
+
+def test_a_committee_shard_is_each_indexs_own_batch_index_major_and_leaves_no_hooks():
+    """Each IPC index of the shard: its own seed's start, its own pair, its own rng; stacked
+    index-major as every sharded kind's arrays; the teachers' BatchNorm hooks gone after."""
+    import numpy as np
+
+    from ddflow.data.pixels import Normalizer
+    from ddflow.recover.committee import recover_committee_shard
+    from ddflow.recover.init import gaussian_init
+    from ddflow.recover.shards import Shard, batch_seed
+
+    method = {**_cfg(ipc=(3,), iterations=2, jitter=0)["methods"]["m"], "first_bn_multiplier": 10.0}
+    nets, norm, shard = (
+        [_net(0), _net(1), _net(2)],
+        Normalizer([0.5] * 3, [0.25] * 3),
+        Shard(0, 3, 1, 3),
+    )
+    out = recover_committee_shard(
+        nets, norm, (3, 8, 8), method, "sid", shard, 3, torch.device("cpu")
+    )
+    assert all(not n[1]._forward_pre_hooks for n in nets)
+    want = []
+    for i in (1, 2):
+        seed = batch_seed("sid", 0, i) ^ method["seed"]
+        stats = {t: BNStatLoss(nets[t], 10.0) for t, _ in committee(method, 3, i, "sid")}
+        members = [(nets[t], stats[t], w) for t, w in committee(method, 3, i, "sid")]
+        x = recover_batch(members[0][0], members[0][1], gaussian_init(3, (3, 8, 8), seed),
+                          torch.arange(3), iterations=2, lr=method["lr"], r_bn=method["r_bn"],
+                          augment=RecoverAugment.from_method(method), bounds=norm.bounds(),
+                          rng=random.Random(seed), precision="fp32", log_every=100,
+                          committee=members)  # fmt: skip
+        for s in stats.values():
+            s.remove()
+        want.append(norm.to_uint8(x))
+    assert np.array_equal(out["images"], np.concatenate(want))
+    assert out["labels"].tolist() == [0, 1, 2, 0, 1, 2]
+    assert out["ipc_index"].tolist() == [1, 1, 1, 2, 2, 2]
