@@ -30,3 +30,16 @@ def test_json_and_checkpoint_roundtrip(tmp_path):
     save_checkpoint(tmp_path / "m.pt", {"w": torch.ones(2)}, {"arch": "x", "classes": ["a"]})
     state, meta = load_checkpoint(tmp_path / "m.pt")  # weights_only=True inside
     assert torch.equal(state["w"], torch.ones(2)) and meta["classes"] == ["a"]
+
+
+def test_provenance_names_timms_version_without_importing_timm():
+    """Every job writes provenance; importing timm for its version cost each about 1.5 s."""
+    import subprocess
+    import sys
+
+    code = ("import sys, importlib.metadata as m; from ddflow.io import provenance; "
+            "p = provenance('cpu'); assert 'timm' not in sys.modules, 'timm imported'; "
+            "assert p['timm'] == m.version('timm'); import timm; "
+            "assert p['timm'] == timm.__version__")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
