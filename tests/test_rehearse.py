@@ -80,6 +80,21 @@ def test_the_incremental_students_batch_and_rate_are_cut_as_the_students(path, t
     assert after["lr"] == pytest.approx(before["lr"] * 16 / before["batch_size"])
 
 
+def test_swept_sizes_are_cut_as_the_base_and_stay_distinct(tmp_path):
+    """DELT Table 3 sweeps iterations 1,000-4,000 and rounds of 500-1,000: uncut, its rehearsal
+    ran 4,000 steps a shard at 224 px (40 min for 3 of 93 jobs)."""
+    plan = standin_config(ROOT / "config/delt/table3_ablations.full.yaml", tmp_path)
+    sweeps = plan.config["sweeps"]
+    assert sweeps["mi_ri"]["grid"] == {"iterations": [2, 3], "round_iterations": [1, 2]}
+    assert sweeps["patches"]["grid"]["iterations"] == [2]
+    assert sweeps["patches"]["grid"]["mosaic_factor"] == [1, 5]  # not a size: first and last
+    for path in FULL:
+        stand = standin_config(Path(path), tmp_path).config
+        for name, sweep in (stand.get("sweeps") or {}).items():
+            for key in ("iterations", "round_iterations"):
+                assert max(sweep.get("grid", {}).get(key, [0])) <= 10, (path, name, key)
+
+
 def test_a_stand_in_keeps_the_budgets_that_set_every_budget_key(tmp_path):
     """A budget is a code path (top-k, int8, keep by epoch or batch, generate), not a size: the
     stand-in keeps the first and as few more as set every key and choice the list sets."""

@@ -122,12 +122,24 @@ def validate_method_for(method: dict) -> dict:
     return {**RECOVER_PRESETS.get(method.get("preset"), {}), **method}
 
 
+def _cut_values(base: dict, key: str, values: list, ipc: int, classes: int) -> list:
+    """A swept key's values through the kind's own cut (a swept `iterations` is a size too),
+    distinct values kept distinct (in their order) so every variant stays its own set."""
+    cut = [_cut_method({**base, key: v}, ipc, classes).get(key, v) for v in values]
+    if cut != values and len(set(cut)) < len(values):
+        cut = [min(cut) + i for i in range(len(values))]
+    return cut
+
+
 def _cut_sweep(spec: dict, ipc: int, classes: int) -> dict:
-    out = {**spec, "base": _cut_method(spec["base"], ipc, classes)}
+    base = spec["base"]
+    out = {**spec, "base": _cut_method(base, ipc, classes)}
     if "grid" in spec:
-        out["grid"] = {k: list(dict.fromkeys([v[0], v[-1]])) for k, v in spec["grid"].items()}
+        out["grid"] = {k: _cut_values(base, k, list(dict.fromkeys([v[0], v[-1]])), ipc, classes)
+                       for k, v in spec["grid"].items()}  # fmt: skip
     if "variants" in spec:
-        out["variants"] = spec["variants"][:2]
+        out["variants"] = [{k: _cut_values(base, k, [v], ipc, classes)[0] for k, v in var.items()}
+                           for var in spec["variants"][:2]]  # fmt: skip
     return out
 
 
