@@ -573,9 +573,13 @@ def run_one(plan: Standin, workdir: Path, cores: str, extra: list[str]) -> Outco
                       _peaks(_job_logs(out.stdout + out.stderr, workdir)), tables, plan.changes,
                       log)  # fmt: skip
     if rdir.is_dir():
-        with atomic_path(rdir / "REHEARSAL.md") as tmp:
-            tmp.write_text(render([outcome], workdir))
+        _write_report(rdir / "REHEARSAL.md", [outcome], workdir)
     return outcome
+
+
+def _write_report(path: Path, outcomes: list[Outcome], workdir: Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(render(outcomes, workdir))
 
 
 def _failures(out: subprocess.CompletedProcess, workdir: Path) -> list[str]:
@@ -638,8 +642,7 @@ def rehearse(
         print(f"ddflow rehearse: {plan.source} ...", flush=True)
         o = run_one(plan, workdir, cores, list(snakemake_args or []))
         outcomes.append(o)
-        with atomic_path(workdir / "REHEARSAL.md") as tmp:
-            tmp.write_text(render(outcomes, workdir))
+        _write_report(workdir / "REHEARSAL.md", outcomes, workdir)
         peak = max((h for h, _, _ in o.peaks.values()), default=0)
         print(f"ddflow rehearse: {o.config}: {'passed' if o.passed else 'FAILED'} in "
               f"{o.wall_s:.0f} s (peak host memory {peak} MB)"
