@@ -32,14 +32,17 @@ def test_json_and_checkpoint_roundtrip(tmp_path):
     assert torch.equal(state["w"], torch.ones(2)) and meta["classes"] == ["a"]
 
 
-def test_provenance_names_timms_version_without_importing_timm():
-    """Every job writes provenance; importing timm for its version cost each about 1.5 s."""
+def test_provenance_names_versions_without_importing_timm_or_torchvision():
+    """Every job writes provenance; importing timm and torchvision for their versions cost each
+    job 1.5 s and 2 s. torchvision's string keeps its CUDA tag, which the metadata drops."""
     import subprocess
     import sys
 
     code = ("import sys, importlib.metadata as m; from ddflow.io import provenance; "
             "p = provenance('cpu'); assert 'timm' not in sys.modules, 'timm imported'; "
-            "assert p['timm'] == m.version('timm'); import timm; "
-            "assert p['timm'] == timm.__version__")  # fmt: skip
+            "assert 'torchvision' not in sys.modules, 'torchvision imported'; "
+            "assert p['timm'] == m.version('timm'); import timm, torchvision; "
+            "assert p['timm'] == timm.__version__, p['timm']; "
+            "assert p['torchvision'] == torchvision.__version__, p['torchvision']")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -317,20 +317,41 @@ def _git_commit() -> str | None:
         return None
 
 
+def _torchvision_version() -> str:
+    """torchvision's own version string, its CUDA tag included (the package metadata drops it),
+    read from its ``version.py`` without importing it: the import loads ``torch._dynamo`` through
+    ``torchvision.ops``, about 2 s a job here, and most jobs never build a torchvision model."""
+    import ast
+    import importlib.util
+    from importlib.metadata import version
+
+    spec = importlib.util.find_spec("torchvision")  # a top-level spec imports nothing
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        with contextlib.suppress(OSError, SyntaxError):
+            for node in ast.parse((Path(root) / "version.py").read_text()).body:
+                if (
+                    isinstance(node, ast.Assign)
+                    and isinstance(node.value, ast.Constant)
+                    and any(getattr(t, "id", None) == "__version__" for t in node.targets)
+                ):
+                    return str(node.value.value)
+    return version("torchvision")
+
+
 def provenance(device, seeds: dict | None = None) -> dict:
-    """What produced an artifact. timm's version comes from its package metadata: importing timm
-    costs every job about 1.5 s here, and most jobs never build a timm model."""
+    """What produced an artifact. timm's version comes from its package metadata and
+    torchvision's from its version file: importing either costs every job 1.5-2 s here, and
+    most jobs never build their models."""
     from importlib.metadata import version
 
     import torch
-    import torchvision
 
     return {
         "ddflow": ddflow.__version__,
         "git_commit": _git_commit(),
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        "torchvision": _torchvision_version(),
         "timm": version("timm"),
         "device": str(device),
         "host": platform.node(),
