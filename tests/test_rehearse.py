@@ -95,6 +95,26 @@ def test_swept_sizes_are_cut_as_the_base_and_stay_distinct(tmp_path):
                 assert max(sweep.get("grid", {}).get(key, [0])) <= 10, (path, name, key)
 
 
+def test_every_rehearsed_method_finds_the_real_images_and_candidates_its_cells_need(tmp_path):
+    """DELT Table 3a sweeps the mosaic factor to 5 (50 cells a class at IPC 2): its rehearsal
+    failed with 2 candidates a class cut for the base's factor 1, on 16 stand-in images."""
+    from ddflow.methods import KINDS
+    from ddflow.rehearse import _kind_cut
+
+    plan = standin_config(ROOT / "config/delt/table3_ablations.full.yaml", tmp_path)
+    assert plan.config["sweeps"]["patches"]["base"]["mosaic_candidates"] == 2 * 5**2
+    assert plan.data["train"] >= 2 * 5**2
+    for path in FULL:
+        plan = standin_config(Path(path), tmp_path)
+        cfg, top = validate_config(plan.config), max(plan.config["ipc"])
+        for name, method in cfg["methods"].items():
+            kind = KINDS[method["kind"]]
+            assert plan.data["train"] >= kind.images_needed(method, top), (path, name)
+            for key, need in _kind_cut(method, top, plan.data["classes"]).items():
+                if isinstance(need, int) and "candidates" in key:
+                    assert method[key] >= need, (path, name, key)
+
+
 def test_a_stand_in_keeps_the_budgets_that_set_every_budget_key(tmp_path):
     """A budget is a code path (top-k, int8, keep by epoch or batch, generate), not a size: the
     stand-in keeps the first and as few more as set every key and choice the list sets."""

@@ -40,6 +40,7 @@ import yaml
 
 from ddflow.config import (
     ConfigError,
+    expand_sweeps,
     incremental_recipe,
     load_yaml,
     report_dir,
@@ -105,14 +106,24 @@ def _classes_needed(raw: dict, keep: int | None) -> int:
     return STANDIN_CLASSES
 
 
-def _cut_method(method: dict, ipc: int, classes: int) -> dict:
+def _kind_cut(method: dict, ipc: int, classes: int) -> dict:
+    """The keys the method's kind cuts, and their cut values."""
     kind = KINDS.get(method.get("kind"))
-    if kind is None:
+    return kind.rehearsal(validate_method_for(method), ipc, classes) if kind else {}
+
+
+def _cut_method(method: dict, ipc: int, classes: int) -> dict:
+    if method.get("kind") not in KINDS:
         return method
-    out = {**method, **kind.rehearsal(validate_method_for(method), ipc, classes)}
+    out = {**method, **_kind_cut(method, ipc, classes)}
     if "seeds" in out:
         out["seeds"] = out["seeds"][:2]
     return out
+
+
+def _images_needed(method: dict, ipc: int) -> int:
+    kind = KINDS.get(method.get("kind"))
+    return kind.images_needed(validate_method_for(method), ipc) if kind else 0
 
 
 def validate_method_for(method: dict) -> dict:
@@ -131,15 +142,28 @@ def _cut_values(base: dict, key: str, values: list, ipc: int, classes: int) -> l
     return cut
 
 
+def _sweep_variants(spec: dict) -> list[dict]:
+    return [v for _, v in expand_sweeps({"methods": {}, "sweeps": {"s": spec}})["s"]]
+
+
 def _cut_sweep(spec: dict, ipc: int, classes: int) -> dict:
+    """The sweep's first and last values (or first two variants), cut. The variants share the
+    base, so a size the kind's cut derives from a swept key (DELT's mosaic candidates from the
+    factor) takes the largest any variant needs."""
     base = spec["base"]
-    out = {**spec, "base": _cut_method(base, ipc, classes)}
+    out = dict(spec)
     if "grid" in spec:
         out["grid"] = {k: _cut_values(base, k, list(dict.fromkeys([v[0], v[-1]])), ipc, classes)
                        for k, v in spec["grid"].items()}  # fmt: skip
     if "variants" in spec:
         out["variants"] = [{k: _cut_values(base, k, [v], ipc, classes)[0] for k, v in var.items()}
                            for var in spec["variants"][:2]]  # fmt: skip
+    derived = _kind_cut(base, ipc, classes)
+    for variant in _sweep_variants(out):
+        for k, x in _kind_cut({**base, **variant}, ipc, classes).items():
+            if k not in variant and isinstance(x, int | float) and x > derived.get(k, x):
+                derived[k] = x
+    out["base"] = {**_cut_method(base, ipc, classes), **derived}
     return out
 
 
@@ -203,6 +227,17 @@ def standin_config(
     fixed = FIXED_CLASSES.get(ds["source"])  # the source fixes its class count
     n_classes = fixed or _classes_needed(raw, keep_classes)
 
+    # methods, sweeps
+    cut = {n: _cut_method(m, top, n_classes) for n, m in (cfg.get("methods") or {}).items()}
+    cfg["methods"] = cut
+    cfg["sweeps"] = {n: _cut_sweep(s, top, n_classes) for n, s in (cfg.get("sweeps") or {}).items()}
+    if not cfg["sweeps"]:
+        cfg.pop("sweeps")
+    # a mosaic takes each cell from a different real image: at factor 5 that is 50 a class
+    needed = max([0] + [_images_needed(m, top) for m in cut.values()]
+                 + [_images_needed({**s["base"], **v}, top) for s in cfg.get("sweeps", {}).values()
+                    for v in _sweep_variants(s)])  # fmt: skip
+
     # data: where and what
     data = {
         "source": ds["source"],
@@ -210,7 +245,7 @@ def standin_config(
         "image_size": ds.get("image_size"),
         "native": None if ds.get("image_size") else NATIVE.get(ds["source"], NATIVE_SIZE),
         "split": "val" if "imagenet" in ds["name"].lower() else "test",
-        "train": (per_class or TRAIN_PER_CLASS) + (1 if ds.get("val_per_class") else 0),
+        "train": max(per_class or TRAIN_PER_CLASS, needed) + (1 if ds.get("val_per_class") else 0),
         "test": min(TEST_PER_CLASS, per_class or TEST_PER_CLASS),
     }
     data_id = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]
@@ -257,13 +292,6 @@ def standin_config(
             "classes_file": bool(block.get("classes_file")),
             "format": FORMATS[len(weights) % len(FORMATS)],
         }
-
-    # methods, sweeps
-    cut = {n: _cut_method(m, top, n_classes) for n, m in (cfg.get("methods") or {}).items()}
-    cfg["methods"] = cut
-    cfg["sweeps"] = {n: _cut_sweep(s, top, n_classes) for n, s in (cfg.get("sweeps") or {}).items()}
-    if not cfg["sweeps"]:
-        cfg.pop("sweeps")
 
     # students and applications
     st = cfg.setdefault("student", {})

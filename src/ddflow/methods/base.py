@@ -90,6 +90,11 @@ class MethodKind:
         `classes` classes."""
         return {}
 
+    def images_needed(self, method: dict, ipc: int) -> int:
+        """Real training images a class this method reads at `ipc` at the least (a rehearsal's
+        stand-in data holds as many)."""
+        return 0
+
     def upstream(self, ids, method: dict) -> dict:
         """The upstream stage ids its images depend on (part of its own id)."""
         if "features" in self.reads:

@@ -19,6 +19,10 @@ class CIM(MethodKind):
         """As few candidates as the mosaics' cells need; two refinement steps."""
         return {"candidates": 4 * ipc, "iterations": 2}
 
+    def images_needed(self, method, ipc):
+        """Each 2 x 2 mosaic cell is a different real image."""
+        return 4 * ipc
+
     def build(self, inputs: Inputs, method: dict, ipc: int):
         import random
 

@@ -19,6 +19,10 @@ class RDED(MethodKind):
         """As few candidates as the mosaics' cells need, two crops each."""
         return {"candidates": ipc * method.get("factor", 1) ** 2, "num_crops": 2}
 
+    def images_needed(self, method, ipc):
+        """Each mosaic cell is the best crop of a different real image."""
+        return ipc * method.get("factor", 1) ** 2
+
     def build(self, inputs: Inputs, method: dict, ipc: int):
         from ddflow.recover.init import mosaic_images
         from ddflow.recover.shards import batch_seed

@@ -124,6 +124,10 @@ class DELT(SRe2L):
         return {"iterations": 2, "round_iterations": 1, "batch_images": -(-classes // 2) * ipc,
                 "mosaic_candidates": cells, "mosaic_crops": 2}  # fmt: skip
 
+    def images_needed(self, method, ipc):
+        """A mosaic start takes each of its cells from a different real image."""
+        return ipc * method.get("mosaic_factor", 1) ** 2 if method.get("init") == "mosaic" else 0
+
     def recover(self, inputs, method, shard, log_every, resume, pack):
         from ddflow.recover.delt import recover_delt_shard
         from ddflow.recover.init import gaussian_init, mosaic_init, real_init
