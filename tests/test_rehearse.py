@@ -115,6 +115,23 @@ def test_every_rehearsed_method_finds_the_real_images_and_candidates_its_cells_n
                     assert method[key] >= need, (path, name, key)
 
 
+def test_a_rehearsal_recovers_in_a_few_shards_whatever_classes_its_source_fixes(tmp_path):
+    """CIFAR-100 keeps its 100 classes: G-VBSM and EDC cut their batch to two classes there and
+    rehearsed in 75 shard jobs of eight teachers each (EDC 5,297 s). Each method's stand-in
+    shards stay few (LPLD's one class a shard: four classes, two IPC values), and more than one."""
+    from ddflow.methods import KINDS
+    from ddflow.recover.shards import method_shards
+
+    for path in FULL:
+        plan = standin_config(Path(path), tmp_path)
+        cfg, n = validate_config(plan.config), plan.data["classes"]
+        for name, method in cfg["methods"].items():
+            if not KINDS[method["kind"]].sharded:
+                continue
+            shards = method_shards(method, n, cfg["ipc"])
+            assert 1 < len(shards) <= 4 * len(cfg["ipc"]), (path, name, len(shards))
+
+
 def test_a_stand_in_keeps_the_budgets_that_set_every_budget_key(tmp_path):
     """A budget is a code path (top-k, int8, keep by epoch or batch, generate), not a size: the
     stand-in keeps the first and as few more as set every key and choice the list sets."""

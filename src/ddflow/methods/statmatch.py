@@ -86,9 +86,12 @@ class GVBSM(SetStarts, MethodKind):
         return classes_per_shard(ipc, method["batch_size"], method["shard_batches"])
 
     def rehearsal(self, method, ipc, classes):
-        """Two steps; global batches of one class's images over two devices, so a stand-in's few
-        classes make several shards and chunks; a statistics pass of small batches."""
-        return {"iterations": 2, "batch_size": 2 * ipc, "stat_group": ipc,
+        """Two steps; global batches of half the classes over two devices, so a stand-in makes
+        two shards and chunks whatever the class count its source fixes (CIFAR-100's 100 made
+        75 shard jobs of eight teachers with a batch of 2 classes); a statistics pass of small
+        batches."""
+        group = ipc * -(-classes // 4)
+        return {"iterations": 2, "batch_size": 2 * group, "stat_group": group,
                 "stats": {**method.get("stats", {}), "batch_size": 8}}  # fmt: skip
 
     def recover(self, inputs: Inputs, method, shard, log_every, resume, pack):
