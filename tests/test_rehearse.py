@@ -216,6 +216,22 @@ def test_stand_in_data_reads_through_the_data_stage(tmp_path, source):
     assert len(bundle.train_y) == plan.data["classes"] * plan.data["train"]
 
 
+def test_a_rehearsal_that_ends_before_its_last_job_has_not_passed(tmp_path):
+    """Snakemake can exit 0 with jobs left (seen with `--until teacher`: 4 of 48 steps, reported
+    passed); without arguments that cut the DAG, that is not a pass."""
+    from ddflow.rehearse import _failures
+
+    def out(text):
+        return subprocess.CompletedProcess([], 0, stdout=text, stderr="")
+
+    stopped = out("1 of 48 steps (2%) done\n4 of 48 steps (8%) done\nComplete log(s): x\n")
+    [line] = _failures(stopped, tmp_path)
+    assert "4 of 48 jobs" in line
+    assert _failures(stopped, tmp_path, cut=True) == []
+    assert _failures(out("47 of 48 steps (98%) done\n48 of 48 steps (100%) done\n"), tmp_path) == []
+    assert _failures(out("Nothing to be done (all requested files are present)\n"), tmp_path) == []
+
+
 def test_a_stopped_rehearsal_of_many_configs_keeps_the_report_of_those_that_ended(
     tmp_path, monkeypatch
 ):

@@ -592,7 +592,7 @@ def run_one(plan: Standin, workdir: Path, cores: str, extra: list[str]) -> Outco
     log = workdir / "logs" / f"{plan.source.stem}.snakemake.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(out.stdout + out.stderr)
-    failed = _failures(out, workdir)
+    failed = _failures(out, workdir, cut=bool(extra))
     valid = validate_config(cfg)
     rdir = workdir / report_dir(valid)
     tables = sorted(str(p.relative_to(workdir)) for p in [
@@ -610,8 +610,12 @@ def _write_report(path: Path, outcomes: list[Outcome], workdir: Path) -> None:
         tmp.write_text(render(outcomes, workdir))
 
 
-def _failures(out: subprocess.CompletedProcess, workdir: Path) -> list[str]:
-    """'rule: its one-line error (log)' for each failed job, or Snakemake's own error."""
+_STEPS = re.compile(r"^(\d+) of (\d+) steps \(\d+%\) done", re.M)
+
+
+def _failures(out: subprocess.CompletedProcess, workdir: Path, cut: bool = False) -> list[str]:
+    """'rule: its one-line error (log)' for each failed job, or Snakemake's own error; a run
+    that ended before its last job with none failed too, unless arguments (`cut`) cut its DAG."""
     from ddflow.status import last_error_line, parse_log
 
     text = out.stdout + out.stderr
@@ -624,6 +628,10 @@ def _failures(out: subprocess.CompletedProcess, workdir: Path) -> list[str]:
     if out.returncode != 0 and not lines:
         errors = [x.strip() for x in text.splitlines() if "Error" in x or "error:" in x]
         lines.append((errors or text.strip().splitlines()[-1:] or ["snakemake failed"])[0])
+    steps = _STEPS.findall(text)
+    if not lines and not cut and steps and int(steps[-1][0]) < int(steps[-1][1]):
+        lines.append(f"Snakemake ended after {steps[-1][0]} of {steps[-1][1]} jobs with none "
+                     "failed; its output says why")  # fmt: skip
     return lines
 
 
