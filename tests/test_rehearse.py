@@ -1,7 +1,7 @@
 """`ddflow rehearse`: the stand-in keeps the shapes the code paths depend on and cuts only sizes;
-its stand-in files load through ddflow's own readers; the default run rehearses one paper-scale
-relabel end to end and the 21K class list through the data stage, and `-m slow` one full config
-per distinct code path (`test_ci_rehearsals`, about 30 minutes on two cores)."""
+its stand-in files load through ddflow's own readers; the default run rehearses one full config
+end to end and the 21K class list through the data stage, and `-m slow` one full config per
+distinct code path (`test_ci_rehearsals`)."""
 
 import glob
 import os
@@ -73,6 +73,19 @@ def test_the_changes_list_every_cut_key(tmp_path):
     assert "methods.delt.round_iterations: 500 -> 1" in lines
     assert "student.epochs: 300 -> 2" in lines
     assert "teacher: stand-in weights for torchvision:resnet18 (random, 4 outputs" in lines
+    assert "runtime.threads: 16 -> 1" in lines
+
+
+def test_jobs_run_side_by_side_as_far_as_the_hosts_memory_holds_them():
+    """One thread a job (the stand-in) and a mem_mb bound: a stand-in job's start dominates, so
+    `--cores` runs them side by side, never more than the rules' mem_mb asks fit in memory."""
+    from ddflow.rehearse import _memory_bound
+
+    [flag, bound] = _memory_bound(["--dry-run"])
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2**20
+    assert flag == "--resources" and bound == f"mem_mb={total}"
+    assert _memory_bound(["--resources", "mem_mb=4000"]) == []
+    assert _memory_bound(["--profile", "profiles/slurm"]) == []
 
 
 INCREMENTAL = [p for p in FULL if "incremental" in (load_yaml(p) or {})]
@@ -282,13 +295,16 @@ def _passed(out, workdir, configs):
 
 
 @pytest.mark.workflow
-def test_a_paper_scale_set_is_relabelled_and_stored_at_its_budgets(tmp_path):
-    """Through the stored labels at every budget (the students are the tiny workflow's and the
-    slow rehearsal's): data, teacher, recovery, assembly, sharded relabel, budget files."""
-    out = _rehearse(tmp_path, CI_CONFIGS[0], "--", "--until", "label_budget", "relabel")
-    report = _passed(out, tmp_path, CI_CONFIGS[:1])
-    assert "| recover_shard |" in report and "| relabel |" in report
-    assert "| label_budget |" in report and "| student |" not in report
+def test_a_paper_scale_set_is_relabelled_stored_at_its_budgets_and_trains_students(tmp_path):
+    """One full config end to end (224 px, file storage, a torchvision teacher loaded from a
+    TORCH_HOME): data, teacher, recovery, assembly, sharded relabel, budget files, students on
+    the stored labels, and the tables. Its 47 jobs run two at a time (one thread each)."""
+    report = _passed(_rehearse(tmp_path, CI_CONFIGS[0]), tmp_path, CI_CONFIGS[:1])
+    for rule in ("recover_shard", "relabel", "label_budget", "student", "label_budget_table"):
+        assert f"| {rule} |" in report, rule
+    [table] = tmp_path.glob("results/imagenet1k-rehearsal/reports/*/tables/summary.md")
+    rows = [r for r in table.read_text().splitlines() if r.startswith("| imagenet1k-rehearsal")]
+    assert {r.split("|")[2].strip() for r in rows} == {"random", "sre2l"}, rows
 
 
 @pytest.mark.workflow

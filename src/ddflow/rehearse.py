@@ -337,9 +337,10 @@ def standin_config(
     if rep.get("snapshots"):
         rep["snapshots"]["classes"] = sorted({0, min(1, n_classes - 1)})
         rep["snapshots"]["steps"] = [0, 2]
+    # A stand-in job is short and its start (Snakemake, the torch imports) dominates: one thread a
+    # job lets `--cores` run them side by side, as many as the jobs' mem_mb allows (run_one).
     cfg["runtime"] = {**(cfg.get("runtime") or {}), "device": "auto", "log_every": 1,
-                      "progress_every_s": 10}  # fmt: skip
-    cfg["runtime"].pop("threads", None)
+                      "progress_every_s": 10, "threads": 1}  # fmt: skip
 
     plan = Standin(source, cfg, [], {**data, "root": str(root), "id": data_id}, weights)
     plan.changes = _changes(original, cfg, plan)
@@ -574,6 +575,15 @@ def _peaks(jobs: list[tuple[str, Path]]) -> dict:
     return {k: tuple(v) for k, v in sorted(out.items())}
 
 
+def _memory_bound(extra: list[str]) -> list[str]:
+    """Jobs side by side only as far as this host's memory holds their mem_mb, unless the caller
+    sets the resources (or a profile does)."""
+    if {"--resources", "--res", "--profile"} & set(extra):
+        return []
+    total_mb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2**20
+    return ["--resources", f"mem_mb={total_mb}"]
+
+
 def run_one(plan: Standin, workdir: Path, cores: str, extra: list[str]) -> Outcome:
     write_data(plan.data)
     cfg = write_weights(plan)
@@ -584,7 +594,7 @@ def run_one(plan: Standin, workdir: Path, cores: str, extra: list[str]) -> Outco
                     + yaml.safe_dump(cfg, sort_keys=False))  # fmt: skip
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
            str(workdir), "--configfile", str(path), "--cores", cores, "--keep-going",
-           *extra]  # fmt: skip
+           *_memory_bound(extra), *extra]  # fmt: skip
     env = {**os.environ, "TORCH_HOME": str(plan.torch_home)}
     start = time.time()
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
