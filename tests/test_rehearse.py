@@ -277,6 +277,8 @@ CI_CONFIGS = [
     "config/delt/table2_convnet_imagenet100.full.yaml",
     "config/cda/table6_batch_size_8.full.yaml",
     "config/cda/table5_squeeze_resnet18_imagenet1k.full.yaml",
+    "config/frontier/gvbsm_imagenet1k.full.yaml",  # statistics of several teachers
+    "config/frontier/cim_imagenet1k.full.yaml",
 ]
 
 
@@ -322,5 +324,6 @@ def test_ci_rehearsals(tmp_path):
     report = _passed(_rehearse(tmp_path, *CI_CONFIGS), tmp_path, CI_CONFIGS)
     assert "| recover_shard |" in report and "| relabel |" in report
     assert "| incremental |" in report and "| pruned_student |" in report
+    assert "| stats |" in report  # G-VBSM's statistics passes
     [rendered] = tmp_path.glob("results/imagenet1k-rehearsal/reports/*pruning*/paper/*.md")
     assert rendered.read_text().startswith("# ") and "REHEARSAL" in rendered.read_text()
