@@ -86,6 +86,7 @@ def test_jobs_run_side_by_side_as_far_as_the_hosts_memory_holds_them():
     assert flag == "--resources" and bound == f"mem_mb={total}"
     assert _memory_bound(["--resources", "mem_mb=4000"]) == []
     assert _memory_bound(["--profile", "profiles/slurm"]) == []
+    assert _memory_bound(["--resources=mem_mb=4000"]) == []
 
 
 INCREMENTAL = [p for p in FULL if "incremental" in (load_yaml(p) or {})]

@@ -578,7 +578,7 @@ def _peaks(jobs: list[tuple[str, Path]]) -> dict:
 def _memory_bound(extra: list[str]) -> list[str]:
     """Jobs side by side only as far as this host's memory holds their mem_mb, unless the caller
     sets the resources (or a profile does)."""
-    if {"--resources", "--res", "--profile"} & set(extra):
+    if {"--resources", "--res", "--profile"} & {a.split("=")[0] for a in extra}:
         return []
     total_mb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2**20
     return ["--resources", f"mem_mb={total_mb}"]
